@@ -1,0 +1,272 @@
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import { CloseCode, closeReason } from './close-codes.js';
+import { decodeBase64Message, type Encoding } from './encoding.js';
+
+/** Who ended a session first. */
+export type Initiator = 'client' | 'target' | 'proxy';
+
+/** What a session amounted to, reported once when both legs are closed. */
+export interface BridgeSummary {
+  /** Payload bytes received from the client (after base64 decoding) and written to the target. */
+  bytesFromClient: number;
+  /** Bytes received from the target and sent to the client (before base64 encoding). */
+  bytesFromTarget: number;
+  durationMs: number;
+  /** The close code the proxy sent, or else the one the client sent (1005 none, 1006 dropped). */
+  code: number;
+  reason: string;
+  initiator: Initiator;
+}
+
+/**
+ * Observes a bridge's traffic, for `--traffic`, recording and metrics. Called synchronously on the hot
+ * path, so an implementation must only note or enqueue, never block.
+ */
+export interface BridgeHook {
+  /** Bytes from the client (decoded), about to be written to the target. */
+  fromClient?(data: Buffer): void;
+  /** Bytes from the target, about to be sent to the client. */
+  fromTarget?(data: Buffer): void;
+  /** Both legs are closed; called exactly once. */
+  closed?(summary: BridgeSummary): void;
+}
+
+/** Options for a {@link Bridge}. */
+export interface BridgeOptions {
+  /** Frame encoding towards the client, from subprotocol negotiation. */
+  encoding: Encoding;
+  /**
+   * Bytes allowed to queue in user space towards one side before the other side is paused.
+   * Default 256 KiB; never below the socket's own high-water mark, so a 'drain' always follows.
+   */
+  highWaterMark?: number;
+  /** After the client has gone, how long the target may take to close after our FIN. Default 5000 ms. */
+  targetLingerMs?: number;
+  /** Observers of this session. */
+  hooks?: readonly BridgeHook[];
+}
+
+const kBridge = Symbol('bridge');
+type Tagged<T> = T & { [kBridge]: Bridge };
+const BINARY = { binary: true } as const;
+const TEXT = { binary: false } as const;
+
+/**
+ * Moves bytes between one WebSocket client and one target socket, both ways, with backpressure and
+ * lossless close semantics:
+ * - target ends: everything it sent is queued to the client before close 1000 "Target closed";
+ * - client closes: everything it sent is written to the target, then the target gets a FIN (half-close);
+ * - either side slower than the other: the fast side is paused above the high-water mark.
+ *
+ * Event handlers are shared functions that find their bridge through a symbol on the emitter, so an idle
+ * session costs no closures.
+ */
+export class Bridge {
+  bytesFromClient = 0;
+  bytesFromTarget = 0;
+  /** Cleared by a heartbeat ping, set again by the pong. */
+  alive = true;
+  private readonly startedAt = performance.now();
+  private readonly highWaterMark: number;
+  private sentClose: { code: number; reason: string; initiator: Initiator } | undefined;
+  private clientCode: number = CloseCode.ABNORMAL;
+  private clientReason = '';
+  private wsClosed = false;
+  private targetClosed = false;
+  private targetPaused = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private finished = false;
+  private targetError: NodeJS.ErrnoException | undefined;
+  /** The first error seen on either leg, for the close log line. */
+  error: Error | undefined;
+
+  /**
+   * Starts moving bytes at once. The WebSocket may be paused (messages held back while the target was
+   * connecting); the bridge resumes it.
+   * @param clientSocket the socket under `ws`, watched for the client-bound backlog.
+   */
+  constructor(
+    readonly ws: WebSocket,
+    private readonly clientSocket: Duplex,
+    readonly target: net.Socket,
+    private readonly options: BridgeOptions,
+  ) {
+    this.highWaterMark = Math.max(options.highWaterMark ?? 256 * 1024, clientSocket.writableHighWaterMark, target.writableHighWaterMark);
+    (ws as Tagged<WebSocket>)[kBridge] = this;
+    (target as Tagged<net.Socket>)[kBridge] = this;
+    (clientSocket as Tagged<Duplex>)[kBridge] = this;
+    target.on('data', onTargetData);
+    target.on('end', onTargetEnd);
+    target.on('error', onTargetError);
+    target.on('close', onTargetClose);
+    ws.on('message', onClientMessage);
+    ws.on('close', onClientClose);
+    ws.on('error', onClientError);
+    ws.on('pong', onPong);
+    if (ws.readyState !== WebSocket.OPEN) {
+      // The client left while the target was connecting.
+      this.clientGone();
+    } else {
+      ws.resume();
+    }
+  }
+
+  /** Sends a close frame (queued after all data already sent) unless one was sent or received. */
+  closeClient(code: number, reason: string, initiator: Initiator): void {
+    if (this.sentClose || this.ws.readyState !== WebSocket.OPEN) return;
+    this.sentClose = { code, reason, initiator };
+    this.ws.close(code, closeReason(reason));
+  }
+
+  /** Drops both legs at once, for an unanswered heartbeat or a shutdown that ran out of time. */
+  terminate(reason: string): void {
+    this.sentClose ??= { code: CloseCode.ABNORMAL, reason, initiator: 'proxy' };
+    this.ws.terminate();
+    this.target.destroy();
+  }
+
+  /** Called when the client leg is gone: hand the target a FIN after what is queued, and stop waiting for it after a while. */
+  private clientGone(): void {
+    this.wsClosed = true;
+    if (!this.target.destroyed) {
+      this.target.end();
+      // Nobody reads the target any more: keep draining it so its FIN can arrive.
+      this.target.resume();
+      this.lingerTimer = setTimeout(() => this.target.destroy(), this.options.targetLingerMs ?? 5000);
+      this.lingerTimer.unref();
+    }
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || !this.wsClosed || !this.targetClosed) return;
+    this.finished = true;
+    clearTimeout(this.lingerTimer);
+    const summary: BridgeSummary = {
+      bytesFromClient: this.bytesFromClient,
+      bytesFromTarget: this.bytesFromTarget,
+      durationMs: Math.round(performance.now() - this.startedAt),
+      code: this.sentClose?.code ?? this.clientCode,
+      reason: this.sentClose?.reason ?? this.clientReason,
+      initiator: this.sentClose?.initiator ?? 'client',
+    };
+    for (const hook of this.options.hooks ?? []) hook.closed?.(summary);
+  }
+
+  // The handlers below are reached through the module-level trampolines at the end of this file.
+
+  /** @internal */
+  handleTargetData(chunk: Buffer): void {
+    this.bytesFromTarget += chunk.length;
+    for (const hook of this.options.hooks ?? []) hook.fromTarget?.(chunk);
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return; // the client is gone: drain and discard
+    if (this.options.encoding === 'base64') ws.send(chunk.toString('base64'), TEXT);
+    else ws.send(chunk, BINARY);
+    if (!this.targetPaused && this.clientSocket.writableLength >= this.highWaterMark) {
+      this.targetPaused = true;
+      this.target.pause();
+      this.clientSocket.once('drain', onClientDrain);
+    }
+  }
+
+  /** @internal */
+  handleClientMessage(data: Buffer, isBinary: boolean): void {
+    let bytes: Buffer | undefined = data;
+    if (this.options.encoding === 'base64') {
+      if (isBinary) {
+        this.closeClient(CloseCode.UNSUPPORTED_DATA, 'Binary frame received: the base64 subprotocol carries text frames', 'proxy');
+        return;
+      }
+      bytes = decodeBase64Message(data);
+      if (bytes === undefined) {
+        this.closeClient(CloseCode.INVALID_PAYLOAD, 'Text frame is not valid base64', 'proxy');
+        return;
+      }
+    } else if (!isBinary) {
+      this.closeClient(CloseCode.UNSUPPORTED_DATA, 'Text frame received: send binary frames or use the base64 subprotocol', 'proxy');
+      return;
+    }
+    if (this.sentClose) return; // closing after a protocol violation: nothing more reaches the target
+    this.bytesFromClient += bytes.length;
+    for (const hook of this.options.hooks ?? []) hook.fromClient?.(bytes);
+    const target = this.target;
+    if (!target.writable) return;
+    target.write(bytes);
+    if (!this.ws.isPaused && target.writableLength >= this.highWaterMark) {
+      this.ws.pause();
+      target.once('drain', onTargetDrain);
+    }
+  }
+
+  /** @internal */
+  handleTargetEnd(): void {
+    this.closeClient(CloseCode.NORMAL, 'Target closed', 'target');
+  }
+
+  /** @internal */
+  handleTargetClose(): void {
+    this.targetClosed = true;
+    const err = this.targetError;
+    if (err) this.closeClient(CloseCode.INTERNAL_ERROR, `Target connection failed: ${err.code ?? err.message}`, 'target');
+    else this.closeClient(CloseCode.NORMAL, 'Target closed', 'target');
+    if (this.wsClosed) this.maybeFinish();
+  }
+
+  /** @internal */
+  handleClientClose(code: number, reason: Buffer): void {
+    this.clientCode = code;
+    this.clientReason = reason.toString();
+    this.clientSocket.removeListener('drain', onClientDrain);
+    this.clientGone();
+  }
+
+  /** @internal */
+  noteError(err: Error, fromTarget: boolean): void {
+    this.error ??= err;
+    if (fromTarget) this.targetError ??= err;
+  }
+
+  /** @internal */
+  handleClientDrain(): void {
+    this.targetPaused = false;
+    this.target.resume();
+  }
+}
+
+function bridgeOf(emitter: object): Bridge {
+  return (emitter as Tagged<object>)[kBridge];
+}
+
+function onTargetData(this: net.Socket, chunk: Buffer): void {
+  bridgeOf(this).handleTargetData(chunk);
+}
+function onTargetEnd(this: net.Socket): void {
+  bridgeOf(this).handleTargetEnd();
+}
+function onTargetError(this: net.Socket, err: Error): void {
+  bridgeOf(this).noteError(err, true);
+}
+function onTargetClose(this: net.Socket): void {
+  bridgeOf(this).handleTargetClose();
+}
+function onTargetDrain(this: net.Socket): void {
+  bridgeOf(this).ws.resume();
+}
+function onClientMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  bridgeOf(this).handleClientMessage(data, isBinary);
+}
+function onClientClose(this: WebSocket, code: number, reason: Buffer): void {
+  bridgeOf(this).handleClientClose(code, reason);
+}
+function onClientError(this: WebSocket, err: Error): void {
+  bridgeOf(this).noteError(err, false);
+}
+function onClientDrain(this: Duplex): void {
+  bridgeOf(this).handleClientDrain();
+}
+function onPong(this: WebSocket): void {
+  bridgeOf(this).alive = true;
+}

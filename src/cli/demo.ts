@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import net from 'node:net';
+import { WebSocket } from 'ws';
+import { DEFAULTS } from '../config.js';
+import { createLogger } from '../log/logger.js';
+import { ProxyServer } from '../server/proxy.js';
+
+/**
+ * The quick start: a small line service on a loopback port (it greets, then echoes each line back in
+ * upper case), the proxy in front of it on port 6080 (or the first argument), and one round trip through
+ * the proxy to show it works.
+ */
+async function demo(): Promise<void> {
+  const port = Number(process.argv[2] ?? 6080);
+  const service = net.createServer((socket) => {
+    socket.write('Hello from the websockify-ts demo service. Type a line and it comes back in upper case.\r\n');
+    let pending = '';
+    socket.on('data', (chunk) => {
+      pending += chunk.toString('utf8');
+      let newline;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        socket.write(`${pending.slice(0, newline).replace(/\r$/, '').toUpperCase()}\r\n`);
+        pending = pending.slice(newline + 1);
+      }
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
+  const servicePort = (service.address() as net.AddressInfo).port;
+
+  const logger = createLogger({ format: 'text', verbose: false, legacySyslog: false });
+  const proxy = new ProxyServer(
+    { ...DEFAULTS, listen: { kind: 'tcp', host: '', port }, target: { kind: 'tcp', host: '127.0.0.1', port: servicePort } },
+    logger,
+  );
+  await proxy.start();
+
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['binary']);
+  let received = '';
+  ws.on('message', (data: Buffer) => {
+    received += data.toString();
+    if (received.includes('HELLO THROUGH THE PROXY')) {
+      process.stdout.write(`\nDemo round trip through ws://localhost:${port}/ worked. The service said:\n${received}\n`);
+      process.stdout.write(`The proxy keeps running on port ${port} in front of the demo service (127.0.0.1:${servicePort}); press Ctrl-C to stop.\n`);
+      ws.close();
+    }
+  });
+  ws.on('open', () => ws.send(Buffer.from('hello through the proxy\n')));
+  ws.on('error', (err) => process.stderr.write(`demo client: ${err.message}\n`));
+
+  const stop = (): void => {
+    void proxy.stop('demo stopped').then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+await demo();

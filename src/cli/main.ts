@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { StartupError, UsageError } from '../errors.js';
+import { createLogger } from '../log/logger.js';
+import { ProxyServer } from '../server/proxy.js';
+import { parseArgs, usageLine } from './options.js';
+
+/** Entry point of the `websockify` command: exit 2 for a usage error, 1 for a failed start, 0 after a clean stop. */
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`websockify: error: ${err.message}\n${usageLine()}\n`);
+    return 2;
+  }
+  if (parsed.kind === 'exit') {
+    process.stdout.write(parsed.output);
+    return 0;
+  }
+  const { config } = parsed;
+  try {
+    const logger = createLogger(config.log);
+    const proxy = new ProxyServer(config.proxy, logger);
+    await proxy.start();
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (signalled) {
+        logger.warn({ event: 'forced-exit', signal }, `second ${signal}: exiting at once`);
+        process.exit(1);
+      }
+      signalled = true;
+      void proxy.stop(`received ${signal}`);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    await proxy.closed;
+    return 0;
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err;
+    process.stderr.write(`websockify: ${err.message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();
+// Lingering handles (a client that never read its last bytes) must not keep a stopped proxy alive.
+process.exit();

@@ -1,0 +1,164 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULTS, type Config, type ListenSpec } from '../config.js';
+import { UsageError } from '../errors.js';
+import type { Target } from '../target/target.js';
+import { parseHostPort } from '../target/address.js';
+
+const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
+       websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
+       websockify [options] [source_addr:]source_port --unix-target FILE`;
+
+/** A non-negative number of seconds (fractions allowed, as in Python websockify). */
+function seconds(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
+  return value;
+}
+
+/** A positive whole number of bytes. */
+function bytes(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('expected a positive number of bytes.');
+  return Number(text);
+}
+
+/** An octal file mode such as 0600. */
+function fileMode(text: string): number {
+  if (!/^0?[0-7]{3}$/.test(text)) throw new InvalidArgumentError('expected an octal mode such as 0600.');
+  return parseInt(text, 8);
+}
+
+/** The command line's grammar: every option, its help text and its default. */
+export function buildProgram(): Command {
+  return new Command('websockify')
+    .usage(USAGE)
+    .description('WebSocket-to-TCP proxy: accepts WebSocket connections and moves their bytes to a TCP or Unix socket target.')
+    .argument('[listen]', '[source_addr:]source_port to listen on; IPv6 literals in brackets ([::1]:6080)')
+    .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
+    .option('-v, --verbose', 'verbose messages (debug-level events)')
+    .option('--traffic', 'print a character per message moved: } from the client, { from the target')
+    .option('--run-once', 'handle a single WebSocket session, then exit')
+    .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
+    .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
+    .option('--heartbeat <seconds>', 'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)', seconds, DEFAULTS.heartbeat)
+    .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
+    .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
+    .option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket', fileMode, DEFAULTS.unixListenMode)
+    .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
+    .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE')
+    .option('--log-file <file>', 'also append log lines to FILE')
+    .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port')
+    .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
+    .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
+    .option('--handshake-timeout <seconds>', 'drop a connection whose handshake is not complete after SECONDS', seconds, DEFAULTS.handshakeTimeout)
+    .option('--connect-timeout <seconds>', 'give up connecting to the target after SECONDS (close 1011)', seconds, DEFAULTS.connectTimeout)
+    .option('--shutdown-timeout <seconds>', 'on SIGINT/SIGTERM, wait up to SECONDS for sessions to close', seconds, DEFAULTS.shutdownTimeout)
+    .option('--max-message-size <bytes>', 'largest WebSocket message accepted from a client (close 1009 beyond)', bytes, DEFAULTS.maxMessageSize)
+    .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
+    .helpOption('-h, --help', 'show this help and exit')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined });
+}
+
+interface ParsedOptions {
+  verbose?: true;
+  traffic?: true;
+  runOnce?: true;
+  timeout: number;
+  idleTimeout: number;
+  heartbeat: number;
+  preferIpv6?: true;
+  unixListen?: string;
+  unixListenMode: number;
+  inetd?: true;
+  unixTarget?: string;
+  logFile?: string;
+  syslog?: string;
+  legacySyslog?: true;
+  logFormat: 'text' | 'json';
+  handshakeTimeout: number;
+  connectTimeout: number;
+  shutdownTimeout: number;
+  maxMessageSize: number;
+  maxHeaderSize: number;
+}
+
+/** The outcome of parsing: a configuration to run, or text to print before exiting 0 (`--help`). */
+export type ParseResult = { kind: 'run'; config: Config } | { kind: 'exit'; output: string };
+
+/**
+ * Turns argv (without `node` and the script) into a validated configuration.
+ * @throws UsageError naming the problem, for the CLI to print with the usage line and exit 2.
+ */
+export function parseArgs(argv: readonly string[]): ParseResult {
+  if (argv.includes('--')) throw new UsageError('wrapping a program (-- PROGRAM) is not supported yet');
+  const program = buildProgram();
+  let helpText = '';
+  program.configureOutput({ writeOut: (text) => (helpText += text), writeErr: () => undefined });
+  try {
+    program.parse(argv as string[], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return { kind: 'exit', output: helpText };
+      throw new UsageError(err.message.replace(/^error: /, ''));
+    }
+    throw err;
+  }
+  const opts = program.opts<ParsedOptions>();
+  const positional = [...program.args];
+
+  if (opts.legacySyslog && !opts.syslog) throw new UsageError('--legacy-syslog needs --syslog');
+  if (opts.inetd && opts.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
+
+  let listen: ListenSpec;
+  if (opts.inetd) listen = { kind: 'inetd' };
+  else if (opts.unixListen) listen = { kind: 'unix', path: opts.unixListen, mode: opts.unixListenMode };
+  else {
+    const text = positional.shift();
+    if (text === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
+    listen = { kind: 'tcp', ...parseHostPort(text, 'listen address', false, true) };
+  }
+
+  let target: Target;
+  if (opts.unixTarget) target = { kind: 'unix', path: opts.unixTarget };
+  else {
+    const text = positional.shift();
+    if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE)');
+    if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
+    target = { kind: 'tcp', ...parseHostPort(text, 'target', true) };
+  }
+  if (positional.length > 0) throw new UsageError(`too many arguments: ${positional.join(' ')}`);
+
+  return {
+    kind: 'run',
+    config: {
+      proxy: {
+        listen,
+        target,
+        preferIpv6: opts.preferIpv6 ?? DEFAULTS.preferIpv6,
+        runOnce: opts.runOnce ?? DEFAULTS.runOnce,
+        timeout: opts.timeout,
+        idleTimeout: opts.idleTimeout,
+        heartbeat: opts.heartbeat,
+        handshakeTimeout: opts.handshakeTimeout,
+        connectTimeout: opts.connectTimeout,
+        shutdownTimeout: opts.shutdownTimeout,
+        maxMessageSize: opts.maxMessageSize,
+        maxHeaderSize: opts.maxHeaderSize,
+        traffic: opts.traffic ?? DEFAULTS.traffic,
+      },
+      log: {
+        format: opts.logFormat,
+        verbose: opts.verbose ?? false,
+        file: opts.logFile,
+        syslog: opts.syslog,
+        legacySyslog: opts.legacySyslog ?? false,
+      },
+    },
+  };
+}
+
+/** The one-line usage hint printed after a usage error. */
+export function usageLine(): string {
+  return `usage: websockify ${USAGE.split('\n')[0]}\nTry 'websockify --help' for more information.`;
+}

@@ -1,0 +1,61 @@
+import type { LogOptions } from './log/logger.js';
+import type { Target } from './target/target.js';
+
+/** Where the proxy accepts connections. */
+export type ListenSpec =
+  /** `host` '' means every interface, IPv6 and IPv4. Port 0 lets the kernel choose (the log names it). */
+  | { kind: 'tcp'; host: string; port: number }
+  /** `--unix-listen FILE`, created with `mode` (default 0o600). */
+  | { kind: 'unix'; path: string; mode: number }
+  /** `--inetd`: the listening socket is file descriptor 0. */
+  | { kind: 'inetd' };
+
+/** Everything the proxy needs, validated; built by the CLI or by a program embedding the proxy. */
+export interface ProxyConfig {
+  listen: ListenSpec;
+  target: Target;
+  /** Resolve host names to IPv6 addresses first (`-6`). Default false. */
+  preferIpv6: boolean;
+  /** Serve one WebSocket session, then exit (`--run-once`). Default false. */
+  runOnce: boolean;
+  /** Stop accepting after this many seconds and exit once no session is open; 0 = never (`--timeout`). */
+  timeout: number;
+  /** Exit after this many seconds without any open session; 0 = never (`--idle-timeout`). */
+  idleTimeout: number;
+  /** Ping each client every N seconds and drop it when the pong has not come back by the next ping; 0 = off. */
+  heartbeat: number;
+  /** Seconds a connection may take from accept to a complete handshake (slow clients). Default 5. */
+  handshakeTimeout: number;
+  /** Seconds to wait for the target to accept a connection. Default 10. */
+  connectTimeout: number;
+  /** Seconds a graceful shutdown waits for sessions to close before cutting them. Default 10. */
+  shutdownTimeout: number;
+  /** Largest WebSocket message accepted from a client, in bytes (close 1009 beyond). Default 16 MiB. */
+  maxMessageSize: number;
+  /** Largest HTTP request head, in bytes (431 beyond). Default 16 KiB. */
+  maxHeaderSize: number;
+  /** Print a character per message moved, as Python websockify's `--traffic`. Default false. */
+  traffic: boolean;
+}
+
+/** The defaults of every optional setting; the option reference in README.md repeats them. */
+export const DEFAULTS = {
+  preferIpv6: false,
+  runOnce: false,
+  timeout: 0,
+  idleTimeout: 0,
+  heartbeat: 0,
+  handshakeTimeout: 5,
+  connectTimeout: 10,
+  shutdownTimeout: 10,
+  maxMessageSize: 16 * 1024 * 1024,
+  maxHeaderSize: 16 * 1024,
+  traffic: false,
+  unixListenMode: 0o600,
+} as const;
+
+/** The whole run-time configuration: the proxy and its logging. */
+export interface Config {
+  proxy: ProxyConfig;
+  log: LogOptions;
+}

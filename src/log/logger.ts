@@ -1,0 +1,58 @@
+import { pino, type Logger, type StreamEntry, type DestinationStream } from 'pino';
+import pretty from 'pino-pretty';
+import { StartupError } from '../errors.js';
+import { createSyslogDestination } from './syslog.js';
+
+export type { Logger };
+
+/** Where and how log lines are written. */
+export interface LogOptions {
+  /** `text` (default): one human-readable line per event; `json`: one JSON object per line. */
+  format: 'text' | 'json';
+  /** Include debug events (`-v`). Default false. */
+  verbose: boolean;
+  /** Also append to this file (`--log-file`). */
+  file?: string | undefined;
+  /** Also send to this syslog server (`--syslog`): a socket path or UDP `host:port`. */
+  syslog?: string | undefined;
+  /** RFC 3164 instead of RFC 5424 syslog messages (`--legacy-syslog`). */
+  legacySyslog: boolean;
+}
+
+/** A destination with the chosen format: JSON lines as they are, or pino-pretty's single-line text. */
+function formatted(format: LogOptions['format'], destination: DestinationStream | number): DestinationStream {
+  const dest = typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination;
+  if (format === 'json') return dest;
+  // The message carries every field already; the object would repeat it on extra lines.
+  return pretty({
+    destination: dest,
+    sync: true,
+    colorize: false,
+    hideObject: true,
+    ignore: 'pid,hostname',
+    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
+  });
+}
+
+/**
+ * Creates the process logger: stderr (as Python websockify), plus the log file and syslog when asked.
+ * Writes are synchronous so that nothing is lost when the process exits.
+ * @throws StartupError when the log file cannot be opened.
+ */
+export function createLogger(options: LogOptions): Logger {
+  const level = options.verbose ? 'debug' : 'info';
+  const streams: StreamEntry[] = [{ level, stream: formatted(options.format, 2) }];
+  if (options.file) {
+    let file: DestinationStream;
+    try {
+      file = pino.destination({ dest: options.file, append: true, sync: true });
+    } catch (err) {
+      throw new StartupError(`cannot open log file ${options.file}: ${(err as Error).message}`);
+    }
+    streams.push({ level, stream: formatted(options.format, file) });
+  }
+  if (options.syslog) {
+    streams.push({ level, stream: createSyslogDestination(options.syslog, { legacy: options.legacySyslog }) });
+  }
+  return pino({ level, base: undefined }, pino.multistream(streams));
+}

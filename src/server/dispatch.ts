@@ -1,0 +1,53 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * A protocol that a connection's first bytes identify (TLS, the Flash policy request, ...). Routes are
+ * tried in order; a connection that no route claims goes to the fallback (HTTP).
+ */
+export interface FirstBytesRoute {
+  /** Short name for logs. */
+  readonly name: string;
+  /** true: the bytes are this protocol's; false: they are not; undefined: too few bytes to tell. */
+  match(head: Buffer): boolean | undefined;
+  /** Takes over the socket. The sniffed bytes have been pushed back, so it reads them again. */
+  handle(socket: Duplex): void;
+}
+
+/** Options for {@link createDispatcher}. */
+export interface DispatchOptions {
+  routes: readonly FirstBytesRoute[];
+  /** Receives every connection that no route claims. */
+  fallback: (socket: Duplex) => void;
+  /** Stop waiting for more bytes to decide after this many; the fallback then gets it. Default 64. */
+  maxSniffBytes?: number;
+}
+
+/**
+ * Creates the first-bytes dispatch: it reads until the routes can decide, pushes the bytes back with
+ * `unshift`, and hands the socket on, untouched, to the route (or the fallback). A TLS route can feed its
+ * decrypted stream to another dispatcher built from the remaining routes.
+ */
+export function createDispatcher(options: DispatchOptions): (socket: Duplex) => void {
+  const maxSniff = options.maxSniffBytes ?? 64;
+  return (socket) => {
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      let undecided = false;
+      for (const route of options.routes) {
+        const verdict = route.match(head);
+        if (verdict === true) return handOver(route.handle);
+        if (verdict === undefined) undecided = true;
+      }
+      if (!undecided || head.length >= maxSniff) handOver(options.fallback);
+    };
+    const handOver = (next: (socket: Duplex) => void): void => {
+      socket.removeListener('data', onData);
+      socket.pause();
+      socket.unshift(head);
+      next(socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
+  };
+}

@@ -1,0 +1,24 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/**
+ * Answers on a raw socket (outside node:http's response object: before an upgrade, or for a request the
+ * parser rejected) with a status, a plain-text reason, and `Connection: close`, then ends the socket.
+ */
+export function writeHttpError(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${reason}\n`;
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  // A client that never reads must not keep the socket alive.
+  setTimeout(() => socket.destroy(), 2000).unref();
+}

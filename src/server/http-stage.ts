@@ -1,0 +1,39 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { writeHttpError } from './http-response.js';
+
+/** What the HTTP stage hands on. */
+export interface HttpStageHandlers {
+  /** A request with `Connection: Upgrade`; the handler owns the socket from here. */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Any other request. */
+  request(req: http.IncomingMessage, res: http.ServerResponse): void;
+  /** A request the parser rejected, already answered (400, or 431 for oversized headers). */
+  rejected(socket: Duplex, status: number, reason: string): void;
+}
+
+/**
+ * Creates the HTTP stage: a node:http server that never listens, fed connections by the dispatcher. It
+ * parses requests (malformed or oversized ones get 400 or 431) and hands upgrades and plain requests on.
+ * @param maxHeaderSize the largest request head accepted, in bytes.
+ * @returns the function that feeds a connection into the stage.
+ */
+export function createHttpStage(maxHeaderSize: number, handlers: HttpStageHandlers): (socket: Duplex) => void {
+  const server = http.createServer({ maxHeaderSize, keepAlive: false });
+  server.on('upgrade', handlers.upgrade);
+  server.on('request', handlers.request);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : 400;
+    const reason = tooLarge ? `request headers larger than ${maxHeaderSize} bytes` : `malformed HTTP request (${err.code ?? err.message})`;
+    writeHttpError(socket, status, reason);
+    handlers.rejected(socket, status, reason);
+  });
+  return (socket) => {
+    server.emit('connection', socket);
+  };
+}

@@ -1,0 +1,176 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { BridgeHook } from '../bridge/bridge.js';
+import { trafficHook } from '../bridge/traffic.js';
+import type { ProxyConfig } from '../config.js';
+import { describeTarget } from '../target/target.js';
+import { armDeadline } from './deadline.js';
+import { createDispatcher } from './dispatch.js';
+import { writeHttpError } from './http-response.js';
+import { createHttpStage } from './http-stage.js';
+import { openListener } from './listen.js';
+import { Session } from './session.js';
+import { createUpgrader } from './upgrade.js';
+
+/**
+ * The proxy: owns the listener, the path of each connection through the stages (first-bytes dispatch,
+ * HTTP, upgrade, session), and the lifecycle (run-once, timeouts, heartbeat, graceful stop).
+ */
+export class ProxyServer {
+  /** Resolves when the proxy has stopped and every session is closed. */
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private readonly listener = net.createServer({ noDelay: true });
+  private readonly sockets = new Set<Duplex>();
+  private readonly sessions = new Set<Session>();
+  private readonly hooks: BridgeHook[];
+  private nextId = 1;
+  private stopping = false;
+  private accepting = true;
+  private timers: NodeJS.Timeout[] = [];
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Set while a stop waits for the last session to end. */
+  private drained: (() => void) | undefined;
+
+  constructor(
+    private readonly config: ProxyConfig,
+    private readonly logger: Logger,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.hooks = config.traffic ? [trafficHook] : [];
+  }
+
+  /**
+   * Starts listening and returns where (for a port of 0, the chosen port).
+   * @throws StartupError when the listening socket cannot be opened.
+   */
+  async start(): Promise<string> {
+    const { config } = this;
+    const upgrade = createUpgrader({
+      maxMessageSize: config.maxMessageSize,
+      accepted: (upgraded) => this.openSession(upgraded),
+      refused: (req, err) =>
+        this.logger.info({ event: 'refused', status: err.status, reason: err.message, path: req.url }, `refused ${req.method} ${req.url}: ${err.status} ${err.message}`),
+    });
+    const http = createHttpStage(config.maxHeaderSize, {
+      upgrade: (req, socket, head) => (this.accepting ? upgrade(req, socket, head) : writeHttpError(socket, 503, 'server is shutting down')),
+      request: (req, res) => {
+        // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
+        const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
+        const status = isHandshake ? 400 : 405;
+        const reason = isHandshake ? 'WebSocket handshake without Connection: Upgrade' : `${req.method} is not served here: this port proxies WebSocket connections`;
+        this.logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
+        res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...(isHandshake ? {} : { Allow: 'GET' }) });
+        res.end(`${status} ${reason}\n`);
+      },
+      rejected: (_socket, status, reason) => this.logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
+    });
+    const dispatch = createDispatcher({ routes: [], fallback: http });
+    this.listener.on('connection', (socket) => this.accept(socket, dispatch));
+    const { description } = await openListener(config.listen, config.preferIpv6, this.listener);
+    this.logger.info({ event: 'listening', listen: description, target: describeTarget(config.target) }, `listening on ${description}, proxying to ${describeTarget(config.target)}`);
+    this.armLifecycleTimers();
+    return description;
+  }
+
+  /**
+   * Graceful stop: no new connections; each session is closed with 1001 after what is in flight; those
+   * still open after the shutdown timeout are cut. Resolves {@link closed}.
+   */
+  async stop(why: string): Promise<void> {
+    if (this.stopping) return this.closed;
+    this.stopping = true;
+    this.stopAccepting();
+    this.logger.info({ event: 'stopping', reason: why, sessions: this.sessions.size }, `stopping (${why}); ${this.sessions.size} open session(s)`);
+    for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.idleTimer);
+    for (const session of this.sessions) session.shutdown();
+    const deadline = setTimeout(() => {
+      for (const session of this.sessions) session.terminate('shutdown timeout');
+    }, this.config.shutdownTimeout * 1000);
+    if (this.sessions.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    clearTimeout(deadline);
+    for (const socket of this.sockets) socket.destroy();
+    this.logger.info({ event: 'stopped' }, 'stopped');
+    this.resolveClosed();
+  }
+
+  private stopAccepting(): void {
+    if (!this.accepting) return;
+    this.accepting = false;
+    this.listener.close();
+  }
+
+  private accept(socket: net.Socket, dispatch: (socket: Duplex) => void): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    // Errors before a stage takes over are reported by that stage's outcome; an unheard one would crash.
+    socket.on('error', (err) => this.logger.debug({ event: 'socket-error', err: err.message }, `socket error: ${err.message}`));
+    armDeadline(socket, this.config.handshakeTimeout * 1000, (late) => {
+      this.logger.info({ event: 'refused', status: 408, reason: 'handshake timeout' }, `dropped a connection that did not complete its handshake in ${this.config.handshakeTimeout} s`);
+      writeHttpError(late, 408, `handshake not complete within ${this.config.handshakeTimeout} s`);
+    });
+    dispatch(socket);
+  }
+
+  private openSession(upgraded: ConstructorParameters<typeof Session>[1]): void {
+    if (this.config.runOnce) this.stopAccepting();
+    clearTimeout(this.idleTimer);
+    const session = new Session(this.nextId++, upgraded, {
+      target: this.config.target,
+      connect: { preferIpv6: this.config.preferIpv6, timeoutMs: this.config.connectTimeout * 1000 },
+      logger: this.logger,
+      hooks: this.hooks,
+      ended: (ended) => this.sessionEnded(ended),
+    });
+    this.sessions.add(session);
+    void session.start();
+  }
+
+  private sessionEnded(session: Session): void {
+    this.sessions.delete(session);
+    if (this.sessions.size > 0) return;
+    if (this.stopping) return this.drained?.();
+    if (this.config.runOnce) void this.stop('--run-once: the session ended');
+    else if (!this.accepting) void this.stop('--timeout reached and no session is open');
+    else this.armIdleTimer();
+  }
+
+  private armIdleTimer(): void {
+    if (this.config.idleTimeout <= 0) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => void this.stop(`--idle-timeout: no session for ${this.config.idleTimeout} s`), this.config.idleTimeout * 1000);
+  }
+
+  private armLifecycleTimers(): void {
+    const { timeout, heartbeat } = this.config;
+    this.armIdleTimer();
+    if (timeout > 0) {
+      this.timers.push(
+        setTimeout(() => {
+          this.logger.info({ event: 'timeout' }, `--timeout ${timeout} s reached: no new connections`);
+          this.stopAccepting();
+          if (this.sessions.size === 0) void this.stop('--timeout reached and no session is open');
+        }, timeout * 1000),
+      );
+    }
+    if (heartbeat > 0) {
+      this.timers.push(
+        setInterval(() => {
+          for (const session of this.sessions) {
+            const bridge = session.bridge;
+            if (!bridge) continue;
+            if (!bridge.alive) {
+              this.logger.info({ event: 'heartbeat-timeout', conn: session.id }, `conn ${session.id}: no pong within ${heartbeat} s, dropping`);
+              bridge.terminate('Heartbeat timeout');
+              continue;
+            }
+            bridge.alive = false;
+            bridge.ws.ping();
+          }
+        }, heartbeat * 1000),
+      );
+    }
+  }
+}

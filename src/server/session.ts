@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import { WebSocket } from 'ws';
+import { Bridge, type BridgeHook, type BridgeSummary } from '../bridge/bridge.js';
+import { CloseCode, closeReason } from '../bridge/close-codes.js';
+import { connectTarget, type ConnectOptions } from '../target/connect.js';
+import { describeTarget, type Target } from '../target/target.js';
+import { formatHostPort } from '../target/address.js';
+import type { Upgraded } from './upgrade.js';
+
+/** What every session shares: where to connect, how, and who observes. */
+export interface SessionContext {
+  target: Target;
+  connect: ConnectOptions;
+  logger: Logger;
+  /** Extra observers of each session's traffic (for example `--traffic`). */
+  hooks: readonly BridgeHook[];
+  /** Called once when the session has fully ended. */
+  ended(session: Session, summary: BridgeSummary): void;
+}
+
+/** The client's address for logs: `host:port`, or the listening socket's kind when there is none. */
+function clientAddress(upgraded: Upgraded): string {
+  const socket = upgraded.req.socket;
+  if (!socket.remoteAddress) return 'unix-socket';
+  // Dual-stack listeners report IPv4 clients as IPv4-mapped IPv6; the plain form is what people grep for.
+  return formatHostPort(socket.remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), socket.remotePort ?? 0);
+}
+
+/**
+ * One WebSocket client's life after its handshake: connect the target (holding the client's messages
+ * back meanwhile), bridge the two, and log the opening and the close with its totals.
+ */
+export class Session {
+  /** Present once the target is connected. */
+  bridge: Bridge | undefined;
+  private readonly log: Logger;
+  private readonly startedAt = performance.now();
+
+  constructor(
+    readonly id: number,
+    private readonly upgraded: Upgraded,
+    private readonly context: SessionContext,
+  ) {
+    this.log = context.logger.child({ conn: id });
+    upgraded.ws.on('error', (err) => this.log.debug({ event: 'client-error', err: err.message }, `conn ${id}: client error: ${err.message}`));
+    upgraded.ws.pause();
+  }
+
+  /** Connects the target and starts the bridge, or closes the client with 1011 naming the target. */
+  async start(): Promise<void> {
+    const { ws, socket, req, choice } = this.upgraded;
+    const target = describeTarget(this.context.target);
+    const client = clientAddress(this.upgraded);
+    const protocol = choice.protocol ?? 'none';
+    this.log.info(
+      { event: 'open', client, target, protocol, path: req.url },
+      `conn ${this.id}: ${client} connected (${req.url}, protocol ${protocol}); proxying to ${target}`,
+    );
+    let targetSocket;
+    try {
+      targetSocket = await connectTarget(this.context.target, this.context.connect);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      const reason = `Failed to connect to target ${target}: ${code}`;
+      this.log.warn({ event: 'target-failed', target, err: code }, `conn ${this.id}: ${reason}`);
+      const summary = (): BridgeSummary => ({
+        bytesFromClient: 0,
+        bytesFromTarget: 0,
+        durationMs: this.elapsed(),
+        code: CloseCode.INTERNAL_ERROR,
+        reason,
+        initiator: 'proxy',
+      });
+      if (ws.readyState === WebSocket.CLOSED) return this.finish(summary());
+      ws.once('close', () => this.finish(summary()));
+      ws.resume(); // the client's close reply must be read
+      ws.close(CloseCode.INTERNAL_ERROR, closeReason(reason));
+      return;
+    }
+    this.bridge = new Bridge(ws, socket, targetSocket, {
+      encoding: choice.encoding,
+      hooks: [...this.context.hooks, { closed: (summary) => this.finish(summary) }],
+    });
+  }
+
+  /** Graceful stop: close 1001 after what is in flight; the session then ends as usual. */
+  shutdown(): void {
+    if (this.bridge) this.bridge.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
+    else if (this.upgraded.ws.readyState === WebSocket.OPEN) this.upgraded.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
+  }
+
+  /** Drops the session at once. */
+  terminate(reason: string): void {
+    if (this.bridge) this.bridge.terminate(reason);
+    else this.upgraded.ws.terminate();
+  }
+
+  private elapsed(): number {
+    return Math.round(performance.now() - this.startedAt);
+  }
+
+  private finish(summary: BridgeSummary): void {
+    const why = summary.reason ? ` (${summary.reason})` : '';
+    this.log.info(
+      { event: 'close', ...summary },
+      `conn ${this.id}: closed by ${summary.initiator}, code ${summary.code}${why}; ` +
+        `${summary.bytesFromClient} bytes from client, ${summary.bytesFromTarget} bytes from target, ${(summary.durationMs / 1000).toFixed(3)} s`,
+    );
+    this.context.ended(this, summary);
+  }
+}

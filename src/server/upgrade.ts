@@ -1,0 +1,78 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { chooseSubprotocol, parseOfferedProtocols, type SubprotocolChoice } from '../bridge/encoding.js';
+import { HttpError } from '../errors.js';
+import { disarmDeadline } from './deadline.js';
+import { writeHttpError } from './http-response.js';
+
+/** A completed WebSocket handshake, handed to the session stage. */
+export interface Upgraded {
+  ws: WebSocket;
+  /** The socket under `ws` (plain or TLS), whose write backlog the bridge watches. */
+  socket: Duplex;
+  req: http.IncomingMessage;
+  choice: SubprotocolChoice;
+}
+
+/** Options for {@link createUpgrader}. */
+export interface UpgraderOptions {
+  /** Largest message accepted from a client, in bytes. */
+  maxMessageSize: number;
+  /** Receives each WebSocket once the 101 response is written. */
+  accepted(upgraded: Upgraded): void;
+  /** Told of each refused handshake, already answered with `error.status`. */
+  refused(req: http.IncomingMessage, error: HttpError): void;
+}
+
+const KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/** Checks a request for the handshake and chooses its subprotocol; throws the HTTP answer on failure. */
+function validate(req: http.IncomingMessage): SubprotocolChoice {
+  if (req.method !== 'GET') throw new HttpError(405, `WebSocket handshake must use GET, not ${req.method}`, { Allow: 'GET' });
+  const upgrade = req.headers.upgrade ?? '';
+  if (upgrade.toLowerCase() !== 'websocket') throw new HttpError(400, `unsupported Upgrade: '${upgrade}' (expected websocket)`);
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') {
+    // RFC 6455 section 4.4: 426 with the versions this server speaks.
+    throw new HttpError(426, `unsupported Sec-WebSocket-Version: '${version ?? ''}' (expected 13)`, {
+      'Sec-WebSocket-Version': '13',
+    });
+  }
+  if (!KEY.test(req.headers['sec-websocket-key'] ?? '')) throw new HttpError(400, 'missing or malformed Sec-WebSocket-Key');
+  return chooseSubprotocol(parseOfferedProtocols(req.headers['sec-websocket-protocol']));
+}
+
+/**
+ * Creates the upgrade stage: validates the handshake, answers failures with an HTTP status and reason,
+ * and completes the rest with `ws` (compression off, message size bounded).
+ * @returns the handler for node:http's 'upgrade' event.
+ */
+export function createUpgrader(options: UpgraderOptions): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const choices = new WeakMap<http.IncomingMessage, SubprotocolChoice>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    clientTracking: false,
+    maxPayload: options.maxMessageSize,
+    // Text frames are either refused or base64 (ASCII), so UTF-8 validation would be wasted work.
+    skipUTF8Validation: true,
+    handleProtocols: (_offered, req) => choices.get(req)?.protocol ?? false,
+  });
+  return (req, socket, head) => {
+    let choice: SubprotocolChoice;
+    try {
+      choice = validate(req);
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      writeHttpError(socket, err.status, err.message, err.headers);
+      options.refused(req, err);
+      return;
+    }
+    choices.set(req, choice);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      disarmDeadline(socket);
+      options.accepted({ ws, socket, req, choice });
+    });
+  };
+}

@@ -1,0 +1,49 @@
+import { UsageError } from '../errors.js';
+
+/** A host and port as written on the command line; `host` is '' when omitted (all interfaces). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses a port number; `allowZero` admits 0 (let the kernel choose), which only a listener may use.
+ * @throws UsageError naming `what` when the text is not an integer in range.
+ */
+export function parsePort(text: string, what: string, allowZero = false): number {
+  const min = allowZero ? 0 : 1;
+  if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > 65535) {
+    throw new UsageError(`${what}: invalid port '${text}' (expected ${min}-65535)`);
+  }
+  return Number(text);
+}
+
+/**
+ * Parses `[host:]port`, `[v6-literal]:port` or `v6:literal:port` (split at the last colon, as Python
+ * websockify does). Brackets are removed from the host.
+ * @param requireHost when true the host part is mandatory (targets), otherwise it may be absent.
+ */
+export function parseHostPort(text: string, what: string, requireHost: boolean, allowZeroPort = false): HostPort {
+  let host = '';
+  let portText = text;
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1]!;
+    if (bracketed[2] === undefined) throw new UsageError(`${what}: missing port in '${text}'`);
+    portText = bracketed[2];
+  } else if (text.includes(':')) {
+    const colon = text.lastIndexOf(':');
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+  }
+  if (text.includes('[') && !bracketed) throw new UsageError(`${what}: malformed address '${text}'`);
+  if (requireHost && host === '') {
+    throw new UsageError(`${what}: expected host:port, got '${text}'`);
+  }
+  return { host, port: parsePort(portText, what, allowZeroPort) };
+}
+
+/** Formats a host and port for logs and messages, bracketing IPv6 literals. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
