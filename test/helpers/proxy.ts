@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI entry point, as `npx websockify` runs it. */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** A proxy process started by {@link startProxy}. */
+export interface RunningProxy {
+  proc: ChildProcess;
+  /** The TCP port it listens on (undefined for Unix and inetd listeners). */
+  port: number | undefined;
+  /** `ws://127.0.0.1:PORT` */
+  url: string;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Log events (JSON lines) seen so far. */
+  events(): Array<Record<string, unknown>>;
+  /** Resolves with the exit status. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends a signal (SIGTERM by default) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Waits until a log event satisfies `test`. */
+  waitForEvent(test: (event: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** Options for {@link startProxy}. */
+export interface StartOptions {
+  /** stdin of the proxy (for --inetd: a listening socket's fd). */
+  stdin?: 'ignore' | number;
+  /** Do not wait for the 'listening' event (for start-up failures). */
+  noWait?: boolean;
+}
+
+/**
+ * Starts the real CLI with JSON logs and waits until it listens. Every test that starts one must stop it.
+ */
+export async function startProxy(args: string[], options: StartOptions = {}): Promise<RunningProxy> {
+  const proc = spawn(process.execPath, [CLI, '--log-format', 'json', ...args], {
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  const events: Array<Record<string, unknown>> = [];
+  const waiters = new Set<() => void>();
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (text: string) => {
+    stderr += text;
+    const lines = stderr.split('\n');
+    events.length = 0;
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      try {
+        events.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a partial line: parsed again when the rest arrives
+      }
+    }
+    for (const wake of waiters) wake();
+  });
+  proc.stdout!.resume();
+  const exited = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const waitForEvent = (test: (event: Record<string, unknown>) => boolean, timeoutMs = 10000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const found = events.find(test);
+        if (!found) return false;
+        waiters.delete(wake);
+        clearTimeout(timer);
+        resolve(found);
+        return true;
+      };
+      const wake = (): void => void check();
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        reject(new Error(`no matching log event within ${timeoutMs} ms; stderr:\n${stderr}`));
+      }, timeoutMs);
+      waiters.add(wake);
+      if (!check()) void exited.then(() => setTimeout(wake, 50));
+    });
+  let port: number | undefined;
+  if (!options.noWait) {
+    const listening = await Promise.race([
+      waitForEvent((e) => e.event === 'listening'),
+      exited.then((status) => {
+        throw new Error(`proxy exited (${status.code}) before listening:\n${stderr}`);
+      }),
+    ]);
+    const match = /:(\d+)$/.exec(String(listening.listen));
+    port = match ? Number(match[1]) : undefined;
+  }
+  return {
+    proc,
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    stderr: () => stderr,
+    events: () => events,
+    exited,
+    waitForEvent,
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion (for usage errors and start-up failures). */
+export async function runCli(args: string[], timeoutMs = 10000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+  proc.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(proc, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}

@@ -1,0 +1,42 @@
+import { once } from 'node:events';
+import { WebSocket, type ClientOptions } from 'ws';
+
+/** Opens a WebSocket client (compression off, as the proxy) and waits until it is open. */
+export async function openClient(url: string, protocols?: string | string[], options: ClientOptions = {}): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...options });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+  return ws;
+}
+
+/** What a client received over a whole session. */
+export interface Received {
+  /** Every payload byte, base64 text frames decoded. */
+  data: Buffer;
+  textFrames: number;
+  binaryFrames: number;
+  code: number;
+  reason: string;
+}
+
+/** Collects everything a client receives until the connection closes. */
+export function collect(ws: WebSocket, decodeBase64 = false): Promise<Received> {
+  const chunks: Buffer[] = [];
+  let textFrames = 0;
+  let binaryFrames = 0;
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) binaryFrames++;
+    else textFrames++;
+    chunks.push(!isBinary && decodeBase64 ? Buffer.from(data.toString(), 'base64') : data);
+  });
+  return once(ws, 'close').then(([code, reason]) => ({
+    data: Buffer.concat(chunks),
+    textFrames,
+    binaryFrames,
+    code: code as number,
+    reason: String(reason),
+  }));
+}
