@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { UsageError } from '../../src/errors.js';
+import { formatHostPort, parseHostPort, parsePort } from '../../src/target/address.js';
+
+test('listen addresses: port alone, host:port, bracketed and bare IPv6, empty host', () => {
+  assert.deepEqual(parseHostPort('6080', 'listen', false), { host: '', port: 6080 });
+  assert.deepEqual(parseHostPort('127.0.0.1:6080', 'listen', false), { host: '127.0.0.1', port: 6080 });
+  assert.deepEqual(parseHostPort('[::1]:6080', 'listen', false), { host: '::1', port: 6080 });
+  assert.deepEqual(parseHostPort('[::]:6080', 'listen', false), { host: '::', port: 6080 });
+  assert.deepEqual(parseHostPort('::1:6080', 'listen', false), { host: '::1', port: 6080 });
+  assert.deepEqual(parseHostPort(':6080', 'listen', false), { host: '', port: 6080 });
+  assert.deepEqual(parseHostPort('localhost:0', 'listen', false, true), { host: 'localhost', port: 0 });
+});
+
+test('targets need a host and a port from 1 to 65535', () => {
+  assert.deepEqual(parseHostPort('vnc.example:5901', 'target', true), { host: 'vnc.example', port: 5901 });
+  assert.deepEqual(parseHostPort('[2001:db8::1]:22', 'target', true), { host: '2001:db8::1', port: 22 });
+  for (const bad of ['5901', ':5901', 'host:', 'host:0', 'host:65536', 'host:x', '[::1]', '[::1', 'a:-1']) {
+    assert.throws(() => parseHostPort(bad, 'target', true), UsageError, bad);
+  }
+});
+
+test('the message names what was wrong', () => {
+  assert.throws(() => parsePort('99999', 'listen address'), /listen address: invalid port '99999'/);
+  assert.throws(() => parseHostPort('localhost', 'target', true), /target: expected host:port, got 'localhost'/);
+});
+
+test('IPv6 literals are bracketed when printed', () => {
+  assert.equal(formatHostPort('::1', 80), '[::1]:80');
+  assert.equal(formatHostPort('127.0.0.1', 80), '127.0.0.1:80');
+});
