@@ -54,7 +54,7 @@ const MAX_APP_NAME = 24; // Python's _max_ident: "safer for old daemons"
 const MAX_HOSTNAME = 255;
 const DEFAULT_RETRY_DELAY_MS = 5000;
 const END_TIMEOUT_MS = 2000;
-/** Messages held while the UDP address is being resolved. */
+/** Messages held while the UDP address is being resolved, or waiting in libuv to be sent. */
 const MAX_QUEUED_MESSAGES = 1000;
 /** Bytes that may wait in the pipe to `logger` before messages are dropped: keeps memory bounded. */
 const MAX_PIPE_BACKLOG = 1 << 20;
@@ -373,6 +373,11 @@ class UdpTransport implements Transport {
   private transmit(bytes: Buffer): void {
     const socket = this.socket;
     if (!socket) return;
+    if (this.inFlight >= MAX_QUEUED_MESSAGES) {
+      // libuv queues datagrams the kernel cannot take yet; without a cap that queue could grow without bound.
+      this.report(`sending to ${this.where} is not keeping up; dropping messages`);
+      return;
+    }
     this.inFlight++;
     const done = (err?: Error | null): void => {
       this.inFlight--;
@@ -435,7 +440,7 @@ class UdpTransport implements Transport {
  * than logger's. With --socket-errors=off it keeps running when the socket goes away and
  * reconnects by itself on the next message (with =on it exits), and it falls back to a stream
  * socket where the server is one. logger writes the header itself, in the same layout as UDP;
- * the timestamp is the time logger handles the line.
+ * the timestamp is the time logger handles the line, and facility 0 (kern) becomes user.
  */
 class LoggerTransport implements Transport {
   private state: 'running' | 'dead' | 'closed' = 'dead';

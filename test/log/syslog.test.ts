@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -323,7 +324,7 @@ describe('syslog over UDP', () => {
     const dest = createSyslogDestination(`localhost:${server.port}`, collecting().options);
     try {
       // localhost may resolve to ::1 first; only check when it resolves to the IPv4 receiver.
-      const { address } = await import('node:dns').then((dns) => dns.promises.lookup('localhost'));
+      const { address } = await dns.promises.lookup('localhost');
       dest.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'before end' })}\n`);
       await dest.end();
       dest.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'after end' })}\n`);
