@@ -42,7 +42,10 @@ export interface BridgeOptions {
    * Default 256 KiB; never below the socket's own high-water mark, so a 'drain' always follows.
    */
   highWaterMark?: number;
-  /** After the client has gone, how long the target may take to close after our FIN. Default 5000 ms. */
+  /**
+   * After the client has gone, how long the target may go without taking any of the bytes still queued
+   * for it, and then how long it may take to answer our FIN with its own. Default 5000 ms.
+   */
   targetLingerMs?: number;
   /** Observers of this session. */
   hooks?: readonly BridgeHook[];
@@ -75,8 +78,13 @@ export class Bridge {
   private clientReason = '';
   private wsClosed = false;
   private targetClosed = false;
+  /** The target is paused until the client socket drains. */
   private targetPaused = false;
+  /** The client is paused until the target socket drains. */
+  private clientPaused = false;
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** The target's write backlog when the linger timer was last armed, to tell a slow target from a stuck one. */
+  private lingerBacklog = 0;
   private finished = false;
   private targetError: NodeJS.ErrnoException | undefined;
   /** The first error seen on either leg, for the close log line. */
@@ -105,10 +113,12 @@ export class Bridge {
     ws.on('close', onClientClose);
     ws.on('error', onClientError);
     ws.on('pong', onPong);
-    if (ws.readyState !== WebSocket.OPEN) {
+    if (ws.readyState === WebSocket.CLOSED) {
       // The client left while the target was connecting.
       this.clientGone();
     } else {
+      // Also when CLOSING (the client's close frame came during the connect): the socket must be read for
+      // its end to be seen, and 'close' then arrives as usual.
       ws.resume();
     }
   }
@@ -129,15 +139,31 @@ export class Bridge {
 
   /** Called when the client leg is gone: hand the target a FIN after what is queued, and stop waiting for it after a while. */
   private clientGone(): void {
+    if (this.wsClosed) return;
     this.wsClosed = true;
     if (!this.target.destroyed) {
       this.target.end();
       // Nobody reads the target any more: keep draining it so its FIN can arrive.
       this.target.resume();
-      this.lingerTimer = setTimeout(() => this.target.destroy(), this.options.targetLingerMs ?? 5000);
-      this.lingerTimer.unref();
+      this.armLinger();
     }
     this.maybeFinish();
+  }
+
+  private armLinger(): void {
+    this.lingerBacklog = backlogOf(this.target);
+    this.lingerTimer = setTimeout(onLingerTimeout, this.options.targetLingerMs ?? 5000, this);
+    this.lingerTimer.unref();
+  }
+
+  /** @internal */
+  handleLingerTimeout(): void {
+    const backlog = backlogOf(this.target);
+    // A target still taking what the client sent gets more time: cutting it would lose the tail. No new
+    // writes come after the client has gone, so any change means the target took some.
+    if (backlog > 0 && backlog !== this.lingerBacklog) return this.armLinger();
+    // A plain close, not a reset: the kernel still delivers what it holds, after our FIN.
+    this.target.destroy();
   }
 
   private maybeFinish(): void {
@@ -159,10 +185,10 @@ export class Bridge {
 
   /** @internal */
   handleTargetData(chunk: Buffer): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return; // the client is gone or closing: drain and discard
     this.bytesFromTarget += chunk.length;
     for (const hook of this.options.hooks ?? []) hook.fromTarget?.(chunk);
-    const ws = this.ws;
-    if (ws.readyState !== WebSocket.OPEN) return; // the client is gone: drain and discard
     if (this.options.encoding === 'base64') ws.send(chunk.toString('base64'), TEXT);
     else ws.send(chunk, BINARY);
     if (!this.targetPaused && this.clientSocket.writableLength >= this.highWaterMark) {
@@ -189,13 +215,15 @@ export class Bridge {
       this.closeClient(CloseCode.UNSUPPORTED_DATA, 'Text frame received: send binary frames or use the base64 subprotocol', 'proxy');
       return;
     }
-    if (this.sentClose) return; // closing after a protocol violation: nothing more reaches the target
-    this.bytesFromClient += bytes.length;
-    for (const hook of this.options.hooks ?? []) hook.fromClient?.(bytes);
+    // After our close frame (protocol violation, target gone, shutdown) nothing more reaches the target.
+    if (this.sentClose) return;
     const target = this.target;
     if (!target.writable) return;
+    this.bytesFromClient += bytes.length;
+    for (const hook of this.options.hooks ?? []) hook.fromClient?.(bytes);
     target.write(bytes);
-    if (!this.ws.isPaused && target.writableLength >= this.highWaterMark) {
+    if (!this.clientPaused && target.writableLength >= this.highWaterMark) {
+      this.clientPaused = true;
       this.ws.pause();
       target.once('drain', onTargetDrain);
     }
@@ -209,6 +237,12 @@ export class Bridge {
   /** @internal */
   handleTargetClose(): void {
     this.targetClosed = true;
+    if (this.clientPaused) {
+      // No 'drain' will come from a closed socket; a client left paused would never have its close reply
+      // read, and the session would hang until ws's 30 s close timer.
+      this.target.removeListener('drain', onTargetDrain);
+      this.handleTargetDrain();
+    }
     const err = this.targetError;
     if (err) this.closeClient(CloseCode.INTERNAL_ERROR, `Target connection failed: ${err.code ?? err.message}`, 'target');
     else this.closeClient(CloseCode.NORMAL, 'Target closed', 'target');
@@ -230,10 +264,25 @@ export class Bridge {
   }
 
   /** @internal */
+  handleTargetDrain(): void {
+    this.clientPaused = false;
+    this.ws.resume();
+  }
+
+  /** @internal */
   handleClientDrain(): void {
     this.targetPaused = false;
     this.target.resume();
   }
+}
+
+/**
+ * Bytes not yet handed to the kernel for the target. `writableLength` counts a write in progress whole
+ * until it completes (one client message can be 16 MiB), so libuv's own queue size is added to see it shrink.
+ */
+function backlogOf(target: net.Socket): number {
+  const handle = (target as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
+  return target.writableLength + (handle?.writeQueueSize ?? 0);
 }
 
 function bridgeOf(emitter: object): Bridge {
@@ -253,7 +302,7 @@ function onTargetClose(this: net.Socket): void {
   bridgeOf(this).handleTargetClose();
 }
 function onTargetDrain(this: net.Socket): void {
-  bridgeOf(this).ws.resume();
+  bridgeOf(this).handleTargetDrain();
 }
 function onClientMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
   bridgeOf(this).handleClientMessage(data, isBinary);
@@ -266,6 +315,9 @@ function onClientError(this: WebSocket, err: Error): void {
 }
 function onClientDrain(this: Duplex): void {
   bridgeOf(this).handleClientDrain();
+}
+function onLingerTimeout(bridge: Bridge): void {
+  bridge.handleLingerTimeout();
 }
 function onPong(this: WebSocket): void {
   bridgeOf(this).alive = true;
