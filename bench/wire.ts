@@ -1,0 +1,355 @@
+// The bench's load client: a raw-socket WebSocket client (RFC 6455 framing and masking done here, with
+// frames built once and written many times) and the integrity check of every byte stream.
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+
+/** Length of the repeating payload pattern: every stream is this pattern from offset 0, repeated. */
+export const PERIOD = 1 << 20;
+/** Bulk message size (workloads a, e, g). */
+export const BULK_MESSAGE = 64 * 1024;
+/** Small message size (workloads b, d, f). */
+export const SMALL_MESSAGE = 64;
+
+/** Deterministic pseudo-random bytes (xorshift32), so a lost, repeated or reordered piece shows. */
+function makePattern(): Buffer {
+  const words = new Uint32Array(PERIOD / 4);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return Buffer.from(words.buffer);
+}
+
+/** One period of the payload stream. */
+export const PATTERN = makePattern();
+// Two periods back to back, so that any piece up to one period long compares against one slice.
+const DOUBLED = Buffer.concat([PATTERN, PATTERN]);
+
+/** The byte stream lost, gained or changed bytes: the run must fail loudly. */
+export class IntegrityError extends Error {}
+
+/**
+ * Checks a received stream against the pattern as it arrives: the count, and every byte compared at
+ * its offset (a memcmp per chunk, which pinpoints the first wrong byte, where a digest would only say
+ * that one is wrong somewhere, at a fraction of a hash's cost on the load core).
+ */
+export class StreamCheck {
+  received = 0;
+  constructor(
+    readonly expected: number,
+    readonly label: string,
+  ) {}
+
+  /** Checks the next chunk; throws {@link IntegrityError} on a wrong byte or on bytes beyond the expected count. */
+  feed(chunk: Buffer): void {
+    if (this.received + chunk.length > this.expected) {
+      throw new IntegrityError(`${this.label}: ${this.received + chunk.length} bytes arrived, ${this.expected} expected`);
+    }
+    for (let done = 0; done < chunk.length; ) {
+      const at = this.received % PERIOD;
+      const n = Math.min(chunk.length - done, PERIOD);
+      const piece = chunk.subarray(done, done + n);
+      if (!piece.equals(DOUBLED.subarray(at, at + n))) {
+        let i = 0;
+        while (piece[i] === DOUBLED[at + i]) i++;
+        throw new IntegrityError(`${this.label}: wrong byte at stream offset ${this.received + i}`);
+      }
+      this.received += n;
+      done += n;
+    }
+  }
+
+  get done(): boolean {
+    return this.received === this.expected;
+  }
+
+  /** Throws unless every expected byte arrived. */
+  assertComplete(): void {
+    if (!this.done) throw new IntegrityError(`${this.label}: ${this.received} of ${this.expected} bytes arrived`);
+  }
+}
+
+/** A client-to-server frame: FIN, `opcode`, the mask bit, and the payload XORed with a fresh 4-byte key. */
+export function maskedFrame(payload: Buffer, opcode = 0x2): Buffer {
+  const length = payload.length;
+  const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const frame = Buffer.allocUnsafe(2 + lengthBytes + 4 + length);
+  frame[0] = 0x80 | opcode;
+  if (lengthBytes === 0) frame[1] = 0x80 | length;
+  else if (lengthBytes === 2) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  const maskAt = 2 + lengthBytes;
+  randomBytes(4).copy(frame, maskAt);
+  for (let i = 0; i < length; i++) frame[maskAt + 4 + i] = payload[i]! ^ frame[maskAt + (i & 3)]!;
+  return frame;
+}
+
+/** Frames for one period of the pattern cut into `messageSize` messages, concatenated, and where each starts. */
+function framesForPeriod(messageSize: number): { buffer: Buffer; frameLength: number } {
+  const frames: Buffer[] = [];
+  for (let at = 0; at < PERIOD; at += messageSize) frames.push(maskedFrame(PATTERN.subarray(at, at + messageSize)));
+  return { buffer: Buffer.concat(frames), frameLength: frames[0]!.length };
+}
+
+/** One period as 16 masked 64 KiB frames, written whole per period. */
+export const BULK_FRAMES = framesForPeriod(BULK_MESSAGE).buffer;
+const small = framesForPeriod(SMALL_MESSAGE);
+/** One period as 16,384 masked 64-byte frames; frame k starts at k * SMALL_FRAME_LENGTH. */
+export const SMALL_FRAMES = small.buffer;
+/** Length of one 64-byte message's frame (2 header + 4 mask + 64). */
+export const SMALL_FRAME_LENGTH = small.frameLength;
+const CLOSE_FRAME_PAYLOAD = Buffer.from([0x03, 0xe8]);
+
+/**
+ * What goes on the wire for `count` messages of `size` bytes starting at message `first` of the
+ * stream: frames for a WebSocket subject, the bare payload for a TCP one. Stays within one period.
+ */
+export function wireSlice(framed: boolean, size: number, first: number, count: number): Buffer {
+  const perPeriod = PERIOD / size;
+  const start = first % perPeriod;
+  if (start + count > perPeriod) throw new RangeError('wireSlice crosses a period');
+  if (!framed) return PATTERN.subarray(start * size, (start + count) * size);
+  if (size === BULK_MESSAGE) return BULK_FRAMES.subarray(start * (BULK_FRAMES.length / perPeriod), (start + count) * (BULK_FRAMES.length / perPeriod));
+  return SMALL_FRAMES.subarray(start * SMALL_FRAME_LENGTH, (start + count) * SMALL_FRAME_LENGTH);
+}
+
+/**
+ * Parses server-to-client frames (unmasked, per RFC 6455) from a byte stream and hands on data frame
+ * payloads without copying. Control frames are collected whole.
+ */
+export class FrameReader {
+  private remaining = 0;
+  private opcode = 0;
+  private partial: Buffer | undefined;
+  private control: Buffer[] = [];
+
+  constructor(
+    private readonly onData: (payload: Buffer) => void,
+    private readonly onControl: (opcode: number, payload: Buffer) => void,
+  ) {}
+
+  feed(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.partial) {
+      buf = Buffer.concat([this.partial, chunk]);
+      this.partial = undefined;
+    }
+    let i = 0;
+    while (i < buf.length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, buf.length - i);
+        const piece = buf.subarray(i, i + n);
+        this.remaining -= n;
+        i += n;
+        if (this.opcode < 8) this.onData(piece);
+        else {
+          this.control.push(piece);
+          if (this.remaining === 0) this.endControl();
+        }
+        continue;
+      }
+      const available = buf.length - i;
+      if (available < 2) break;
+      const b1 = buf[i + 1]!;
+      if (b1 & 0x80) throw new IntegrityError('server sent a masked frame');
+      let length = b1 & 0x7f;
+      let header = 2;
+      if (length === 126) {
+        if (available < 4) break;
+        length = buf.readUInt16BE(i + 2);
+        header = 4;
+      } else if (length === 127) {
+        if (available < 10) break;
+        length = Number(buf.readBigUInt64BE(i + 2));
+        header = 10;
+      }
+      const opcode = buf[i]! & 0x0f;
+      if (opcode === 0x1) throw new IntegrityError('server sent a text frame to a binary session');
+      // A continuation (0) keeps the data opcode of the frame it continues.
+      if (opcode !== 0) this.opcode = opcode;
+      this.remaining = length;
+      i += header;
+      if (length === 0 && this.opcode >= 8) this.endControl();
+    }
+    if (i < buf.length) this.partial = Buffer.from(buf.subarray(i));
+  }
+
+  private endControl(): void {
+    const payload = Buffer.concat(this.control);
+    this.control = [];
+    this.onControl(this.opcode, payload);
+  }
+}
+
+/** A client connection to a subject, framed (WebSocket) or bare (TCP), plain or TLS. */
+export interface ClientSession {
+  socket: net.Socket;
+  framed: boolean;
+  /** Receives every payload byte from the subject; replace it to route the stream elsewhere. */
+  onPayload: (chunk: Buffer) => void;
+  /** Set when the subject closed (close frame or FIN). */
+  closed: Promise<void>;
+  /**
+   * Graceful close (close frame, or FIN), resolved when the socket is fully closed. A reset from the
+   * subject while closing ends the session too (Python's TLS close does that): noted in `resetOnClose`.
+   */
+  close(timeoutMs?: number): Promise<void>;
+  resetOnClose: boolean;
+}
+
+/** How to reach a subject. */
+export interface Endpoint {
+  port: number;
+  framed: boolean;
+  tls: boolean;
+}
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * Connects to a subject and, for a WebSocket subject, completes the opening handshake (subprotocol
+ * `binary`, accept key verified). Resolves when payload can flow; rejects after `timeoutMs`.
+ * @param failed told of an error after the session opened (a wrong byte, a reset).
+ */
+export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, timeoutMs = 10000): Promise<ClientSession> {
+  return new Promise((resolve, reject) => {
+    const options = { host: '127.0.0.1', port: endpoint.port, noDelay: true };
+    const socket = endpoint.tls ? tls.connect({ ...options, rejectUnauthorized: false }) : net.connect(options);
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error(`session not open after ${timeoutMs} ms`)), timeoutMs);
+    let closing = false;
+    let closedResolve!: () => void;
+    const closed = new Promise<void>((r) => (closedResolve = r));
+    const session: ClientSession = {
+      socket,
+      framed: endpoint.framed,
+      onPayload: () => undefined,
+      closed,
+      resetOnClose: false,
+      close: (timeoutMs = 5000) => {
+        if (socket.destroyed) return Promise.resolve();
+        closing = true;
+        if (endpoint.framed) socket.write(maskedFrame(CLOSE_FRAME_PAYLOAD, 0x8));
+        else socket.end();
+        return new Promise<void>((done, fail) => {
+          const timer = setTimeout(() => {
+            socket.destroy();
+            fail(new Error(`subject did not close a session within ${timeoutMs} ms`));
+          }, timeoutMs);
+          socket.once('close', () => {
+            clearTimeout(timer);
+            done();
+          });
+        });
+      },
+    };
+    const fail = (err: Error): void => {
+      socket.destroy();
+      clearTimeout(timer);
+      if (closing) {
+        session.resetOnClose = true;
+        return;
+      }
+      if (!settled) {
+        settled = true;
+        reject(err);
+      } else failed(err);
+    };
+    const open = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      resolve(session);
+    };
+    socket.on('error', fail);
+    socket.on('close', () => {
+      closedResolve();
+      if (!settled) fail(new Error('connection closed before the session opened'));
+    });
+    const deliver = (chunk: Buffer): void => {
+      try {
+        session.onPayload(chunk);
+      } catch (err) {
+        fail(err as Error);
+      }
+    };
+    const ready = endpoint.tls ? 'secureConnect' : 'connect';
+    if (!endpoint.framed) {
+      socket.once(ready, open);
+      socket.on('data', deliver);
+      socket.on('end', () => socket.end());
+      return;
+    }
+    const key = randomBytes(16).toString('base64');
+    socket.once(ready, () => {
+      socket.write(
+        `GET / HTTP/1.1\r\nHost: 127.0.0.1:${endpoint.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n`,
+      );
+    });
+    const reader = new FrameReader(deliver, (opcode) => {
+      // A close frame: our reply is the FIN that follows (the subject has closed its side already).
+      if (opcode === 0x8) socket.end();
+    });
+    let head = Buffer.alloc(0);
+    const onHead = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > 16384) fail(new Error('handshake response too long'));
+        return;
+      }
+      const text = head.subarray(0, end).toString('latin1');
+      const accept = createHash('sha1').update(key + GUID).digest('base64');
+      if (!text.startsWith('HTTP/1.1 101')) return fail(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
+      const acceptLine = text.split('\r\n').find((line) => line.toLowerCase().startsWith('sec-websocket-accept:'));
+      if (acceptLine?.slice(acceptLine.indexOf(':') + 1).trim() !== accept) {
+        return fail(new Error('handshake: wrong Sec-WebSocket-Accept'));
+      }
+      socket.removeListener('data', onHead);
+      socket.on('data', (data: Buffer) => {
+        try {
+          reader.feed(data);
+        } catch (err) {
+          fail(err as Error);
+        }
+      });
+      open();
+      const rest = head.subarray(end + 4);
+      if (rest.length > 0) reader.feed(rest);
+    };
+    socket.on('data', onHead);
+    socket.on('end', () => socket.end());
+  });
+}
+
+/** Resolves on 'drain'; rejects when the socket closes first. */
+export function drained(socket: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      socket.removeListener('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      socket.removeListener('drain', onDrain);
+      reject(new Error('socket closed while writing'));
+    };
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
+}
+
+/** Writes `count` pieces from `piece(i)`, waiting for 'drain' whenever the socket's buffer is full. */
+export async function pump(socket: net.Socket, count: number, piece: (i: number) => Buffer): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    if (!socket.write(piece(i))) await drained(socket);
+  }
+}
