@@ -82,6 +82,8 @@ export class Bridge {
   private targetPaused = false;
   /** The client is paused until the target socket drains. */
   private clientPaused = false;
+  /** The target socket is corked until the end of this tick, so a burst of small messages is one write. */
+  private targetCorked = false;
   private lingerTimer: NodeJS.Timeout | undefined;
   /** The target's write backlog when the linger timer was last armed, to tell a slow target from a stuck one. */
   private lingerBacklog = 0;
@@ -221,6 +223,12 @@ export class Bridge {
     if (!target.writable) return;
     this.bytesFromClient += bytes.length;
     for (const hook of this.options.hooks ?? []) hook.fromClient?.(bytes);
+    if (!this.targetCorked) {
+      // One syscall per 64-byte message would dominate; every message of this read goes out together.
+      this.targetCorked = true;
+      target.cork();
+      process.nextTick(uncorkTarget, this);
+    }
     target.write(bytes);
     if (!this.clientPaused && target.writableLength >= this.highWaterMark) {
       this.clientPaused = true;
@@ -261,6 +269,12 @@ export class Bridge {
   noteError(err: Error, fromTarget: boolean): void {
     this.error ??= err;
     if (fromTarget) this.targetError ??= err;
+  }
+
+  /** @internal */
+  uncorkTarget(): void {
+    this.targetCorked = false;
+    this.target.uncork();
   }
 
   /** @internal */
@@ -315,6 +329,9 @@ function onClientError(this: WebSocket, err: Error): void {
 }
 function onClientDrain(this: Duplex): void {
   bridgeOf(this).handleClientDrain();
+}
+function uncorkTarget(bridge: Bridge): void {
+  bridge.uncorkTarget();
 }
 function onLingerTimeout(bridge: Bridge): void {
   bridge.handleLingerTimeout();
