@@ -9,7 +9,11 @@ export interface FirstBytesRoute {
   readonly name: string;
   /** true: the bytes are this protocol's; false: they are not; undefined: too few bytes to tell. */
   match(head: Buffer): boolean | undefined;
-  /** Takes over the socket. The sniffed bytes have been pushed back, so it reads them again. */
+  /**
+   * Takes over the socket. The sniffed bytes have been pushed back, so it reads them again. It must
+   * attach its reader before it returns, or pause the socket until it does (a flowing socket with no
+   * reader drops its data).
+   */
   handle(socket: Duplex): void;
 }
 
@@ -43,10 +47,12 @@ export function createDispatcher(options: DispatchOptions): (socket: Duplex) => 
     };
     const handOver = (next: (socket: Duplex) => void): void => {
       socket.removeListener('data', onData);
+      // Paused, the pushed-back bytes wait in the buffer. resume() only emits them on the next tick, by
+      // which time `next` has attached its reader, or paused the socket to read later (and keeps it paused).
       socket.pause();
       socket.unshift(head);
-      next(socket);
       socket.resume();
+      next(socket);
     };
     socket.on('data', onData);
   };

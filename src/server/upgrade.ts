@@ -59,14 +59,20 @@ export function createUpgrader(options: UpgraderOptions): (req: http.IncomingMes
     skipUTF8Validation: true,
     handleProtocols: (_offered, req) => choices.get(req)?.protocol ?? false,
   });
+  const refuse = (req: http.IncomingMessage, socket: Duplex, err: HttpError): void => {
+    writeHttpError(socket, err.status, err.message, err.headers);
+    options.refused(req, err);
+  };
+  // What `validate` lets through and ws still refuses (a malformed protocol list, such as one naming a
+  // protocol twice) is answered and logged like every other refusal; only 400s remain for ws to find.
+  wss.on('wsClientError', (err, socket, req) => refuse(req, socket, new HttpError(400, err.message)));
   return (req, socket, head) => {
     let choice: SubprotocolChoice;
     try {
       choice = validate(req);
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
-      writeHttpError(socket, err.status, err.message, err.headers);
-      options.refused(req, err);
+      refuse(req, socket, err);
       return;
     }
     choices.set(req, choice);

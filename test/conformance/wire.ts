@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+
+/** The head of an HTTP response as read off the wire. */
+export interface HttpHead {
+  statusLine: string;
+  status: number;
+  /** Header names lower-cased; a repeated header keeps its last value. */
+  headers: Record<string, string>;
+}
+
+/** What a client saw of the frames a server sent after its 101. */
+export interface FramesSeen {
+  /** Payload bytes of every data frame (text frames as their raw UTF-8 bytes). */
+  data: Buffer;
+  /** The close frame's code, or undefined when the connection ended without one. */
+  closeCode: number | undefined;
+  closeReason: string;
+}
+
+/** WebSocket opcodes this client sends. */
+export const Opcode = { TEXT: 1, BINARY: 2, CLOSE: 8 } as const;
+
+/**
+ * A raw TCP client for conformance and HTTP-stage tests: it writes exactly the bytes it is given and
+ * reads the server's answer byte by byte, so a test sees the wire, not a library's interpretation.
+ */
+export class RawConnection {
+  private buffer = Buffer.alloc(0);
+  /** Bytes of `buffer` already handed out by {@link head} or {@link frames}. */
+  private consumed = 0;
+  private ended = false;
+  private readonly wakers = new Set<() => void>();
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.wake();
+    });
+    // A reset counts as the end: the test asserts on what arrived before it.
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.ended = true;
+      this.wake();
+    });
+  }
+
+  /** Connects to 127.0.0.1:`port`. */
+  static open(port: number): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      // Not half-open: like a browser, the client closes its side once the server has closed its own.
+      // No Nagle: a test that writes byte by byte means separate segments.
+      const socket = net.connect({ host: '127.0.0.1', port, noDelay: true }, () => {
+        socket.removeListener('error', reject);
+        resolve(new RawConnection(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  /** Everything received so far, including bytes already parsed. */
+  get received(): Buffer {
+    return this.buffer;
+  }
+
+  /** Writes bytes as one write. */
+  write(bytes: Buffer | string): void {
+    this.socket.write(bytes);
+  }
+
+  /** Writes each chunk separately, waiting for each to be flushed and a tick between them. */
+  async writeSlowly(chunks: readonly Buffer[]): Promise<void> {
+    for (const chunk of chunks) {
+      await new Promise<void>((resolve) => this.socket.write(chunk, () => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /**
+   * Reads an HTTP response head.
+   * @returns the head, or undefined when the connection closed (or `timeoutMs` passed) before a whole
+   * head, or the answer does not start with an HTTP/1.x status line (see {@link received}).
+   */
+  async head(timeoutMs = 3000): Promise<HttpHead | undefined> {
+    const end = await this.waitFor(() => {
+      const at = this.buffer.indexOf('\r\n\r\n', this.consumed);
+      return at >= 0 ? at : undefined;
+    }, timeoutMs);
+    if (end === undefined || !this.buffer.subarray(this.consumed, this.consumed + 5).equals(Buffer.from('HTTP/'))) return undefined;
+    const text = this.buffer.subarray(this.consumed, end).toString('latin1');
+    this.consumed = end + 4;
+    const [statusLine = '', ...lines] = text.split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const status = Number(/^HTTP\/\d\.\d (\d{3})/.exec(statusLine)?.[1] ?? NaN);
+    return { statusLine, status, headers };
+  }
+
+  /**
+   * Reads server frames until a close frame, the end of the connection, or `timeoutMs`. A close frame
+   * is answered with one of the same code, as a client must, unless `answerClose` is false (the
+   * client sent its close frame first, and this one is the answer).
+   */
+  async frames(timeoutMs = 5000, answerClose = true): Promise<FramesSeen> {
+    const data: Buffer[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const frame = await this.waitFor(() => parseFrame(this.buffer, this.consumed), Math.max(0, deadline - Date.now()));
+      if (frame === undefined) return { data: Buffer.concat(data), closeCode: undefined, closeReason: '' };
+      this.consumed = frame.next;
+      if (frame.opcode === Opcode.CLOSE) {
+        const code = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : undefined;
+        const reason = frame.payload.subarray(2).toString('utf8');
+        if (answerClose && !this.socket.destroyed) this.socket.write(maskedFrame(Opcode.CLOSE, frame.payload.subarray(0, 2)));
+        return { data: Buffer.concat(data), closeCode: code, closeReason: reason };
+      }
+      if (frame.opcode <= 2) data.push(frame.payload);
+    }
+  }
+
+  /**
+   * Reads data frames until `byteCount` payload bytes have arrived.
+   * @returns the payload, shorter than `byteCount` when a close frame, the end or `timeoutMs` came first.
+   */
+  async data(byteCount: number, timeoutMs = 3000): Promise<Buffer> {
+    const data: Buffer[] = [];
+    let length = 0;
+    const deadline = Date.now() + timeoutMs;
+    while (length < byteCount) {
+      const frame = await this.waitFor(() => parseFrame(this.buffer, this.consumed), Math.max(0, deadline - Date.now()));
+      if (frame === undefined || frame.opcode === Opcode.CLOSE) break;
+      this.consumed = frame.next;
+      if (frame.opcode > 2) continue;
+      data.push(frame.payload);
+      length += frame.payload.length;
+    }
+    return Buffer.concat(data);
+  }
+
+  /** Waits until the server closes the connection; false when `timeoutMs` passed first. */
+  async waitClosed(timeoutMs = 3000): Promise<boolean> {
+    return (await this.waitFor(() => (this.ended ? true : undefined), timeoutMs)) === true;
+  }
+
+  /** Resets the connection at once. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private wake(): void {
+    for (const waker of this.wakers) waker();
+  }
+
+  /** Resolves with the first defined result of `check`, re-run on every arrival; undefined at the end or timeout. */
+  private waitFor<T>(check: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+    return new Promise((resolve) => {
+      const done = (value: T | undefined): void => {
+        this.wakers.delete(waker);
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const waker = (): void => {
+        const value = check();
+        if (value !== undefined) done(value);
+        else if (this.ended) done(undefined);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      this.wakers.add(waker);
+      waker();
+    });
+  }
+}
+
+/** One server frame parsed from `buffer` at `offset`, or undefined when it is not all there yet. */
+function parseFrame(buffer: Buffer, offset: number): { opcode: number; payload: Buffer; next: number } | undefined {
+  if (buffer.length - offset < 2) return undefined;
+  const opcode = buffer[offset]! & 0x0f;
+  const masked = (buffer[offset + 1]! & 0x80) !== 0;
+  let length = buffer[offset + 1]! & 0x7f;
+  let at = offset + 2;
+  if (length === 126) {
+    if (buffer.length < at + 2) return undefined;
+    length = buffer.readUInt16BE(at);
+    at += 2;
+  } else if (length === 127) {
+    if (buffer.length < at + 8) return undefined;
+    length = Number(buffer.readBigUInt64BE(at));
+    at += 8;
+  }
+  const mask = masked ? buffer.subarray(at, at + 4) : undefined;
+  if (masked) at += 4;
+  if (buffer.length < at + length) return undefined;
+  const payload = Buffer.from(buffer.subarray(at, at + length));
+  if (mask) for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
+  return { opcode, payload, next: at + length };
+}
+
+/** A client frame (FIN set, masked, as RFC 6455 requires of clients). */
+export function maskedFrame(opcode: number, payload: Buffer): Buffer {
+  const mask = randomBytes(4);
+  let header: Buffer;
+  if (payload.length < 126) {
+    header = Buffer.from([0x80 | opcode, 0x80 | payload.length]);
+  } else if (payload.length < 65536) {
+    header = Buffer.alloc(4);
+    header.writeUInt16BE(payload.length, 2);
+    header[1] = 0x80 | 126;
+  } else {
+    header = Buffer.alloc(10);
+    header.writeBigUInt64BE(BigInt(payload.length), 2);
+    header[1] = 0x80 | 127;
+  }
+  header[0] = 0x80 | opcode;
+  const body = Buffer.from(payload);
+  for (let i = 0; i < body.length; i++) body[i]! ^= mask[i % 4]!;
+  return Buffer.concat([header, mask, body]);
+}
+
+/** A client close frame with a status code. */
+export function closeFrame(code: number): Buffer {
+  const payload = Buffer.alloc(2);
+  payload.writeUInt16BE(code);
+  return maskedFrame(Opcode.CLOSE, payload);
+}
+
+/** Options for {@link handshakeRequest}; each field left out takes the valid default. */
+export interface HandshakeParts {
+  method?: string;
+  path?: string;
+  /** The request line's version, `HTTP/1.1` by default. */
+  httpVersion?: string;
+  /** `Sec-WebSocket-Protocol` value; null omits the header. Default none. */
+  protocol?: string | null;
+  /** `Sec-WebSocket-Version`; null omits it. Default '13'. */
+  version?: string | null;
+  /** `Sec-WebSocket-Key`; null omits it. Default a valid random key. */
+  key?: string | null;
+  /** `Upgrade`; null omits it. Default 'websocket'. */
+  upgrade?: string | null;
+  /** `Connection`; null omits it. Default 'Upgrade'. */
+  connection?: string | null;
+  /** More header lines, written as given. */
+  extra?: readonly string[];
+}
+
+/** Builds a WebSocket handshake request (valid unless `parts` says otherwise). */
+export function handshakeRequest(parts: HandshakeParts = {}): string {
+  const line = (name: string, value: string | null | undefined): string[] => (value == null ? [] : [`${name}: ${value}`]);
+  const lines = [
+    `${parts.method ?? 'GET'} ${parts.path ?? '/'} ${parts.httpVersion ?? 'HTTP/1.1'}`,
+    'Host: 127.0.0.1',
+    ...line('Upgrade', parts.upgrade === undefined ? 'websocket' : parts.upgrade),
+    ...line('Connection', parts.connection === undefined ? 'Upgrade' : parts.connection),
+    ...line('Sec-WebSocket-Key', parts.key === undefined ? randomBytes(16).toString('base64') : parts.key),
+    ...line('Sec-WebSocket-Version', parts.version === undefined ? '13' : parts.version),
+    ...line('Sec-WebSocket-Protocol', parts.protocol),
+    ...(parts.extra ?? []),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
