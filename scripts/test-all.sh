@@ -4,14 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command -> Debian package that provides it
+# Debian package -> a check that it is installed
 declare -A packages=(
-  [websockify]=websockify   # the reference implementation, for the conformance table
-  [logger]=bsdutils         # syslog to a local socket
+  [websockify]='command -v websockify'                          # the reference, for the conformance table
+  [bsdutils]='command -v logger'                                # syslog to a local socket
+  [openssl]='command -v openssl'                                # test certificates
+  [python3-websockets]="/usr/bin/python3 -c 'import websockets'" # a second, independent wss client
 )
 missing=()
-for command in "${!packages[@]}"; do
-  command -v "$command" >/dev/null 2>&1 || missing+=("${packages[$command]}")
+for package in "${!packages[@]}"; do
+  bash -c "${packages[$package]}" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test:all: installing Debian packages: ${missing[*]}"
