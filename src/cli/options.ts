@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { DEFAULTS, type Config, type ListenSpec } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { Target } from '../target/target.js';
+import { parseSyslogServer } from '../log/syslog.js';
 import { parseHostPort } from '../target/address.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
@@ -10,9 +11,9 @@ const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
 
 /** A non-negative number of seconds (fractions allowed, as in Python websockify). */
 function seconds(text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
-  return value;
+  // Plain decimals only: Number() would also take '0x10', '1e3' and '' (as 0).
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
+  return Number(text);
 }
 
 /** A positive whole number of bytes. */
@@ -25,6 +26,16 @@ function bytes(text: string): number {
 function fileMode(text: string): number {
   if (!/^0?[0-7]{3}$/.test(text)) throw new InvalidArgumentError('expected an octal mode such as 0600.');
   return parseInt(text, 8);
+}
+
+/** A syslog server as `--syslog` takes it, checked now so that a typo is a usage error rather than a crash. */
+function syslogServer(text: string): string {
+  try {
+    parseSyslogServer(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+  return text;
 }
 
 /** The command line's grammar: every option, its help text and its default. */
@@ -42,11 +53,15 @@ export function buildProgram(): Command {
     .option('--heartbeat <seconds>', 'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)', seconds, DEFAULTS.heartbeat)
     .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
     .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
-    .option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket', fileMode, DEFAULTS.unixListenMode)
+    .addOption(
+      new Option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket, in octal')
+        .argParser(fileMode)
+        .default(DEFAULTS.unixListenMode, `0${DEFAULTS.unixListenMode.toString(8)}`),
+    )
     .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
     .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE')
     .option('--log-file <file>', 'also append log lines to FILE')
-    .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port')
+    .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
     .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
     .option('--handshake-timeout <seconds>', 'drop a connection whose handshake is not complete after SECONDS', seconds, DEFAULTS.handshakeTimeout)
@@ -100,6 +115,9 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return { kind: 'exit', output: helpText };
+      // Commander takes '-1' for an option; the user meant a (negative) port.
+      const negative = /'(-\d+)'/.exec(err.message);
+      if (err.code === 'commander.unknownOption' && negative) throw new UsageError(`invalid port '${negative[1]}' (expected 0-65535)`);
       throw new UsageError(err.message.replace(/^error: /, ''));
     }
     throw err;
@@ -119,6 +137,10 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     listen = { kind: 'tcp', ...parseHostPort(text, 'listen address', false, true) };
   }
 
+  // With --inetd or --unix-listen the only positional argument is the target.
+  if (listen.kind !== 'tcp' && positional.length > 1) {
+    throw new UsageError(`too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`);
+  }
   let target: Target;
   if (opts.unixTarget) target = { kind: 'unix', path: opts.unixTarget };
   else {

@@ -19,6 +19,15 @@ export interface LogOptions {
   legacySyslog: boolean;
 }
 
+/** Why a log file cannot be opened, in words (the errno message repeats the path). */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EACCES: 'permission denied',
+  EISDIR: 'it is a directory',
+  EROFS: 'read-only file system',
+};
+
 /** A destination with the chosen format: JSON lines as they are, or pino-pretty's single-line text. */
 function formatted(format: LogOptions['format'], destination: DestinationStream | number): DestinationStream {
   const dest = typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination;
@@ -47,7 +56,8 @@ export function createLogger(options: LogOptions): Logger {
     try {
       file = pino.destination({ dest: options.file, append: true, sync: true });
     } catch (err) {
-      throw new StartupError(`cannot open log file ${options.file}: ${(err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      throw new StartupError(`cannot open log file ${options.file}: ${FILE_ERRORS[code] ?? (err as Error).message}`);
     }
     streams.push({ level, stream: formatted(options.format, file) });
   }

@@ -14,20 +14,33 @@ export interface Listener {
 const REASONS: Record<string, string> = {
   EADDRINUSE: 'address already in use',
   EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
   EADDRNOTAVAIL: 'address not available on this machine',
+  EAFNOSUPPORT: 'address family not supported on this machine',
+  ENOENT: 'no such directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EROFS: 'read-only file system',
   ENOTSOCK: 'not a socket',
-  EINVAL: 'invalid listening socket',
+  EINVAL: 'not a listening socket',
+  ENOTFOUND: 'no such host name',
+  EAI_AGAIN: 'host name lookup failed (temporary failure)',
 };
 
+/** One line for a failure to open the listener: where, and why in words rather than an errno. */
+function startupError(where: string, err: unknown): StartupError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return new StartupError(`cannot listen on ${where}: ${REASONS[code] ?? (err as Error).message}`);
+}
+
 /** Resolves a listen host name, IPv6 first, for `--prefer-ipv6`. Literal addresses pass unchanged. */
-async function resolvePreferringIpv6(host: string): Promise<string> {
+async function resolvePreferringIpv6(host: string, where: string): Promise<string> {
   if (host === '' || net.isIP(host)) return host;
   try {
     const addresses = await dns.lookup(host, { all: true });
     addresses.sort((a, b) => b.family - a.family);
     return addresses[0]!.address;
   } catch (err) {
-    throw new StartupError(`cannot resolve listen address ${host}: ${(err as NodeJS.ErrnoException).code}`);
+    throw startupError(where, err);
   }
 }
 
@@ -40,16 +53,22 @@ async function removeStaleUnixSocket(path: string): Promise<void> {
     return;
   }
   if (!stat.isSocket()) throw new StartupError(`cannot listen on ${path}: the file exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
+  // Only a refused connection proves that nobody listens; any other failure (EACCES...) leaves the file alone.
+  const refusal = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     const probe = net.connect(path);
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve(undefined);
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (err) => resolve(err));
   });
-  if (alive) throw new StartupError(`cannot listen on ${path}: another process is listening there`);
-  fs.unlinkSync(path);
+  if (refusal === undefined) throw new StartupError(`cannot listen on ${path}: another process is listening there`);
+  if (refusal.code !== 'ECONNREFUSED') throw startupError(path, refusal);
+  try {
+    fs.unlinkSync(path);
+  } catch (err) {
+    throw startupError(path, err);
+  }
 }
 
 /**
@@ -61,7 +80,7 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
   let listenArgs: net.ListenOptions | { fd: number };
   let restoreUmask: number | undefined;
   if (spec.kind === 'tcp') {
-    const host = preferIpv6 ? await resolvePreferringIpv6(spec.host) : spec.host;
+    const host = preferIpv6 ? await resolvePreferringIpv6(spec.host, formatHostPort(spec.host, spec.port)) : spec.host;
     where = formatHostPort(host || '*', spec.port);
     listenArgs = host === '' ? { port: spec.port } : { host, port: spec.port };
   } else if (spec.kind === 'unix') {
@@ -84,10 +103,17 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
       if (restoreUmask !== undefined) process.umask(restoreUmask);
     });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    throw new StartupError(`cannot listen on ${where}: ${REASONS[code] ?? (err as Error).message}`);
+    throw startupError(where, err);
   }
-  if (spec.kind === 'unix') fs.chmodSync(spec.path, spec.mode);
+  if (spec.kind === 'unix') {
+    try {
+      // Not every system applies the umask to socket files; chmod makes the mode exact either way.
+      fs.chmodSync(spec.path, spec.mode);
+    } catch (err) {
+      server.close();
+      throw startupError(where, err);
+    }
+  }
   const address = server.address();
   const description =
     address && typeof address === 'object' ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port) : where;

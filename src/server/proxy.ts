@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { BridgeHook } from '../bridge/bridge.js';
 import { trafficHook } from '../bridge/traffic.js';
 import type { ProxyConfig } from '../config.js';
+import { formatHostPort } from '../target/address.js';
 import { describeTarget } from '../target/target.js';
 import { armDeadline } from './deadline.js';
 import { createDispatcher } from './dispatch.js';
@@ -69,6 +70,8 @@ export class ProxyServer {
     const dispatch = createDispatcher({ routes: [], fallback: http });
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
     const { description } = await openListener(config.listen, config.preferIpv6, this.listener);
+    // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
+    this.listener.on('error', (err) => this.logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
     this.logger.info({ event: 'listening', listen: description, target: describeTarget(config.target) }, `listening on ${description}, proxying to ${describeTarget(config.target)}`);
     this.armLifecycleTimers();
     return description;
@@ -104,6 +107,9 @@ export class ProxyServer {
 
   private accept(socket: net.Socket, dispatch: (socket: Duplex) => void): void {
     this.sockets.add(socket);
+    // Written as the session's open line writes it (IPv4 clients of a dual-stack listener without ::ffff:).
+    const from = socket.remoteAddress ? formatHostPort(socket.remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), socket.remotePort ?? 0) : 'unix-socket';
+    this.logger.debug({ event: 'accept', client: from }, `accepted a connection from ${from}`);
     socket.on('close', () => this.sockets.delete(socket));
     // Errors before a stage takes over are reported by that stage's outcome; an unheard one would crash.
     socket.on('error', (err) => this.logger.debug({ event: 'socket-error', err: err.message }, `socket error: ${err.message}`));
