@@ -36,6 +36,8 @@ export interface ProxyConfig {
   maxHeaderSize: number;
   /** Print a character per message moved, as Python websockify's `--traffic`. Default false. */
   traffic: boolean;
+  /** `--record FILE`: each session is recorded to `FILE.<session number>` (an absolute path). */
+  record?: string | undefined;
 }
 
 /** The defaults of every optional setting; the option reference in README.md repeats them. */

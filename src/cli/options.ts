@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS, type Config, type ListenSpec } from '../config.js';
 import { UsageError } from '../errors.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
     .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
     .option('-v, --verbose', 'verbose messages (debug-level events)')
     .option('--traffic', 'print a character per message moved: } from the client, { from the target')
+    .option('--record <file>', 'record each session to FILE.<session number>, in the format of noVNC\'s playback page')
     .option('--run-once', 'handle a single WebSocket session, then exit')
     .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
     .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
@@ -78,6 +80,7 @@ export function buildProgram(): Command {
 interface ParsedOptions {
   verbose?: true;
   traffic?: true;
+  record?: string;
   runOnce?: true;
   timeout: number;
   idleTimeout: number;
@@ -168,6 +171,8 @@ export function parseArgs(argv: readonly string[]): ParseResult {
         maxMessageSize: opts.maxMessageSize,
         maxHeaderSize: opts.maxHeaderSize,
         traffic: opts.traffic ?? DEFAULTS.traffic,
+        // Absolute, as Python websockify: the files land where the user meant even if the cwd changes.
+        record: opts.record === undefined ? undefined : resolve(opts.record),
       },
       log: {
         format: opts.logFormat,

@@ -31,6 +31,8 @@ export class ProxyServer {
   private accepting = true;
   private timers: NodeJS.Timeout[] = [];
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Recordings of ended sessions still being written: the process must not exit before their 'EOF'. */
+  private readonly recordings = new Set<Promise<void>>();
   /** Set while a stop waits for the last session to end. */
   private drained: (() => void) | undefined;
 
@@ -93,6 +95,12 @@ export class ProxyServer {
       for (const session of this.sessions) session.terminate('shutdown timeout');
     }, this.config.shutdownTimeout * 1000);
     if (this.sessions.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    // A stalled disk must not hold the exit past the shutdown timeout.
+    if (this.recordings.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.recordings), new Promise((resolve) => (timer = setTimeout(resolve, this.config.shutdownTimeout * 1000)))]);
+      clearTimeout(timer);
+    }
     clearTimeout(deadline);
     for (const socket of this.sockets) socket.destroy();
     this.logger.info({ event: 'stopped' }, 'stopped');
@@ -128,6 +136,7 @@ export class ProxyServer {
       connect: { preferIpv6: this.config.preferIpv6, timeoutMs: this.config.connectTimeout * 1000 },
       logger: this.logger,
       hooks: this.hooks,
+      record: this.config.record,
       ended: (ended) => this.sessionEnded(ended),
     });
     this.sessions.add(session);
@@ -136,6 +145,11 @@ export class ProxyServer {
 
   private sessionEnded(session: Session): void {
     this.sessions.delete(session);
+    const recording = session.recorder?.finished;
+    if (recording) {
+      this.recordings.add(recording);
+      void recording.then(() => this.recordings.delete(recording));
+    }
     if (this.sessions.size > 0) return;
     if (this.stopping) return this.drained?.();
     if (this.config.runOnce) void this.stop('--run-once: the session ended');

@@ -5,6 +5,7 @@ import { CloseCode, closeReason } from '../bridge/close-codes.js';
 import { connectTarget, type ConnectOptions } from '../target/connect.js';
 import { describeTarget, type Target } from '../target/target.js';
 import { formatHostPort } from '../target/address.js';
+import { createRecorder, type Recorder } from '../record/recorder.js';
 import type { Upgraded } from './upgrade.js';
 
 /** What every session shares: where to connect, how, and who observes. */
@@ -14,6 +15,8 @@ export interface SessionContext {
   logger: Logger;
   /** Extra observers of each session's traffic (for example `--traffic`). */
   hooks: readonly BridgeHook[];
+  /** `--record FILE`: record each session to `FILE.<id>`. */
+  record?: string | undefined;
   /** Called once when the session has fully ended. */
   ended(session: Session, summary: BridgeSummary): void;
 }
@@ -33,6 +36,8 @@ function clientAddress(upgraded: Upgraded): string {
 export class Session {
   /** Present once the target is connected. */
   bridge: Bridge | undefined;
+  /** With `--record`: this session's recorder, from the handshake on (as Python websockify). */
+  readonly recorder: Recorder | undefined;
   private readonly log: Logger;
   private readonly startedAt = performance.now();
 
@@ -42,6 +47,7 @@ export class Session {
     private readonly context: SessionContext,
   ) {
     this.log = context.logger.child({ conn: id });
+    this.recorder = context.record === undefined ? undefined : createRecorder({ basePath: context.record, sessionNumber: id, logger: this.log });
     upgraded.ws.on('error', (err) => this.log.debug({ event: 'client-error', err: err.message }, `conn ${id}: client error: ${err.message}`));
     upgraded.ws.pause();
   }
@@ -71,15 +77,16 @@ export class Session {
         reason,
         initiator: 'proxy',
       });
-      if (ws.readyState === WebSocket.CLOSED) return this.finish(summary());
-      ws.once('close', () => this.finish(summary()));
+      // The recording of a session whose target failed is complete and empty, as Python websockify's.
+      if (ws.readyState === WebSocket.CLOSED) return this.finish(summary(), true);
+      ws.once('close', () => this.finish(summary(), true));
       ws.resume(); // the client's close reply must be read
       ws.close(CloseCode.INTERNAL_ERROR, closeReason(reason));
       return;
     }
     this.bridge = new Bridge(ws, socket, targetSocket, {
       encoding: choice.encoding,
-      hooks: [...this.context.hooks, { closed: (summary) => this.finish(summary) }],
+      hooks: [...this.context.hooks, ...(this.recorder ? [this.recorder] : []), { closed: (summary) => this.finish(summary) }],
     });
   }
 
@@ -99,7 +106,8 @@ export class Session {
     return Math.round(performance.now() - this.startedAt);
   }
 
-  private finish(summary: BridgeSummary): void {
+  private finish(summary: BridgeSummary, closeRecording = false): void {
+    if (closeRecording) this.recorder?.closed(summary);
     const why = summary.reason ? ` (${summary.reason})` : '';
     this.log.info(
       { event: 'close', ...summary },
