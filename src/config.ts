@@ -1,5 +1,25 @@
 import type { LogOptions } from './log/logger.js';
 import type { Target } from './target/target.js';
+import type { TlsServerOptions } from './tls/context.js';
+
+/** TLS on the listening port, sniffed per connection beside plain ones. */
+export interface ListenTls extends TlsServerOptions {
+  /** Refuse plain connections (`--ssl-only`); a missing certificate then stops the start. */
+  sslOnly: boolean;
+  /**
+   * The certificate was named on the command line (`--cert` or `--key`): a missing file is an error.
+   * Otherwise a missing default `self.pem` only turns TLS off, as in Python websockify.
+   */
+  explicit: boolean;
+}
+
+/** The mini web server on the proxy's port (`--web DIR`). */
+export interface WebConfig {
+  /** The directory served. */
+  root: string;
+  /** No directory listings (`--file-only`). */
+  fileOnly: boolean;
+}
 
 /** Where the proxy accepts connections. */
 export type ListenSpec =
@@ -38,6 +58,10 @@ export interface ProxyConfig {
   traffic: boolean;
   /** `--record FILE`: each session is recorded to `FILE.<session number>` (an absolute path). */
   record?: string | undefined;
+  /** TLS on the listening port; off when its certificate is absent (see {@link ListenTls.explicit}). */
+  tls?: ListenTls | undefined;
+  /** Static files on the same port (`--web`); without it plain HTTP requests get 405. */
+  web?: WebConfig | undefined;
 }
 
 /** The defaults of every optional setting; the option reference in README.md repeats them. */
@@ -56,8 +80,17 @@ export const DEFAULTS = {
   unixListenMode: 0o600,
 } as const;
 
-/** The whole run-time configuration: the proxy and its logging. */
+/** Running in the background (`-D`). */
+export interface DaemonConfig {
+  /** Detach from the terminal once listening. */
+  detach: boolean;
+  /** Write the process id here, removed on a clean exit (`--pid-file`). */
+  pidFile?: string | undefined;
+}
+
+/** The whole run-time configuration: the proxy, its logging, and how the process runs. */
 export interface Config {
   proxy: ProxyConfig;
   log: LogOptions;
+  daemon: DaemonConfig;
 }

@@ -2,6 +2,7 @@
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../server/proxy.js';
+import { detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
 import { parseArgs, usageLine } from './options.js';
 
 /** Entry point of the `websockify` command: exit 2 for a usage error, 1 for a failed start, 0 after a clean stop. */
@@ -19,10 +20,16 @@ async function main(): Promise<number> {
     return 0;
   }
   const { config } = parsed;
+  const daemonChild = config.daemon.detach && isDaemonChild();
+  // The starting command waits for the detached copy's report and exits with its outcome.
+  if (config.daemon.detach && !daemonChild) return detach();
   try {
-    const logger = createLogger(config.log);
+    const logger = createLogger({ ...config.log, detached: daemonChild });
     const proxy = new ProxyServer(config.proxy, logger);
     await proxy.start();
+    if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
+    if (daemonChild) reportReady();
+    process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (signalled) {
@@ -38,7 +45,8 @@ async function main(): Promise<number> {
     return 0;
   } catch (err) {
     if (!(err instanceof StartupError)) throw err;
-    process.stderr.write(`websockify: ${err.message}\n`);
+    if (daemonChild) reportFailure(1, err.message);
+    else process.stderr.write(`websockify: ${err.message}\n`);
     return 1;
   }
 }

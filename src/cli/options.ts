@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { DEFAULTS, type Config, type ListenSpec } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { Target } from '../target/target.js';
+import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
 import { parseSyslogServer } from '../log/syslog.js';
 import { parseHostPort } from '../target/address.js';
 
@@ -71,6 +72,21 @@ export function buildProgram(): Command {
     .option('--shutdown-timeout <seconds>', 'on SIGINT/SIGTERM, wait up to SECONDS for sessions to close', seconds, DEFAULTS.shutdownTimeout)
     .option('--max-message-size <bytes>', 'largest WebSocket message accepted from a client (close 1009 beyond)', bytes, DEFAULTS.maxMessageSize)
     .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
+    .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)
+    .option('--key <file>', 'TLS private key file, if separate from the certificate')
+    .option('--key-password <password>', 'password of an encrypted TLS private key')
+    .option('--ssl-only', 'refuse plain (non-TLS) connections')
+    .option('--ssl-ciphers <list>', 'OpenSSL cipher list allowed for TLS 1.2 and below')
+    .addOption(new Option('--ssl-version <version>', 'lowest TLS version accepted').choices(['default', 'tlsv1_1', 'tlsv1_2', 'tlsv1_3']).default(TLS_DEFAULTS.minVersion))
+    .option('--verify-client', 'require TLS clients to present a certificate signed by --cafile')
+    .option('--cafile <file>', 'authorities trusted for client certificates (default: the system trust store)')
+    .option('--ssl-target', 'connect to the target over TLS, verifying its certificate')
+    .option('--ssl-target-ca <file>', 'with --ssl-target, trust only the authorities in FILE')
+    .option('--ssl-target-insecure', 'with --ssl-target, accept any target certificate (self-signed targets)')
+    .option('--web <dir>', 'serve static files from DIR on the same port')
+    .option('--file-only', 'with --web, no directory listings')
+    .option('-D, --daemon', 'run in the background once listening')
+    .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
     .helpOption('-h, --help', 'show this help and exit')
     .showHelpAfterError(false)
     .exitOverride()
@@ -78,6 +94,21 @@ export function buildProgram(): Command {
 }
 
 interface ParsedOptions {
+  cert: string;
+  key?: string;
+  keyPassword?: string;
+  sslOnly?: true;
+  sslCiphers?: string;
+  sslVersion: TlsMinVersion;
+  verifyClient?: true;
+  cafile?: string;
+  sslTarget?: true;
+  sslTargetCa?: string;
+  sslTargetInsecure?: true;
+  web?: string;
+  fileOnly?: true;
+  daemon?: true;
+  pidFile?: string;
   verbose?: true;
   traffic?: true;
   record?: string;
@@ -130,10 +161,14 @@ export function parseArgs(argv: readonly string[]): ParseResult {
 
   if (opts.legacySyslog && !opts.syslog) throw new UsageError('--legacy-syslog needs --syslog');
   if (opts.inetd && opts.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
+  if (opts.fileOnly && !opts.web) throw new UsageError('--file-only needs --web');
+  if (opts.cafile && !opts.verifyClient) throw new UsageError('--cafile needs --verify-client');
+  if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget) throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
+  if (opts.sslTargetCa && opts.sslTargetInsecure) throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
 
   let listen: ListenSpec;
   if (opts.inetd) listen = { kind: 'inetd' };
-  else if (opts.unixListen) listen = { kind: 'unix', path: opts.unixListen, mode: opts.unixListenMode };
+  else if (opts.unixListen) listen = { kind: 'unix', path: resolve(opts.unixListen), mode: opts.unixListenMode };
   else {
     const text = positional.shift();
     if (text === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
@@ -145,12 +180,16 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     throw new UsageError(`too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`);
   }
   let target: Target;
-  if (opts.unixTarget) target = { kind: 'unix', path: opts.unixTarget };
+  if (opts.unixTarget) {
+    if (opts.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
+    target = { kind: 'unix', path: resolve(opts.unixTarget) };
+  }
   else {
     const text = positional.shift();
     if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE)');
     if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
     target = { kind: 'tcp', ...parseHostPort(text, 'target', true) };
+    if (opts.sslTarget) target.tls = { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) };
   }
   if (positional.length > 0) throw new UsageError(`too many arguments: ${positional.join(' ')}`);
 
@@ -173,11 +212,24 @@ export function parseArgs(argv: readonly string[]): ParseResult {
         traffic: opts.traffic ?? DEFAULTS.traffic,
         // Absolute, as Python websockify: the files land where the user meant even if the cwd changes.
         record: opts.record === undefined ? undefined : resolve(opts.record),
+        tls: {
+          cert: resolve(opts.cert),
+          key: opts.key && resolve(opts.key),
+          keyPassword: opts.keyPassword,
+          ciphers: opts.sslCiphers,
+          minVersion: opts.sslVersion,
+          verifyClient: opts.verifyClient ?? false,
+          cafile: opts.cafile && resolve(opts.cafile),
+          sslOnly: opts.sslOnly ?? false,
+          explicit: opts.cert !== TLS_DEFAULTS.cert || opts.key !== undefined,
+        },
+        web: opts.web === undefined ? undefined : { root: resolve(opts.web), fileOnly: opts.fileOnly ?? false },
       },
+      daemon: { detach: opts.daemon ?? false, pidFile: opts.pidFile && resolve(opts.pidFile) },
       log: {
         format: opts.logFormat,
         verbose: opts.verbose ?? false,
-        file: opts.logFile,
+        file: opts.logFile && resolve(opts.logFile),
         syslog: opts.syslog,
         legacySyslog: opts.legacySyslog ?? false,
       },

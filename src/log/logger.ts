@@ -17,6 +17,11 @@ export interface LogOptions {
   syslog?: string | undefined;
   /** RFC 3164 instead of RFC 5424 syslog messages (`--legacy-syslog`). */
   legacySyslog: boolean;
+  /**
+   * Running as a daemon: nothing goes to stderr (there is no terminal), and syslog messages use the
+   * daemon facility, as Python websockify's. Default false.
+   */
+  detached?: boolean;
 }
 
 /** Why a log file cannot be opened, in words (the errno message repeats the path). */
@@ -44,13 +49,14 @@ function formatted(format: LogOptions['format'], destination: DestinationStream 
 }
 
 /**
- * Creates the process logger: stderr (as Python websockify), plus the log file and syslog when asked.
+ * Creates the process logger: stderr (as Python websockify; not when detached), plus the log file and
+ * syslog when asked.
  * Writes are synchronous so that nothing is lost when the process exits.
  * @throws StartupError when the log file cannot be opened.
  */
 export function createLogger(options: LogOptions): Logger {
   const level = options.verbose ? 'debug' : 'info';
-  const streams: StreamEntry[] = [{ level, stream: formatted(options.format, 2) }];
+  const streams: StreamEntry[] = options.detached ? [] : [{ level, stream: formatted(options.format, 2) }];
   if (options.file) {
     let file: DestinationStream;
     try {
@@ -62,7 +68,7 @@ export function createLogger(options: LogOptions): Logger {
     streams.push({ level, stream: formatted(options.format, file) });
   }
   if (options.syslog) {
-    streams.push({ level, stream: createSyslogDestination(options.syslog, { legacy: options.legacySyslog }) });
+    streams.push({ level, stream: createSyslogDestination(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 3 : 1 }) });
   }
   return pino({ level, base: undefined }, pino.multistream(streams));
 }

@@ -6,8 +6,15 @@ import { trafficHook } from '../bridge/traffic.js';
 import type { ProxyConfig } from '../config.js';
 import { formatHostPort } from '../target/address.js';
 import { describeTarget } from '../target/target.js';
-import { armDeadline } from './deadline.js';
-import { createDispatcher } from './dispatch.js';
+import fs from 'node:fs';
+import { StartupError } from '../errors.js';
+import { targetTlsContext } from '../target/connect.js';
+import { TlsContextStore } from '../tls/context.js';
+import { createPlainRefusedRoute, createTlsRoute } from '../tls/route.js';
+import { createWebHandler } from '../web/web-handler.js';
+import { armDeadline, disarmDeadline } from './deadline.js';
+import { createFlashPolicyRoute } from './flash-policy.js';
+import { createDispatcher, type FirstBytesRoute } from './dispatch.js';
 import { writeHttpError } from './http-response.js';
 import { createHttpStage } from './http-stage.js';
 import { openListener } from './listen.js';
@@ -33,6 +40,8 @@ export class ProxyServer {
   private idleTimer: NodeJS.Timeout | undefined;
   /** Recordings of ended sessions still being written: the process must not exit before their 'EOF'. */
   private readonly recordings = new Set<Promise<void>>();
+  /** The listening port's TLS certificate, when TLS is on. */
+  private tls: TlsContextStore | undefined;
   /** Set while a stop waits for the last session to end. */
   private drained: (() => void) | undefined;
 
@@ -50,6 +59,9 @@ export class ProxyServer {
    */
   async start(): Promise<string> {
     const { config } = this;
+    this.tls = this.openTls();
+    const web = config.web ? createWebHandler({ ...config.web, logger: this.logger }) : undefined;
+    if (config.target.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
     const upgrade = createUpgrader({
       maxMessageSize: config.maxMessageSize,
       accepted: (upgraded) => this.openSession(upgraded),
@@ -61,6 +73,11 @@ export class ProxyServer {
       request: (req, res) => {
         // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
         const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
+        if (web && !isHandshake) {
+          // A download may take longer than a handshake; the web server's own timeouts apply from here.
+          disarmDeadline(req.socket);
+          return web(req, res);
+        }
         const status = isHandshake ? 400 : 405;
         const reason = isHandshake ? 'WebSocket handshake without Connection: Upgrade' : `${req.method} is not served here: this port proxies WebSocket connections`;
         this.logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
@@ -69,12 +86,31 @@ export class ProxyServer {
       },
       rejected: (_socket, status, reason) => this.logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
     });
-    const dispatch = createDispatcher({ routes: [], fallback: http });
+    const routes: FirstBytesRoute[] = [];
+    if (this.tls) {
+      routes.push(
+        createTlsRoute({
+          store: this.tls,
+          next: http,
+          handshakeTimeoutMs: config.handshakeTimeout * 1000,
+          onExpire: (late) => this.handshakeExpired(late),
+          logger: this.logger,
+          verifyClient: config.tls?.verifyClient ?? false,
+        }),
+      );
+    }
+    // After the TLS route: every connection that is not TLS.
+    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger) : createFlashPolicyRoute(this.logger));
+    const dispatch = createDispatcher({ routes, fallback: http });
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
     const { description } = await openListener(config.listen, config.preferIpv6, this.listener);
     // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
     this.listener.on('error', (err) => this.logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
-    this.logger.info({ event: 'listening', listen: description, target: describeTarget(config.target) }, `listening on ${description}, proxying to ${describeTarget(config.target)}`);
+    const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : `plain only, no TLS certificate at ${config.tls?.cert}`;
+    this.logger.info(
+      { event: 'listening', listen: description, target: describeTarget(config.target), tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
+      `listening on ${description}, proxying to ${describeTarget(config.target)} (${tls})`,
+    );
     this.armLifecycleTimers();
     return description;
   }
@@ -102,6 +138,7 @@ export class ProxyServer {
       clearTimeout(timer);
     }
     clearTimeout(deadline);
+    this.tls?.close();
     for (const socket of this.sockets) socket.destroy();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
@@ -121,11 +158,38 @@ export class ProxyServer {
     socket.on('close', () => this.sockets.delete(socket));
     // Errors before a stage takes over are reported by that stage's outcome; an unheard one would crash.
     socket.on('error', (err) => this.logger.debug({ event: 'socket-error', err: err.message }, `socket error: ${err.message}`));
-    armDeadline(socket, this.config.handshakeTimeout * 1000, (late) => {
-      this.logger.info({ event: 'refused', status: 408, reason: 'handshake timeout' }, `dropped a connection that did not complete its handshake in ${this.config.handshakeTimeout} s`);
-      writeHttpError(late, 408, `handshake not complete within ${this.config.handshakeTimeout} s`);
-    });
+    armDeadline(socket, this.config.handshakeTimeout * 1000, (late) => this.handshakeExpired(late));
     dispatch(socket);
+  }
+
+  /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
+  private handshakeExpired(late: Duplex): void {
+    const silent = (late as net.Socket).bytesRead === 0;
+    this.logger.info(
+      { event: 'refused', status: silent ? undefined : 408, reason: 'handshake timeout' },
+      `dropped a connection that did not complete its handshake in ${this.config.handshakeTimeout} s`,
+    );
+    if (silent) late.destroy();
+    else writeHttpError(late, 408, `handshake not complete within ${this.config.handshakeTimeout} s`);
+  }
+
+  /**
+   * Loads the listening port's certificate. A missing default `self.pem` turns TLS off (the listening
+   * line says so), as in Python websockify; a certificate named on the command line, or `--ssl-only`,
+   * must load.
+   */
+  private openTls(): TlsContextStore | undefined {
+    const tls = this.config.tls;
+    if (!tls) return undefined;
+    // The listening line says which it is.
+    if (!tls.explicit && !tls.sslOnly && !fs.existsSync(tls.cert)) return undefined;
+    if (tls.sslOnly && !fs.existsSync(tls.cert)) throw new StartupError(`--ssl-only: certificate file ${tls.cert} not found`);
+    return TlsContextStore.open(tls, this.logger);
+  }
+
+  /** Reads the TLS certificate and key again (SIGHUP); new connections get the new ones. */
+  reloadTls(why: string): void {
+    this.tls?.reload(why);
   }
 
   private openSession(upgraded: ConstructorParameters<typeof Session>[1]): void {

@@ -94,7 +94,7 @@ test('text (default): one human-readable line per event, with the open and close
     assert.ok(!line.includes('{"'), `JSON in a text line: ${line}`);
   }
   assert.equal(out.length, 5, out.join('\n')); // listening, open, close, stopping, stopped
-  assert.match(out[0]!, new RegExp(`listening on 127\\.0\\.0\\.1:${cli.port}, proxying to 127\\.0\\.0\\.1:${target.port}`));
+  assert.match(out[0]!, new RegExp(`listening on 127\\.0\\.0\\.1:${cli.port}, proxying to 127\\.0\\.0\\.1:${target.port} \\(plain only, no TLS certificate at `));
   assert.match(out[1]!, new RegExp(`conn 1: 127\\.0\\.0\\.1:\\d+ connected \\(/, protocol binary\\); proxying to 127\\.0\\.0\\.1:${target.port}`));
   assert.match(out[2]!, /conn 1: closed by client, code 1000 \(done\); 11 bytes from client, 11 bytes from target, \d+\.\d{3} s/);
   assert.match(out[3]!, /stopping \(received SIGTERM\)/);
