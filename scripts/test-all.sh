@@ -10,6 +10,14 @@ declare -A packages=(
   [bsdutils]='command -v logger'                                # syslog to a local socket
   [openssl]='command -v openssl'                                # test certificates
   [python3-websockets]="/usr/bin/python3 -c 'import websockets'" # a second, independent wss client
+  [chromium]='test -x /usr/bin/chromium'                         # browser tests (playwright-core drives it)
+  [socat]='command -v socat'                                    # wrapped programs, telnet under socat
+  [inetutils-telnetd]='test -x /usr/sbin/telnetd'               # a real telnet server
+  [inetutils-inetd]='test -x /usr/sbin/inetutils-inetd'         # telnetd's superserver
+  [ngircd]='command -v ngircd'                                  # a real line-oriented (IRC) service
+  [tigervnc-standalone-server]='command -v Xvnc'                # a real VNC server for noVNC
+  [x11-apps]='command -v xclock'                                # something to draw on the VNC screen
+  [redis-server]='command -v redis-server'                      # the TokenRedis plugin's store
 )
 missing=()
 for package in "${!packages[@]}"; do
