@@ -20,6 +20,7 @@ import { createHttpStage } from './http-stage.js';
 import { openListener } from './listen.js';
 import { Session } from './session.js';
 import { createUpgrader } from './upgrade.js';
+import { createAdmission } from '../route/admission.js';
 
 /**
  * The proxy: owns the listener, the path of each connection through the stages (first-bytes dispatch,
@@ -64,6 +65,7 @@ export class ProxyServer {
     if (config.target.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
     const upgrade = createUpgrader({
       maxMessageSize: config.maxMessageSize,
+      admit: createAdmission({ target: config.target }),
       accepted: (upgraded) => this.openSession(upgraded),
       refused: (req, err) =>
         this.logger.info({ event: 'refused', status: err.status, reason: err.message, path: req.url }, `refused ${req.method} ${req.url}: ${err.status} ${err.message}`),
@@ -196,7 +198,6 @@ export class ProxyServer {
     if (this.config.runOnce) this.stopAccepting();
     clearTimeout(this.idleTimer);
     const session = new Session(this.nextId++, upgraded, {
-      target: this.config.target,
       connect: { preferIpv6: this.config.preferIpv6, timeoutMs: this.config.connectTimeout * 1000 },
       logger: this.logger,
       hooks: this.hooks,

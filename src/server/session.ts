@@ -3,14 +3,13 @@ import { WebSocket } from 'ws';
 import { Bridge, type BridgeHook, type BridgeSummary } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
 import { connectTarget, type ConnectOptions } from '../target/connect.js';
-import { describeTarget, type Target } from '../target/target.js';
+import { describeTarget } from '../target/target.js';
 import { formatHostPort } from '../target/address.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
 import type { Upgraded } from './upgrade.js';
 
-/** What every session shares: where to connect, how, and who observes. */
+/** What every session shares: how to connect, and who observes. */
 export interface SessionContext {
-  target: Target;
   connect: ConnectOptions;
   logger: Logger;
   /** Extra observers of each session's traffic (for example `--traffic`). */
@@ -55,7 +54,7 @@ export class Session {
   /** Connects the target and starts the bridge, or closes the client with 1011 naming the target. */
   async start(): Promise<void> {
     const { ws, socket, req, choice } = this.upgraded;
-    const target = describeTarget(this.context.target);
+    const target = describeTarget(this.upgraded.target);
     const client = clientAddress(this.upgraded);
     const protocol = choice.protocol ?? 'none';
     this.log.info(
@@ -64,7 +63,7 @@ export class Session {
     );
     let targetSocket;
     try {
-      targetSocket = await connectTarget(this.context.target, this.context.connect);
+      targetSocket = await connectTarget(this.upgraded.target, this.context.connect);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       const reason = `Failed to connect to target ${target}: ${code}`;

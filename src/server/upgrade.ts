@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { chooseSubprotocol, parseOfferedProtocols, type SubprotocolChoice } from '../bridge/encoding.js';
 import { HttpError } from '../errors.js';
+import type { Admission } from '../route/admission.js';
+import type { Target } from '../target/target.js';
 import { disarmDeadline } from './deadline.js';
 import { writeHttpError } from './http-response.js';
 
@@ -13,12 +15,16 @@ export interface Upgraded {
   socket: Duplex;
   req: http.IncomingMessage;
   choice: SubprotocolChoice;
+  /** Where this connection goes, decided by the route stage before the upgrade. */
+  target: Target;
 }
 
 /** Options for {@link createUpgrader}. */
 export interface UpgraderOptions {
   /** Largest message accepted from a client, in bytes. */
   maxMessageSize: number;
+  /** The route stage: auth, target resolution, policy; refuses with an HttpError before any upgrade. */
+  admit: Admission;
   /** Receives each WebSocket once the 101 response is written. */
   accepted(upgraded: Upgraded): void;
   /** Told of each refused handshake, already answered with `error.status`. */
@@ -76,9 +82,19 @@ export function createUpgrader(options: UpgraderOptions): (req: http.IncomingMes
       return;
     }
     choices.set(req, choice);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      disarmDeadline(socket);
-      options.accepted({ ws, socket, req, choice });
-    });
+    options.admit(req).then(
+      (target) => {
+        if (socket.destroyed) return; // the client left while the route was decided
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          disarmDeadline(socket);
+          options.accepted({ ws, socket, req, choice, target });
+        });
+      },
+      (err: unknown) => {
+        // A plugin's own failure must not take the proxy down: the client gets 500 and the log the error.
+        const refusal = err instanceof HttpError ? err : new HttpError(500, `internal error while routing: ${(err as Error)?.message ?? String(err)}`);
+        refuse(req, socket, refusal);
+      },
+    );
   };
 }
