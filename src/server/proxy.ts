@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { BridgeHook } from '../bridge/bridge.js';
 import { trafficHook } from '../bridge/traffic.js';
 import type { ProxyConfig } from '../config.js';
-import { formatHostPort } from '../target/address.js';
+import { peerAddress } from '../target/address.js';
 import { describeTarget } from '../target/target.js';
 import fs from 'node:fs';
 import { StartupError } from '../errors.js';
@@ -108,6 +108,11 @@ export class ProxyServer {
     const { description } = await openListener(config.listen, config.preferIpv6, this.listener);
     // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
     this.listener.on('error', (err) => this.logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
+    if (config.tls?.verifyClient && !config.tls.sslOnly) {
+      // As in Python websockify, but easy to miss: the check guards TLS connections only.
+      const why = this.tls ? 'plain connections are' : 'TLS is off, so every connection is';
+      this.logger.warn({ event: 'verify-client-plain' }, `--verify-client checks TLS clients only: ${why} accepted without a certificate (add --ssl-only to refuse plain ones)`);
+    }
     const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : `plain only, no TLS certificate at ${config.tls?.cert}`;
     this.logger.info(
       { event: 'listening', listen: description, target: describeTarget(config.target), tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
@@ -154,9 +159,10 @@ export class ProxyServer {
 
   private accept(socket: net.Socket, dispatch: (socket: Duplex) => void): void {
     this.sockets.add(socket);
-    // Written as the session's open line writes it (IPv4 clients of a dual-stack listener without ::ffff:).
-    const from = socket.remoteAddress ? formatHostPort(socket.remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), socket.remotePort ?? 0) : 'unix-socket';
-    this.logger.debug({ event: 'accept', client: from }, `accepted a connection from ${from}`);
+    if (this.logger.isLevelEnabled('debug')) {
+      const from = peerAddress(socket);
+      this.logger.debug({ event: 'accept', client: from }, `accepted a connection from ${from}`);
+    }
     socket.on('close', () => this.sockets.delete(socket));
     // Errors before a stage takes over are reported by that stage's outcome; an unheard one would crash.
     socket.on('error', (err) => this.logger.debug({ event: 'socket-error', err: err.message }, `socket error: ${err.message}`));
@@ -191,7 +197,8 @@ export class ProxyServer {
 
   /** Reads the TLS certificate and key again (SIGHUP); new connections get the new ones. */
   reloadTls(why: string): void {
-    this.tls?.reload(why);
+    if (this.tls) this.tls.reload(why);
+    else this.logger.info({ event: 'tls-reload-skipped', cause: why }, `${why}: TLS is off, no certificate to reload`);
   }
 
   private openSession(upgraded: ConstructorParameters<typeof Session>[1]): void {

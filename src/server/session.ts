@@ -4,7 +4,7 @@ import { Bridge, type BridgeHook, type BridgeSummary } from '../bridge/bridge.js
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
 import { connectTarget, type ConnectOptions } from '../target/connect.js';
 import { describeTarget } from '../target/target.js';
-import { formatHostPort } from '../target/address.js';
+import { peerAddress } from '../target/address.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
 import type { Upgraded } from './upgrade.js';
 
@@ -20,14 +20,6 @@ export interface SessionContext {
   ended(session: Session, summary: BridgeSummary): void;
 }
 
-/** The client's address for logs: `host:port`, or the listening socket's kind when there is none. */
-function clientAddress(upgraded: Upgraded): string {
-  const socket = upgraded.req.socket;
-  if (!socket.remoteAddress) return 'unix-socket';
-  // Dual-stack listeners report IPv4 clients as IPv4-mapped IPv6; the plain form is what people grep for.
-  return formatHostPort(socket.remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), socket.remotePort ?? 0);
-}
-
 /**
  * One WebSocket client's life after its handshake: connect the target (holding the client's messages
  * back meanwhile), bridge the two, and log the opening and the close with its totals.
@@ -39,35 +31,42 @@ export class Session {
   readonly recorder: Recorder | undefined;
   private readonly log: Logger;
   private readonly startedAt = performance.now();
+  private readonly ws: WebSocket;
+  /** The handshake's outcome, dropped once read: a long session need not keep its request alive. */
+  private upgraded: Upgraded | undefined;
 
   constructor(
     readonly id: number,
-    private readonly upgraded: Upgraded,
+    upgraded: Upgraded,
     private readonly context: SessionContext,
   ) {
-    this.log = context.logger.child({ conn: id });
+    this.upgraded = upgraded;
+    this.ws = upgraded.ws;
+    this.log = context.logger;
     this.recorder = context.record === undefined ? undefined : createRecorder({ basePath: context.record, sessionNumber: id, logger: this.log });
-    upgraded.ws.on('error', (err) => this.log.debug({ event: 'client-error', err: err.message }, `conn ${id}: client error: ${err.message}`));
+    upgraded.ws.on('error', (err) => this.log.debug({ event: 'client-error', conn: id, err: err.message }, `conn ${id}: client error: ${err.message}`));
     upgraded.ws.pause();
   }
 
   /** Connects the target and starts the bridge, or closes the client with 1011 naming the target. */
   async start(): Promise<void> {
-    const { ws, socket, req, choice } = this.upgraded;
-    const target = describeTarget(this.upgraded.target);
-    const client = clientAddress(this.upgraded);
+    const upgraded = this.upgraded!;
+    this.upgraded = undefined;
+    const { ws, socket, req, choice } = upgraded;
+    const target = describeTarget(upgraded.target);
+    const client = peerAddress(req.socket);
     const protocol = choice.protocol ?? 'none';
     this.log.info(
-      { event: 'open', client, target, protocol, path: req.url },
+      { event: 'open', conn: this.id, client, target, protocol, path: req.url },
       `conn ${this.id}: ${client} connected (${req.url}, protocol ${protocol}); proxying to ${target}`,
     );
     let targetSocket;
     try {
-      targetSocket = await connectTarget(this.upgraded.target, this.context.connect);
+      targetSocket = await connectTarget(upgraded.target, this.context.connect);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       const reason = `Failed to connect to target ${target}: ${code}`;
-      this.log.warn({ event: 'target-failed', target, err: code }, `conn ${this.id}: ${reason}`);
+      this.log.warn({ event: 'target-failed', conn: this.id, target, err: code }, `conn ${this.id}: ${reason}`);
       const summary = (): BridgeSummary => ({
         bytesFromClient: 0,
         bytesFromTarget: 0,
@@ -92,13 +91,13 @@ export class Session {
   /** Graceful stop: close 1001 after what is in flight; the session then ends as usual. */
   shutdown(): void {
     if (this.bridge) this.bridge.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
-    else if (this.upgraded.ws.readyState === WebSocket.OPEN) this.upgraded.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
+    else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
   }
 
   /** Drops the session at once. */
   terminate(reason: string): void {
     if (this.bridge) this.bridge.terminate(reason);
-    else this.upgraded.ws.terminate();
+    else this.ws.terminate();
   }
 
   private elapsed(): number {
@@ -109,7 +108,7 @@ export class Session {
     if (closeRecording) this.recorder?.closed(summary);
     const why = summary.reason ? ` (${summary.reason})` : '';
     this.log.info(
-      { event: 'close', ...summary },
+      { event: 'close', conn: this.id, ...summary },
       `conn ${this.id}: closed by ${summary.initiator}, code ${summary.code}${why}; ` +
         `${summary.bytesFromClient} bytes from client, ${summary.bytesFromTarget} bytes from target, ${(summary.durationMs / 1000).toFixed(3)} s`,
     );

@@ -47,3 +47,12 @@ export function parseHostPort(text: string, what: string, requireHost: boolean, 
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/**
+ * A connection's peer for logs: `host:port`, or 'unix-socket' when it has no address. Dual-stack
+ * listeners report IPv4 clients as IPv4-mapped IPv6; the plain form is what people grep for.
+ */
+export function peerAddress(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
+  if (!socket.remoteAddress) return 'unix-socket';
+  return formatHostPort(socket.remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), socket.remotePort ?? 0);
+}

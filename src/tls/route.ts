@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { formatHostPort } from '../target/address.js';
+import { peerAddress } from '../target/address.js';
 import { armDeadline, disarmDeadline } from '../server/deadline.js';
 import type { FirstBytesRoute } from '../server/dispatch.js';
 import type { TlsContextStore } from './context.js';
@@ -27,13 +27,6 @@ export function isTlsHello(head: Buffer): boolean | undefined {
   return head[0] === 0x16 || head[0] === 0x80;
 }
 
-/** The peer's address for logs: `host:port`, or 'unix-socket' when it has none. */
-function peer(socket: Duplex): string {
-  const { remoteAddress, remotePort } = socket as Partial<tls.TLSSocket>;
-  if (!remoteAddress) return 'unix-socket';
-  return formatHostPort(remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), remotePort ?? 0);
-}
-
 /**
  * Creates the route that terminates TLS on the listening port: it claims connections that open with a
  * TLS hello, completes the handshake with the store's current certificate, checks the client's
@@ -52,7 +45,8 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
   });
   let generation = store.generation;
   const fail = (socket: tls.TLSSocket, reason: string): void => {
-    logger.info({ event: 'tls-failed', client: peer(socket), reason }, `TLS handshake with ${peer(socket)} failed: ${reason}`);
+    const client = peerAddress(socket);
+    logger.info({ event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
     socket.destroy();
   };
   server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: tls.TLSSocket) => {
@@ -97,7 +91,8 @@ export function createPlainRefusedRoute(logger: Logger): FirstBytesRoute {
     match: (head) => (head.length === 0 ? undefined : !isTlsHello(head)),
     handle(socket) {
       const reason = 'non-TLS connection received but disallowed (--ssl-only)';
-      logger.info({ event: 'refused', client: peer(socket), reason }, `refused a connection from ${peer(socket)}: ${reason}`);
+      const client = peerAddress(socket as Partial<tls.TLSSocket>);
+      logger.info({ event: 'refused', client, reason }, `refused a connection from ${client}: ${reason}`);
       socket.destroy();
     },
   };
