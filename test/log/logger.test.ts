@@ -90,7 +90,7 @@ test('text (default): one human-readable line per event, with the open and close
   assert.equal(await cli.stop(), 0);
   const out = lines(cli.stderr());
   for (const line of out) {
-    assert.match(line, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] (INFO|WARN|ERROR): \S/, `not a text log line: ${line}`);
+    assert.match(line, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] (INFO|WARN|ERROR): \S/, `not a text log line: ${line}`);
     assert.ok(!line.includes('{"'), `JSON in a text line: ${line}`);
   }
   assert.equal(out.length, 5, out.join('\n')); // listening, open, close, stopping, stopped
@@ -114,7 +114,7 @@ test('--log-format json: one JSON object per line, with the open and close field
     ['listening', 'open', 'close', 'stopping', 'stopped'],
   );
   for (const event of events) {
-    assert.equal(typeof event.time, 'number');
+    assert.match(String(event.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'time is ISO 8601 UTC');
     assert.equal(typeof event.level, 'number');
     assert.equal(typeof event.msg, 'string');
   }
