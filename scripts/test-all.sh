@@ -17,6 +17,7 @@ declare -A packages=(
   [ngircd]='command -v ngircd'                                  # a real line-oriented (IRC) service
   [tigervnc-standalone-server]='command -v Xvnc'                # a real VNC server for noVNC
   [x11-apps]='command -v xclock'                                # something to draw on the VNC screen
+  [x11-xserver-utils]='command -v xsetroot'                     # paint the VNC root window a known colour
   [redis-server]='command -v redis-server'                      # the TokenRedis plugin's store
 )
 missing=()
