@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { DEFAULTS } from '../config.js';
 import { createLogger } from '../log/logger.js';
@@ -7,8 +8,8 @@ import { ProxyServer } from '../server/proxy.js';
 
 /**
  * The quick start: a small line service on a loopback port (it greets, then echoes each line back in
- * upper case), the proxy in front of it on port 6080 (or the first argument), and one round trip through
- * the proxy to show it works.
+ * upper case), the proxy in front of it on port 6080 (or the first argument) serving the browser pages,
+ * and one round trip through the proxy to show it works.
  */
 async function demo(): Promise<void> {
   const port = Number(process.argv[2] ?? 6080);
@@ -30,7 +31,13 @@ async function demo(): Promise<void> {
 
   const logger = createLogger({ format: 'text', verbose: false, legacySyslog: false });
   const proxy = new ProxyServer(
-    { ...DEFAULTS, listen: { kind: 'tcp', host: '', port }, target: { kind: 'tcp', host: '127.0.0.1', port: servicePort } },
+    {
+      ...DEFAULTS,
+      listen: { kind: 'tcp', host: '', port },
+      target: { kind: 'tcp', host: '127.0.0.1', port: servicePort },
+      // The browser side (wstelnet.html, websock.js), built next to this file by `npm install`.
+      web: { root: fileURLToPath(new URL('../../web', import.meta.url)), fileOnly: false },
+    },
     logger,
   );
   await proxy.start();
@@ -41,7 +48,8 @@ async function demo(): Promise<void> {
     received += data.toString();
     if (received.includes('HELLO THROUGH THE PROXY')) {
       process.stdout.write(`\nDemo round trip through ws://localhost:${port}/ worked. The service said:\n${received}\n`);
-      process.stdout.write(`The proxy keeps running on port ${port} in front of the demo service (127.0.0.1:${servicePort}); press Ctrl-C to stop.\n`);
+      process.stdout.write(`The proxy keeps running on port ${port} in front of the demo service (127.0.0.1:${servicePort}).\n`);
+      process.stdout.write(`Open http://localhost:${port}/wstelnet.html?autoconnect=1 in a browser to talk to it; Ctrl-C stops.\n`);
       ws.close();
     }
   });
