@@ -19,6 +19,7 @@ declare -A packages=(
   [x11-apps]='command -v xclock'                                # something to draw on the VNC screen
   [x11-xserver-utils]='command -v xsetroot'                     # paint the VNC root window a known colour
   [redis-server]='command -v redis-server'                      # the TokenRedis plugin's store
+  [python3-jwcrypto]="/usr/bin/python3 -c 'import jwcrypto'"    # JWTs made by Python's own library
 )
 missing=()
 for package in "${!packages[@]}"; do
