@@ -125,9 +125,13 @@ describe('the target closes first', () => {
         void sendRandom(ws, 1024 * MiB).catch(() => undefined);
         // sendRandom stops adding above CLIENT_BUFFER_LIMIT, so staying above it means the pipe is stuck: the
         // target's window is full, the proxy has queued past its high-water mark and stopped reading the client.
-        await waitFor(() => ws.bufferedAmount > CLIENT_BUFFER_LIMIT, 'the client to be held back');
-        await sleep(500);
-        assert.ok(ws.bufferedAmount > CLIENT_BUFFER_LIMIT, 'the client is not held back');
+        // Held back for a whole second: kernel buffers that are still growing (autotuning, a loaded machine)
+        // can let the backlog dip for a moment before it settles.
+        let heldSince = Date.now();
+        await waitFor(() => {
+          if (ws.bufferedAmount <= CLIENT_BUFFER_LIMIT) heldSince = Date.now();
+          return Date.now() - heldSince >= 1000;
+        }, 'the client to be held back for a second');
         socket.destroy();
         const result = await within(closed, 10_000, 'the client close');
         assert.equal(result.code, 1011);
@@ -261,7 +265,7 @@ describe('the client closes first', () => {
 /** Polls `check` every 10 ms until it holds; fails after 10 s. */
 async function waitFor(check: () => boolean, what: string): Promise<void> {
   for (let waited = 0; !check(); waited += 10) {
-    if (waited > 10_000) throw new Error(`timed out waiting for ${what}`);
+    if (waited > 30_000) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
 }
