@@ -1,3 +1,5 @@
+import type { Logger } from 'pino';
+import { HttpError } from '../errors.js';
 import type { Target } from '../target/target.js';
 
 /**
@@ -8,16 +10,41 @@ export interface TokenPlugin {
   /**
    * The target for `token`, or undefined when the source does not know it (the client gets 404).
    * @throws TokenSourceError when the source cannot be asked (the client gets 503).
+   * @throws TokenRejectedError when the token is known to be invalid (the client gets 403).
    */
   lookup(token: string): Promise<Target | undefined>;
   /** Releases connections and watchers when the proxy stops. */
   close?(): Promise<void> | void;
 }
 
+/** What a plugin is given besides its source: where to log, and how long a lookup may take. */
+export interface TokenPluginContext {
+  logger: Logger;
+  /** A lookup slower than this must fail (TokenSourceError), so the client gets 503 before its handshake times out. */
+  timeoutMs: number;
+}
+
+/**
+ * The default export of a user's plugin module (`--token-plugin ./my-plugin.js`): called once at
+ * start-up with `--token-source` (undefined when not given); throwing stops the start with its message.
+ */
+export type TokenPluginFactory = (source: string | undefined, context: TokenPluginContext) => TokenPlugin | Promise<TokenPlugin>;
+
 /** The token source is unreachable or answered nonsense: the client gets 503, the proxy carries on. */
 export class TokenSourceError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TokenSourceError';
+  }
+}
+
+/**
+ * The token is recognised as invalid (a JWT expired, not yet valid, or signed with another key): the client
+ * gets 403 with this reason, which the route stage passes through as any HttpError.
+ */
+export class TokenRejectedError extends HttpError {
+  constructor(reason: string) {
+    super(403, reason);
+    this.name = 'TokenRejectedError';
   }
 }

@@ -1,0 +1,146 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { HttpError, StartupError } from '../errors.js';
+import type { Target, TargetTls } from '../target/target.js';
+import { TokenSourceError, type TokenPlugin, type TokenPluginContext, type TokenPluginFactory } from './plugin.js';
+
+type Create = (source: string | undefined, context: TokenPluginContext) => Promise<TokenPlugin> | TokenPlugin;
+
+/**
+ * The built-in plugins by Python websockify's names. Each is imported when chosen, so that a proxy
+ * without tokens (or with token files) does not load the Redis or JOSE libraries.
+ */
+const BUILT_IN: Record<string, Create> = {
+  TokenFile: async (source, context) => (await import('./token-file.js')).createTokenFile(source, context, true),
+  ReadOnlyTokenFile: async (source, context) => (await import('./token-file.js')).createTokenFile(source, context, false),
+  TokenFileName: async (source, context) => (await import('./token-file-name.js')).createTokenFileName(source, context),
+  UnixDomainSocketDirectory: async (source, context) => (await import('./unix-socket-directory.js')).createUnixSocketDirectory(source, context),
+  BaseTokenAPI: async (source, context) => (await import('./token-api.js')).createTokenApi(source, context, 'text'),
+  JSONTokenApi: async (source, context) => (await import('./token-api.js')).createTokenApi(source, context, 'json'),
+  JWTTokenApi: async (source, context) => (await import('./jwt.js')).createJwtPlugin(source, context),
+  TokenRedis: async (source, context) => (await import('./redis.js')).createRedisPlugin(source, context),
+};
+
+/** The built-in plugin names, for help and error messages. */
+export const TOKEN_PLUGIN_NAMES: readonly string[] = Object.keys(BUILT_IN);
+
+/** A lookup may take this long unless the caller says otherwise. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
+
+/**
+ * The lookup timeout for a handshake timeout in seconds: half of it, at most the default, so that a slow
+ * source is answered with 503 before the handshake deadline drops the connection.
+ */
+export function lookupTimeoutFor(handshakeTimeout: number): number {
+  return Math.min(DEFAULT_LOOKUP_TIMEOUT_MS, Math.max(1, handshakeTimeout * 500));
+}
+
+/** Whether `--token-plugin` names a module file rather than a built-in plugin. */
+export function isModulePath(name: string): boolean {
+  return name.includes('/') || name.includes(path.sep) || /\.[cm]?js$/.test(name);
+}
+
+/**
+ * The built-in name meant by `name`, accepting Python's full spelling `websockify.token_plugins.TokenFile`;
+ * undefined for an unknown name.
+ */
+export function builtInTokenPlugin(name: string): string | undefined {
+  const short = name.replace(/^websockify\.token_plugins\./, '');
+  return Object.hasOwn(BUILT_IN, short) ? short : undefined;
+}
+
+/** Options for {@link loadTokenPlugin}. */
+export interface LoadOptions {
+  /** Longest time a lookup may take; default {@link DEFAULT_LOOKUP_TIMEOUT_MS}. */
+  timeoutMs?: number | undefined;
+  /** `--ssl-target`: TLS to every TCP target the plugin names. */
+  targetTls?: TargetTls | undefined;
+}
+
+/**
+ * Creates the token plugin `name` (a built-in name, or a path to a module whose default export is a
+ * {@link TokenPluginFactory}) with `source` (`--token-source`).
+ * @throws StartupError when the plugin is unknown, the module unusable, or the source bad.
+ */
+export async function loadTokenPlugin(name: string, source: string | undefined, logger: Logger, options: LoadOptions = {}): Promise<TokenPlugin> {
+  const context: TokenPluginContext = { logger, timeoutMs: options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS };
+  const builtIn = builtInTokenPlugin(name);
+  let plugin: TokenPlugin;
+  if (builtIn) {
+    try {
+      plugin = await BUILT_IN[builtIn]!(source, context);
+    } catch (err) {
+      if (err instanceof StartupError) throw err;
+      throw new StartupError(`token plugin ${builtIn}: ${(err as Error).message}`);
+    }
+  } else if (isModulePath(name)) {
+    plugin = guarded(await loadModule(path.resolve(name), source, context));
+  } else {
+    throw new StartupError(`unknown token plugin '${name}' (built-in: ${TOKEN_PLUGIN_NAMES.join(', ')}; or a path to your own module, such as ./my-plugin.js)`);
+  }
+  return options.targetTls ? withTargetTls(plugin, options.targetTls) : plugin;
+}
+
+/** Imports a user's module and calls its factory. */
+async function loadModule(file: string, source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
+  let factory: unknown;
+  try {
+    factory = ((await import(pathToFileURL(file).href)) as { default?: unknown }).default;
+  } catch (err) {
+    throw new StartupError(`cannot load token plugin module ${file}: ${(err as Error).message}`);
+  }
+  if (typeof factory !== 'function') throw new StartupError(`token plugin module ${file}: its default export must be a function (source, context) => plugin`);
+  let plugin: unknown;
+  try {
+    plugin = await (factory as TokenPluginFactory)(source, context);
+  } catch (err) {
+    throw new StartupError(`token plugin module ${file}: ${(err as Error).message}`);
+  }
+  if (typeof (plugin as TokenPlugin | undefined)?.lookup !== 'function') {
+    throw new StartupError(`token plugin module ${file}: its factory must return an object with a lookup(token) method`);
+  }
+  return plugin as TokenPlugin;
+}
+
+/**
+ * A user's plugin, held to the interface: any failure of its lookup other than an HttpError is the source
+ * being unavailable (503), and what it returns must be a well-formed target.
+ */
+function guarded(plugin: TokenPlugin): TokenPlugin {
+  return {
+    async lookup(token) {
+      let found: unknown;
+      try {
+        found = await plugin.lookup(token);
+      } catch (err) {
+        if (err instanceof HttpError || err instanceof TokenSourceError) throw err;
+        throw new TokenSourceError(`token plugin failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      }
+      if (found === undefined || found === null) return undefined;
+      return checkedTarget(found);
+    },
+    close: () => plugin.close?.(),
+  };
+}
+
+/** A target as a user's plugin returned it, checked and copied. */
+function checkedTarget(value: unknown): Target {
+  const target = value as Partial<{ kind: unknown; host: unknown; port: unknown; path: unknown }>;
+  if (target.kind === 'tcp' && typeof target.host === 'string' && target.host !== '' && Number.isInteger(target.port) && (target.port as number) >= 1 && (target.port as number) <= 65535) {
+    return { kind: 'tcp', host: target.host, port: target.port as number };
+  }
+  if (target.kind === 'unix' && typeof target.path === 'string' && path.isAbsolute(target.path)) return { kind: 'unix', path: target.path };
+  throw new TokenSourceError(`token plugin returned ${JSON.stringify(value)}, not {kind: 'tcp', host, port} or {kind: 'unix', path}`);
+}
+
+/** Adds `--ssl-target`'s TLS settings to each TCP target the plugin names. */
+function withTargetTls(plugin: TokenPlugin, tls: TargetTls): TokenPlugin {
+  return {
+    async lookup(token) {
+      const target = await plugin.lookup(token);
+      return target?.kind === 'tcp' ? { ...target, tls } : target;
+    },
+    close: () => plugin.close?.(),
+  };
+}

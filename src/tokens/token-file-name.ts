@@ -1,0 +1,47 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { StartupError } from '../errors.js';
+import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
+import { parseTargetText } from './target-text.js';
+
+/**
+ * Whether a token can name a file directly inside a directory: no separators, no `.`/`..`, no NUL, no
+ * hidden names. Anything else is an unknown token, never a path to follow.
+ */
+function isPlainFileName(token: string): boolean {
+  return token !== '' && !token.startsWith('.') && !/[/\\\0]/.test(token);
+}
+
+/**
+ * `TokenFileName`: the source is a directory; a token is the name of a file in it whose content is
+ * `host:port`. The file is read at each lookup, so adding or removing files takes effect at once.
+ * @throws StartupError when the source is not a directory.
+ */
+export async function createTokenFileName(source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
+  if (!source) throw new StartupError('TokenFileName needs --token-source DIR (a directory of files named by token)');
+  const dir = path.resolve(source);
+  const stat = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new StartupError(`TokenFileName: cannot read ${dir}: ${err.code ?? err.message}`);
+  });
+  if (!stat.isDirectory()) throw new StartupError(`TokenFileName: ${dir} is not a directory`);
+  return {
+    async lookup(token) {
+      if (!isPlainFileName(token)) return undefined;
+      const file = path.join(dir, token);
+      let text: string;
+      try {
+        text = await fs.readFile(file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EISDIR') return undefined;
+        throw new TokenSourceError(`cannot read ${file}: ${code ?? (err as Error).message}`, { cause: err });
+      }
+      try {
+        return parseTargetText(text.trim());
+      } catch (err) {
+        context.logger.warn({ event: 'token-file-error', file, reason: (err as Error).message }, `token file ${file}: ${(err as Error).message}`);
+        throw new TokenSourceError(`the entry for this token is malformed (${file})`);
+      }
+    },
+  };
+}

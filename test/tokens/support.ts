@@ -1,0 +1,58 @@
+// Shared by the token plugin tests: targets that say who they are, and a client that reports either what
+// the target said or how the proxy refused.
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import { startServer, type TestServer } from '../helpers/targets.js';
+
+/** A TCP target that sends its name and closes, so a client can tell which target it reached. */
+export function startNamedServer(name: string, host = '127.0.0.1'): Promise<TestServer> {
+  return startServer((socket) => socket.end(name), host);
+}
+
+/** What one handshake came to: the target's words after a 101, or the proxy's refusal. */
+export type Outcome = { status: 101; said: string } | { status: number; body: string };
+
+/**
+ * Opens a WebSocket to `url` and returns what the target sent before closing, or the HTTP status and body
+ * of the refusal. `headers` may override Host (for --host-token).
+ */
+export function attempt(url: string, headers: Record<string, string> = {}): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['binary'], { perMessageDeflate: false, headers });
+    const chunks: Buffer[] = [];
+    ws.on('message', (data: Buffer) => chunks.push(data));
+    ws.once('close', () => resolve({ status: 101, said: Buffer.concat(chunks).toString() }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => (body += text));
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.once('error', reject);
+    });
+    ws.once('error', (err) => {
+      // After 'unexpected-response' ws also reports an error; the response has the answer.
+      if (!/Unexpected server response/.test(err.message)) reject(err);
+    });
+  });
+}
+
+/** A fresh temporary directory, removed by the returned function. */
+export function tempDir(): { dir: string; remove: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsproxy-tokens-'));
+  return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A Unix socket server at `file` that sends `name` to each client and closes. */
+export async function startUnixNamedServer(file: string, name: string): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(name);
+  });
+  server.listen(file);
+  await once(server, 'listening');
+  return server;
+}
