@@ -1,0 +1,98 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { HttpError, StartupError } from '../errors.js';
+import { createBasicHttpAuth } from './basic.js';
+import { createClientCertCnAuth } from './client-cert.js';
+import { createExpectOrigin } from './origin.js';
+import type { AuthPlugin } from './plugin.js';
+
+/** What a plugin factory is given besides its source. */
+export interface AuthPluginContext {
+  /** The proxy's logger, for the plugin's own lines. */
+  logger: Logger;
+}
+
+/**
+ * The interface of a user's own plugin module (`--auth-plugin ./my-auth.js`): its default export is a
+ * factory called once at start-up with `--auth-source` (undefined without it). Throwing from the
+ * factory stops the start with that message. The plugin's `authenticate` refuses a request by
+ * throwing an error with a numeric `status` (400-499, such as 401 or 403) and optionally `headers`
+ * (such as `WWW-Authenticate`); any other error is answered with 500 and logged.
+ */
+export type AuthPluginFactory = (source: string | undefined, context: AuthPluginContext) => AuthPlugin | Promise<AuthPlugin>;
+
+/** The built-in plugins, by Python websockify's class names. */
+const BUILTIN: Readonly<Record<string, AuthPluginFactory>> = {
+  BasicHTTPAuth: createBasicHttpAuth,
+  ExpectOrigin: createExpectOrigin,
+  ClientCertCNAuth: createClientCertCnAuth,
+};
+
+/** Python websockify's module path, accepted before a built-in name so that its command lines carry over. */
+const PYTHON_PREFIX = 'websockify.auth_plugins.';
+
+/** Whether `--auth-plugin` names a module file (a path, or a file name ending in .js, .mjs or .cjs) rather than a built-in. */
+export function isAuthModulePath(name: string): boolean {
+  return name.includes('/') || name.includes('\\') || /\.[cm]?js$/.test(name);
+}
+
+/** The built-in plugin's name that `name` means (`BasicHTTPAuth` or `websockify.auth_plugins.BasicHTTPAuth`), or undefined. */
+export function builtinAuthPluginName(name: string): string | undefined {
+  const bare = name.startsWith(PYTHON_PREFIX) ? name.slice(PYTHON_PREFIX.length) : name;
+  return Object.hasOwn(BUILTIN, bare) ? bare : undefined;
+}
+
+/** A refusal from a user's plugin, in the shape the upgrade stage answers. */
+function asHttpError(err: unknown): unknown {
+  if (err instanceof HttpError) return err;
+  const { status, headers, message } = (err ?? {}) as { status?: unknown; headers?: unknown; message?: unknown };
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 499) return err;
+  const extra: Record<string, string> = {};
+  if (headers && typeof headers === 'object') {
+    for (const [key, value] of Object.entries(headers)) if (typeof value === 'string') extra[key] = value;
+  }
+  return new HttpError(status, typeof message === 'string' && message !== '' ? message : 'refused by the auth plugin', extra);
+}
+
+/** Imports a user's module and builds its plugin; every failure is a StartupError naming the module. */
+async function loadModule(file: string, source: string | undefined, context: AuthPluginContext): Promise<AuthPlugin> {
+  const where = path.resolve(file);
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(where).href)) as { default?: unknown };
+  } catch (err) {
+    throw new StartupError(`--auth-plugin: cannot load ${where}: ${(err as Error).message}`);
+  }
+  if (typeof module.default !== 'function') throw new StartupError(`--auth-plugin: ${where} must default-export a function (source, context) => plugin`);
+  let plugin: unknown;
+  try {
+    plugin = await (module.default as AuthPluginFactory)(source, context);
+  } catch (err) {
+    throw new StartupError(`--auth-plugin ${where}: ${(err as Error)?.message ?? String(err)}`);
+  }
+  const authenticate = (plugin as Partial<AuthPlugin> | undefined)?.authenticate;
+  if (typeof authenticate !== 'function') throw new StartupError(`--auth-plugin: ${where}'s factory must return an object with an authenticate(request) method`);
+  return {
+    async authenticate(request) {
+      try {
+        await authenticate.call(plugin, request);
+      } catch (err) {
+        throw asHttpError(err);
+      }
+    },
+  };
+}
+
+/**
+ * Builds the `--auth-plugin` plugin: a built-in by name (`BasicHTTPAuth`, `ExpectOrigin`,
+ * `ClientCertCNAuth`) or a user's module by path (see {@link AuthPluginFactory}).
+ * @throws StartupError for an unknown name, a module that does not load, or a source the plugin rejects.
+ */
+export async function loadAuthPlugin(name: string, source: string | undefined, logger: Logger): Promise<AuthPlugin> {
+  const context: AuthPluginContext = { logger };
+  const builtin = builtinAuthPluginName(name);
+  if (builtin) return BUILTIN[builtin]!(source, context);
+  if (isAuthModulePath(name)) return loadModule(name, source, context);
+  throw new StartupError(`--auth-plugin: unknown plugin '${name}' (built-in: ${Object.keys(BUILTIN).join(', ')}; or a path to your own module, such as ./my-auth.js)`);
+}
