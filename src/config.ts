@@ -1,5 +1,6 @@
 import type { LogOptions } from './log/logger.js';
-import type { Target } from './target/target.js';
+import type { Target, TargetTls } from './target/target.js';
+import type { TargetPattern } from './route/policy.js';
 import type { TlsServerOptions } from './tls/context.js';
 
 /** TLS on the listening port, sniffed per connection beside plain ones. */
@@ -33,7 +34,10 @@ export type ListenSpec =
 /** Everything the proxy needs, validated; built by the CLI or by a program embedding the proxy. */
 export interface ProxyConfig {
   listen: ListenSpec;
-  target: Target;
+  /** The fixed target; absent when a token plugin chooses each connection's target ({@link tokens}). */
+  target?: Target | undefined;
+  /** Targets by token (`--token-plugin`); see {@link TokensConfig}. */
+  tokens?: TokensConfig | undefined;
   /** Resolve host names to IPv6 addresses first (`-6`). Default false. */
   preferIpv6: boolean;
   /** Serve one WebSocket session, then exit (`--run-once`). Default false. */
@@ -62,6 +66,34 @@ export interface ProxyConfig {
   tls?: ListenTls | undefined;
   /** Static files on the same port (`--web`); without it plain HTTP requests get 405. */
   web?: WebConfig | undefined;
+  /** How the listening line names the target when its address alone would not say it (a wrapped program). */
+  targetLabel?: string | undefined;
+  /** Access control on each handshake (`--auth-plugin`); see {@link AuthConfig}. */
+  auth?: AuthConfig | undefined;
+  /** `--allow-target`: the only targets connections may reach; unset = any. */
+  allowTarget?: readonly TargetPattern[] | undefined;
+}
+
+/** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */
+export interface AuthConfig {
+  /** A built-in plugin's name, or the absolute path of the user's module. */
+  plugin: string;
+  /** The plugin's argument (`--auth-source`), if given. */
+  source?: string | undefined;
+  /** Check web requests (`--web`) too (`--web-auth`). */
+  web: boolean;
+}
+
+/** `--token-plugin NAME --token-source ARG [--host-token]` (or the deprecated `--target-config FILE`). */
+export interface TokensConfig {
+  /** A built-in plugin's name, or the path of the user's module. */
+  plugin: string;
+  /** The plugin's argument (`--token-source`), if given. */
+  source?: string | undefined;
+  /** Take the token from the Host header rather than the `token` query parameter (`--host-token`). */
+  fromHost: boolean;
+  /** `--ssl-target`: TLS to every TCP target the plugin names. */
+  targetTls?: TargetTls | undefined;
 }
 
 /** The defaults of every optional setting; the option reference in README.md repeats them. */
@@ -88,9 +120,22 @@ export interface DaemonConfig {
   pidFile?: string | undefined;
 }
 
+/** What the proxy does when a wrapped program exits by itself (`--wrap-mode`). */
+export type WrapMode = 'exit' | 'ignore' | 'respawn';
+
+/** A program run behind the proxy, its port moved to loopback (`websockify PORT -- PROGRAM ARGS`). */
+export interface WrapConfig {
+  command: string;
+  args: string[];
+  /** `exit` (default): exit with its status; `ignore`: keep serving; `respawn`: start it again. */
+  mode: WrapMode;
+}
+
 /** The whole run-time configuration: the proxy, its logging, and how the process runs. */
 export interface Config {
   proxy: ProxyConfig;
   log: LogOptions;
   daemon: DaemonConfig;
+  /** The wrapped program; `proxy.target` is then a placeholder that the CLI replaces with its loopback port. */
+  wrap?: WrapConfig | undefined;
 }

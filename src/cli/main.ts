@@ -2,7 +2,8 @@
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../server/proxy.js';
-import { detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
+import { WrappedProgram } from '../wrap/program.js';
+import { closeInheritedFiles, detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
 import { parseArgs, usageLine } from './options.js';
 
 /** Entry point of the `websockify` command: exit 2 for a usage error, 1 for a failed start, 0 after a clean stop. */
@@ -21,15 +22,18 @@ async function main(): Promise<number> {
   }
   const { config } = parsed;
   const daemonChild = config.daemon.detach && isDaemonChild();
+  if (daemonChild) closeInheritedFiles();
   // The starting command waits for the detached copy's report and exits with its outcome.
-  if (config.daemon.detach && !daemonChild) return detach();
+  if (config.daemon.detach && !daemonChild) return detach(config.proxy.listen.kind === 'inetd');
   try {
     const logger = createLogger({ ...config.log, detached: daemonChild });
-    const proxy = new ProxyServer(config.proxy, logger);
-    await proxy.start();
-    if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
-    if (daemonChild) reportReady();
+    // Before listening: a shim that was not built is a start-up error.
+    const wrap = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
+    const proxyConfig = wrap ? { ...config.proxy, target: wrap.target, targetLabel: `the wrapped program '${wrap.commandLine}' on loopback port ${wrap.target.port}` } : config.proxy;
+    const proxy = new ProxyServer(proxyConfig, logger);
+    // Before start(): SIGHUP's default action ends the process, and a reload may come as soon as we listen.
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
+    const listening = await proxy.start();
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (signalled) {
@@ -41,12 +45,20 @@ async function main(): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The program binds the port the proxy listens on (the kernel's choice when it was 0).
+    wrap?.start(Number(/:(\d+)$/.exec(listening)?.[1]), (status) => void proxy.stop(`${config.wrap!.command} exited with status ${status}`));
+    // Only now: whoever reads the pid file (or sees the starting command exit) may signal at once.
+    if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
+    if (daemonChild) reportReady();
     await proxy.closed;
-    return 0;
+    await wrap?.stop();
+    // --wrap-mode exit: the program's status, when it ended by itself.
+    return wrap?.status ?? 0;
   } catch (err) {
+    // The detached copy's stderr is /dev/null: even an unexpected error is worth a line in the foreground.
+    if (daemonChild) reportFailure(1, err instanceof Error ? err.message : String(err));
     if (!(err instanceof StartupError)) throw err;
-    if (daemonChild) reportFailure(1, err.message);
-    else process.stderr.write(`websockify: ${err.message}\n`);
+    if (!daemonChild) process.stderr.write(`websockify: ${err.message}\n`);
     return 1;
   }
 }

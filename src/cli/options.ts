@@ -1,15 +1,20 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULTS, type Config, type ListenSpec } from '../config.js';
+import { DEFAULTS, type Config, type ListenSpec, type WrapMode } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { Target } from '../target/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
 import { parseSyslogServer } from '../log/syslog.js';
 import { parseHostPort } from '../target/address.js';
+import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
+import { builtinAuthPluginName, isAuthModulePath } from '../auth/load.js';
+import { parseTargetPattern, type TargetPattern } from '../route/policy.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
-       websockify [options] [source_addr:]source_port --unix-target FILE`;
+       websockify [options] [source_addr:]source_port --unix-target FILE
+       websockify [options] [source_addr:]source_port --token-plugin NAME [--token-source ARG]
+       websockify [options] [source_addr:]source_port -- PROGRAM [ARGS...]`;
 
 /** A non-negative number of seconds (fractions allowed, as in Python websockify). */
 function seconds(text: string): number {
@@ -38,6 +43,15 @@ function syslogServer(text: string): string {
     throw new InvalidArgumentError(`${(err as Error).message}.`);
   }
   return text;
+}
+
+/** Collects the repeatable `--allow-target`, each pattern checked now so that a typo is a usage error. */
+function allowTargetPattern(text: string, previous: TargetPattern[]): TargetPattern[] {
+  try {
+    return [...previous, parseTargetPattern(text)];
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
 }
 
 /** The command line's grammar: every option, its help text and its default. */
@@ -85,8 +99,21 @@ export function buildProgram(): Command {
     .option('--ssl-target-insecure', 'with --ssl-target, accept any target certificate (self-signed targets)')
     .option('--web <dir>', 'serve static files from DIR on the same port')
     .option('--file-only', 'with --web, no directory listings')
+    .option('--token-plugin <name>', `choose each connection's target by its token: ${TOKEN_PLUGIN_NAMES.join(', ')}, or the path of your own module`)
+    .option('--token-source <arg>', "the token plugin's argument (a file, directory, URL, key file or Redis address)")
+    .option('--host-token', 'take the token from the Host header instead of the token query parameter')
+    .option('--target-config <file>', 'deprecated: the same as --token-plugin TokenFile --token-source FILE')
+    .option('--auth-plugin <name>', 'check each handshake with a plugin: BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or the path of your own module')
+    .option('--auth-source <arg>', "the auth plugin's argument (user:password; allowed origins; allowed certificate common names)")
+    .option('--web-auth', 'with --web and --auth-plugin, check web requests too')
+    .option('--allow-target <pattern>', 'connect only to targets matching PATTERN (repeatable): host, *.domain, IP, CIDR, each with an optional :port or :low-high; unix:PATH', allowTargetPattern, [])
     .option('-D, --daemon', 'run in the background once listening')
     .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
+    .addOption(
+      new Option('--wrap-mode <mode>', 'when the wrapped program (-- PROGRAM) exits: exit with its status, ignore it and keep serving, or respawn it')
+        .choices(['exit', 'ignore', 'respawn'])
+        .default('exit'),
+    )
     .helpOption('-h, --help', 'show this help and exit')
     .showHelpAfterError(false)
     .exitOverride()
@@ -107,8 +134,17 @@ interface ParsedOptions {
   sslTargetInsecure?: true;
   web?: string;
   fileOnly?: true;
+  tokenPlugin?: string;
+  tokenSource?: string;
+  hostToken?: true;
+  targetConfig?: string;
+  authPlugin?: string;
+  authSource?: string;
+  webAuth?: true;
+  allowTarget: TargetPattern[];
   daemon?: true;
   pidFile?: string;
+  wrapMode: WrapMode;
   verbose?: true;
   traffic?: true;
   record?: string;
@@ -140,12 +176,15 @@ export type ParseResult = { kind: 'run'; config: Config } | { kind: 'exit'; outp
  * @throws UsageError naming the problem, for the CLI to print with the usage line and exit 2.
  */
 export function parseArgs(argv: readonly string[]): ParseResult {
-  if (argv.includes('--')) throw new UsageError('wrapping a program (-- PROGRAM) is not supported yet');
+  // Everything after the first `--` is the program to wrap and its arguments, untouched by option parsing.
+  const split = argv.indexOf('--');
+  const wrapped = split >= 0 ? argv.slice(split + 1) : undefined;
+  const own = split >= 0 ? argv.slice(0, split) : argv;
   const program = buildProgram();
   let helpText = '';
   program.configureOutput({ writeOut: (text) => (helpText += text), writeErr: () => undefined });
   try {
-    program.parse(argv as string[], { from: 'user' });
+    program.parse(own as string[], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return { kind: 'exit', output: helpText };
@@ -162,6 +201,25 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   if (opts.legacySyslog && !opts.syslog) throw new UsageError('--legacy-syslog needs --syslog');
   if (opts.inetd && opts.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
   if (opts.fileOnly && !opts.web) throw new UsageError('--file-only needs --web');
+  if (opts.targetConfig !== undefined && (opts.tokenPlugin || opts.tokenSource !== undefined)) {
+    throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
+  }
+  if (opts.tokenSource !== undefined && !opts.tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
+  if (opts.hostToken && !opts.tokenPlugin && opts.targetConfig === undefined) throw new UsageError('--host-token needs --token-plugin');
+  if (opts.tokenPlugin && !isTokenModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
+    throw new UsageError(`--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`);
+  }
+  const tokenPlugin = opts.targetConfig !== undefined ? 'TokenFile' : opts.tokenPlugin;
+  const tokenOption = opts.targetConfig !== undefined ? '--target-config' : '--token-plugin';
+  if (tokenPlugin && wrapped) throw new UsageError(`-- PROGRAM cannot be used with ${tokenOption}: the wrapped program is the only target`);
+  if (opts.authSource !== undefined && !opts.authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
+  if (opts.webAuth && !opts.authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
+  if (opts.webAuth && !opts.web) throw new UsageError('--web-auth needs --web');
+  if (opts.authPlugin && !isAuthModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
+    throw new UsageError(`--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`);
+  }
+  // Without --verify-client no certificate is ever verified, so every connection would be refused.
+  if (opts.authPlugin && builtinAuthPluginName(opts.authPlugin) === 'ClientCertCNAuth' && !opts.verifyClient) throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
   if (opts.cafile && !opts.verifyClient) throw new UsageError('--cafile needs --verify-client');
   if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget) throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
   if (opts.sslTargetCa && opts.sslTargetInsecure) throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
@@ -179,14 +237,29 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   if (listen.kind !== 'tcp' && positional.length > 1) {
     throw new UsageError(`too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`);
   }
-  let target: Target;
-  if (opts.unixTarget) {
+  let target: Target | undefined;
+  if (wrapped) {
+    if (wrapped.length === 0) throw new UsageError('missing the program to wrap after --');
+    if (listen.kind !== 'tcp') throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
+    if (opts.unixTarget || opts.sslTarget) throw new UsageError(`${opts.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`);
+    if (positional.length > 0) throw new UsageError(`too many arguments: the wrapped program is the target, so '${positional[0]}' is extra`);
+    // A placeholder: the CLI replaces it with the loopback port the program's socket is moved to.
+    target = { kind: 'tcp', host: '127.0.0.1', port: 0 };
+  } else if (program.getOptionValueSource('wrapMode') === 'cli') {
+    throw new UsageError('--wrap-mode needs a program to wrap (-- PROGRAM)');
+  } else if (tokenPlugin) {
+    // The plugin chooses each connection's target; a fixed one as well would silently lose to it.
+    if (opts.unixTarget) throw new UsageError(`--unix-target cannot be used with ${tokenOption}: the token plugin chooses each connection's target`);
+    if (positional.length > 0) {
+      throw new UsageError(`a token plugin (${tokenOption}) chooses each connection's target, so the fixed target '${positional[0]}' cannot be given too`);
+    }
+  } else if (opts.unixTarget) {
     if (opts.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
     target = { kind: 'unix', path: resolve(opts.unixTarget) };
   }
   else {
     const text = positional.shift();
-    if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE)');
+    if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
     if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
     target = { kind: 'tcp', ...parseHostPort(text, 'target', true) };
     if (opts.sslTarget) target.tls = { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) };
@@ -199,6 +272,13 @@ export function parseArgs(argv: readonly string[]): ParseResult {
       proxy: {
         listen,
         target,
+        // Paths made absolute now, as Python websockify does for --target-config.
+        tokens: tokenPlugin === undefined ? undefined : {
+          plugin: isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
+          source: opts.targetConfig !== undefined ? resolve(opts.targetConfig) : opts.tokenSource,
+          fromHost: opts.hostToken ?? false,
+          targetTls: opts.sslTarget && { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) },
+        },
         preferIpv6: opts.preferIpv6 ?? DEFAULTS.preferIpv6,
         runOnce: opts.runOnce ?? DEFAULTS.runOnce,
         timeout: opts.timeout,
@@ -224,8 +304,16 @@ export function parseArgs(argv: readonly string[]): ParseResult {
           explicit: opts.cert !== TLS_DEFAULTS.cert || opts.key !== undefined,
         },
         web: opts.web === undefined ? undefined : { root: resolve(opts.web), fileOnly: opts.fileOnly ?? false },
+        // A module path is made absolute now: a daemon changes its directory before loading it.
+        auth: opts.authPlugin === undefined ? undefined : {
+          plugin: isAuthModulePath(opts.authPlugin) ? resolve(opts.authPlugin) : opts.authPlugin,
+          source: opts.authSource,
+          web: opts.webAuth ?? false,
+        },
+        allowTarget: opts.allowTarget.length > 0 ? opts.allowTarget : undefined,
       },
       daemon: { detach: opts.daemon ?? false, pidFile: opts.pidFile && resolve(opts.pidFile) },
+      wrap: wrapped && { command: wrapped[0]!, args: wrapped.slice(1), mode: opts.wrapMode },
       log: {
         format: opts.logFormat,
         verbose: opts.verbose ?? false,

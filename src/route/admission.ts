@@ -3,13 +3,15 @@ import type { TLSSocket } from 'node:tls';
 import type { AuthPlugin, AuthRequest } from '../auth/plugin.js';
 import { HttpError } from '../errors.js';
 import type { Target } from '../target/target.js';
-import { describeTarget } from '../target/target.js';
 import { TokenSourceError, type TokenPlugin } from '../tokens/plugin.js';
 
 /** Decides, before the upgrade, whether a handshake may pass and where it goes. */
 export type Admission = (req: IncomingMessage) => Promise<Target>;
 
-/** What the route stage is made of; every part is optional but a target or a token plugin. */
+/**
+ * What the route stage is made of; every part is optional but a target or a token plugin.
+ * `--allow-target` wraps the resulting admission (see `guardAdmission` in route/policy.ts).
+ */
 export interface AdmissionOptions {
   /** The fixed target (command line, or a wrapped program). */
   target?: Target | undefined;
@@ -17,8 +19,6 @@ export interface AdmissionOptions {
   tokens?: { plugin: TokenPlugin; fromHost: boolean } | undefined;
   /** Access control, before any token lookup. */
   auth?: AuthPlugin | undefined;
-  /** `--allow-target`: whether a resolved target may be connected to. */
-  allowTarget?: ((target: Target) => boolean) | undefined;
 }
 
 /** The request as auth plugins see it. */
@@ -47,9 +47,9 @@ export function tokenOf(req: IncomingMessage, fromHost: boolean): string | undef
 }
 
 /**
- * Composes the route stage: auth, then the target (fixed, or looked up by token), then the target policy.
- * Each refusal is an HttpError the upgrade stage answers and logs: 401/403 from auth, 404 for a missing
- * or unknown token, 503 when the token source is down, 403 for a target outside `--allow-target`.
+ * Composes the route stage: auth, then the target (fixed, or looked up by token). Each refusal is an
+ * HttpError the upgrade stage answers and logs: 401/403 from auth, 404 for a missing or unknown token,
+ * 503 when the token source is down.
  */
 export function createAdmission(options: AdmissionOptions): Admission {
   return async (req) => {
@@ -71,9 +71,6 @@ export function createAdmission(options: AdmissionOptions): Admission {
       target = options.target;
     } else {
       throw new HttpError(500, 'no target configured');
-    }
-    if (options.allowTarget && !options.allowTarget(target)) {
-      throw new HttpError(403, `target ${describeTarget(target)} is not allowed by --allow-target`);
     }
     return target;
   };

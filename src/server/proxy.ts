@@ -7,7 +7,7 @@ import type { ProxyConfig } from '../config.js';
 import { peerAddress } from '../target/address.js';
 import { describeTarget } from '../target/target.js';
 import fs from 'node:fs';
-import { StartupError } from '../errors.js';
+import { HttpError, StartupError } from '../errors.js';
 import { targetTlsContext } from '../target/connect.js';
 import { TlsContextStore } from '../tls/context.js';
 import { createPlainRefusedRoute, createTlsRoute } from '../tls/route.js';
@@ -20,7 +20,14 @@ import { createHttpStage } from './http-stage.js';
 import { openListener } from './listen.js';
 import { Session } from './session.js';
 import { createUpgrader } from './upgrade.js';
-import { createAdmission } from '../route/admission.js';
+import { authRequestOf, createAdmission } from '../route/admission.js';
+import { loadAuthPlugin } from '../auth/load.js';
+import type { AuthPlugin } from '../auth/plugin.js';
+import { guardAdmission, TargetPolicy } from '../route/policy.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { WebHandler } from '../web/web-handler.js';
+import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
+import type { TokenPlugin } from '../tokens/plugin.js';
 
 /**
  * The proxy: owns the listener, the path of each connection through the stages (first-bytes dispatch,
@@ -43,6 +50,8 @@ export class ProxyServer {
   private readonly recordings = new Set<Promise<void>>();
   /** The listening port's TLS certificate, when TLS is on. */
   private tls: TlsContextStore | undefined;
+  /** Chooses each connection's target by token (`--token-plugin`). */
+  private tokens: TokenPlugin | undefined;
   /** Set while a stop waits for the last session to end. */
   private drained: (() => void) | undefined;
 
@@ -62,10 +71,17 @@ export class ProxyServer {
     const { config } = this;
     this.tls = this.openTls();
     const web = config.web ? createWebHandler({ ...config.web, logger: this.logger }) : undefined;
-    if (config.target.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
+    if (config.target?.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
+    if (config.tokens?.targetTls) targetTlsContext(config.tokens.targetTls.ca);
+    // Before the token plugin, which may hold a connection open: a bad auth source stops the start here.
+    const auth = config.auth && (await loadAuthPlugin(config.auth.plugin, config.auth.source, this.logger));
+    const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
+    // Before the listener: a bad token source stops the start (StartupError) with nothing bound.
+    const tokens = config.tokens;
+    this.tokens = tokens && (await loadTokenPlugin(tokens.plugin, tokens.source, this.logger, { timeoutMs: lookupTimeoutFor(config.handshakeTimeout), targetTls: tokens.targetTls }));
     const upgrade = createUpgrader({
       maxMessageSize: config.maxMessageSize,
-      admit: createAdmission({ target: config.target }),
+      admit: guardAdmission(createAdmission({ auth, target: config.target, tokens: this.tokens && tokens && { plugin: this.tokens, fromHost: tokens.fromHost } }), policy),
       accepted: (upgraded) => this.openSession(upgraded),
       refused: (req, err) =>
         this.logger.info({ event: 'refused', status: err.status, reason: err.message, path: req.url }, `refused ${req.method} ${req.url}: ${err.status} ${err.message}`),
@@ -75,11 +91,7 @@ export class ProxyServer {
       request: (req, res) => {
         // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
         const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
-        if (web && !isHandshake) {
-          // A download may take longer than a handshake; the web server's own timeouts apply from here.
-          disarmDeadline(req.socket);
-          return web(req, res);
-        }
+        if (web && !isHandshake) return void this.serveWeb(web, config.auth?.web ? auth : undefined, req, res);
         const status = isHandshake ? 400 : 405;
         const reason = isHandshake ? 'WebSocket handshake without Connection: Upgrade' : `${req.method} is not served here: this port proxies WebSocket connections`;
         this.logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
@@ -105,7 +117,10 @@ export class ProxyServer {
     routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger) : createFlashPolicyRoute(this.logger));
     const dispatch = createDispatcher({ routes, fallback: http });
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
-    const { description } = await openListener(config.listen, config.preferIpv6, this.listener);
+    const { description } = await openListener(config.listen, config.preferIpv6, this.listener).catch(async (err: unknown) => {
+      await this.tokens?.close?.(); // an open Redis connection would keep an embedding program alive
+      throw err;
+    });
     // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
     this.listener.on('error', (err) => this.logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
     if (config.tls?.verifyClient && !config.tls.sslOnly) {
@@ -113,13 +128,31 @@ export class ProxyServer {
       const why = this.tls ? 'plain connections are' : 'TLS is off, so every connection is';
       this.logger.warn({ event: 'verify-client-plain' }, `--verify-client checks TLS clients only: ${why} accepted without a certificate (add --ssl-only to refuse plain ones)`);
     }
-    const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : `plain only, no TLS certificate at ${config.tls?.cert}`;
+    const proxying = tokens ? `the target each token names (${tokens.plugin}, token from ${tokens.fromHost ? 'the Host header' : '?token='})` : config.targetLabel ?? (config.target ? describeTarget(config.target) : 'no target');
+    const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : config.tls ? `plain only, no TLS certificate at ${config.tls.cert}` : 'plain only';
     this.logger.info(
-      { event: 'listening', listen: description, target: describeTarget(config.target), tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
-      `listening on ${description}, proxying to ${describeTarget(config.target)} (${tls})`,
+      { event: 'listening', listen: description, target: config.target && describeTarget(config.target), tokens: tokens?.plugin, tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
+      `listening on ${description}, proxying to ${proxying} (${tls})`,
     );
     this.armLifecycleTimers();
     return description;
+  }
+
+  /** Serves a `--web` request, with `--web-auth` only once the auth plugin lets it pass (refusals answered and logged). */
+  private async serveWeb(web: WebHandler, auth: AuthPlugin | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      await auth?.authenticate(authRequestOf(req));
+    } catch (err) {
+      const refusal = err instanceof HttpError ? err : new HttpError(500, `internal error in the auth plugin: ${(err as Error)?.message ?? String(err)}`);
+      this.logger.info({ event: 'refused', status: refusal.status, reason: refusal.message, path: req.url }, `refused ${req.method} ${req.url}: ${refusal.status} ${refusal.message}`);
+      if (res.headersSent || !req.socket.writable) return; // the handshake deadline answered first
+      res.writeHead(refusal.status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...refusal.headers });
+      res.end(`${refusal.status} ${refusal.message}\n`);
+      return;
+    }
+    // A download may take longer than a handshake; the web server's own timeouts apply from here.
+    disarmDeadline(req.socket);
+    web(req, res);
   }
 
   /**
@@ -146,6 +179,7 @@ export class ProxyServer {
     }
     clearTimeout(deadline);
     this.tls?.close();
+    await Promise.resolve(this.tokens?.close?.()).catch((err: Error) => this.logger.warn({ event: 'token-plugin-close', err: err.message }, `closing the token plugin: ${err.message}`));
     for (const socket of this.sockets) socket.destroy();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
