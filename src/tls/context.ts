@@ -92,6 +92,15 @@ function build(options: TlsServerOptions): tls.SecureContextOptions {
   return built;
 }
 
+/** The target of a symbolic link, or undefined when `file` is not one. */
+function readLink(file: string): string | undefined {
+  try {
+    return fs.readlinkSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether two sets of context options were built from the same bytes. */
 function sameInputs(a: tls.SecureContextOptions, b: tls.SecureContextOptions): boolean {
   const eq = (x: unknown, y: unknown): boolean => (Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y);
@@ -174,6 +183,9 @@ export class TlsContextStore {
       const abs = path.resolve(file);
       const names = byDir.get(path.dirname(abs)) ?? new Set<string>();
       names.add(path.basename(abs));
+      // A link into a sibling entry (Kubernetes: cert.pem -> ..data/cert.pem) changes when that entry is renamed over.
+      const link = readLink(abs);
+      if (link !== undefined && !path.isAbsolute(link)) names.add(link.split(/[\\/]/)[0]!);
       byDir.set(path.dirname(abs), names);
     }
     for (const [dir, names] of byDir) {
