@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { runCli, ProxyPool, type RunningProxy } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { createPki, type Issued, type Pki } from '../tls/pki.js';
 
@@ -15,7 +15,7 @@ let pki: Pki;
 let server: Issued;
 let ca: Buffer;
 let echoTarget: TestServer;
-const running = new Set<RunningProxy>();
+const pool = new ProxyPool();
 
 before(async () => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-auth-cli-'));
@@ -25,7 +25,7 @@ before(async () => {
   echoTarget = await startEchoServer();
 });
 after(async () => {
-  await Promise.all([...running].map((p) => p.stop()));
+  await pool.stopAll();
   await echoTarget.close();
   pki.remove();
   fs.rmSync(scratch, { recursive: true, force: true });
@@ -33,14 +33,11 @@ after(async () => {
 
 /** Starts the CLI proxying to the echo target; stopped after the file even if a test fails. */
 async function proxy(args: string[]): Promise<RunningProxy> {
-  const p = await startProxy([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
-  running.add(p);
-  return p;
+  return pool.start([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
 }
 
-async function stop(p: RunningProxy): Promise<void> {
-  await p.stop();
-  running.delete(p);
+function stop(p: RunningProxy): Promise<void> {
+  return pool.stop(p);
 }
 
 /** How a handshake ended: 101 with a message echoed through, or the refusal's status and headers. */

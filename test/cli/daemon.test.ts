@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { CLI, runCli } from '../helpers/proxy.js';
+import { CLI, runCli, LISTENING_STDIN_LAUNCHER } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 
@@ -317,17 +317,7 @@ describe('daemon mode (-D, --pid-file)', () => {
     const cwd = tempDir();
     const pidFile = path.join(cwd, 'ws.pid');
     // A helper binds 127.0.0.1:0, prints the port, moves the socket onto fd 0 and becomes the command.
-    const script = [
-      'import os, socket, sys',
-      's = socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
-      "s.bind(('127.0.0.1', 0))",
-      's.listen(16)',
-      "sys.stdout.write('%d\\n' % s.getsockname()[1])",
-      'sys.stdout.flush()',
-      'os.dup2(s.fileno(), 0)',
-      's.close()',
-      'os.execv(sys.argv[1], sys.argv[1:])',
-    ].join('\n');
+    const script = LISTENING_STDIN_LAUNCHER;
     const start = spawn('/usr/bin/python3', ['-c', script, process.execPath, CLI, '-D', '--inetd', '--pid-file', pidFile, `127.0.0.1:${target.port}`], {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],

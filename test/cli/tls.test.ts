@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { FLASH_POLICY_REQUEST, FLASH_POLICY_RESPONSE } from '../../src/server/flash-policy.js';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { runCli, ProxyPool, type RunningProxy } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { createPki, replaceAtomically, type Issued, type Pki } from '../tls/pki.js';
@@ -17,7 +17,7 @@ let pki: Pki;
 let server: Issued;
 let echoTarget: TestServer;
 let ca: Buffer;
-const running = new Set<RunningProxy>();
+const pool = new ProxyPool();
 
 before(async () => {
   pki = createPki();
@@ -26,21 +26,18 @@ before(async () => {
   echoTarget = await startEchoServer();
 });
 after(async () => {
-  await Promise.all([...running].map((p) => p.stop()));
+  await pool.stopAll();
   await echoTarget.close();
   pki.remove();
 });
 
 /** Starts the CLI proxying to the echo target; stopped after the file even if a test fails. */
 async function proxy(args: string[]): Promise<RunningProxy> {
-  const p = await startProxy([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
-  running.add(p);
-  return p;
+  return pool.start([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
 }
 
-async function stop(p: RunningProxy): Promise<void> {
-  await p.stop();
-  running.delete(p);
+function stop(p: RunningProxy): Promise<void> {
+  return pool.stop(p);
 }
 
 /** A directory of its own holding copies of a certificate and key, so a test may replace them. */

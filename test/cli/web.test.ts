@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { runCli, ProxyPool, type RunningProxy } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { createPki, type Issued, type Pki } from '../tls/pki.js';
@@ -22,7 +22,7 @@ let bigHash: string;
 let pki: Pki;
 let server: Issued;
 let echoTarget: TestServer;
-const running = new Set<RunningProxy>();
+const pool = new ProxyPool();
 
 before(async () => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-web-cli-'));
@@ -43,7 +43,7 @@ before(async () => {
   echoTarget = await startEchoServer();
 });
 after(async () => {
-  await Promise.all([...running].map((p) => p.stop()));
+  await pool.stopAll();
   await echoTarget.close();
   pki.remove();
   fs.rmSync(scratch, { recursive: true, force: true });
@@ -51,14 +51,11 @@ after(async () => {
 
 /** Starts the CLI proxying to the echo target; stopped after the file even if a test fails. */
 async function proxy(args: string[]): Promise<RunningProxy> {
-  const p = await startProxy([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
-  running.add(p);
-  return p;
+  return pool.start([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
 }
 
-async function stop(p: RunningProxy): Promise<void> {
-  await p.stop();
-  running.delete(p);
+function stop(p: RunningProxy): Promise<void> {
+  return pool.stop(p);
 }
 
 /** A response as the client saw it. */

@@ -115,3 +115,45 @@ export async function runCli(args: string[], timeoutMs = 10000): Promise<{ code:
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
+
+/**
+ * The proxies one test file starts. `stopAll()` (call it from `after`) stops whatever is still running,
+ * so a failing test leaves no process behind.
+ */
+export class ProxyPool {
+  private readonly running = new Set<RunningProxy>();
+
+  /** Starts the CLI as {@link startProxy} does, and keeps it for {@link stopAll}. */
+  async start(args: string[], options?: StartOptions): Promise<RunningProxy> {
+    const proxy = await startProxy(args, options);
+    this.running.add(proxy);
+    return proxy;
+  }
+
+  /** Stops one proxy now. */
+  async stop(proxy: RunningProxy): Promise<void> {
+    await proxy.stop();
+    this.running.delete(proxy);
+  }
+
+  /** Stops every proxy still running. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running].map((proxy) => this.stop(proxy)));
+  }
+}
+
+/**
+ * A Python program (for `/usr/bin/python3 -c`) that plays inetd: it binds 127.0.0.1:0, prints the port,
+ * moves the listening socket onto fd 0 and becomes the command in its arguments.
+ */
+export const LISTENING_STDIN_LAUNCHER = [
+  'import os, socket, sys',
+  's = socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
+  "s.bind(('127.0.0.1', 0))",
+  's.listen(16)',
+  "sys.stdout.write('%d\\n' % s.getsockname()[1])",
+  'sys.stdout.flush()',
+  'os.dup2(s.fileno(), 0)',
+  's.close()',
+  'os.execv(sys.argv[1], sys.argv[1:])',
+].join('\n');

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { CLI, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { CLI, startProxy, type RunningProxy, LISTENING_STDIN_LAUNCHER } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 
@@ -188,17 +188,7 @@ test('--unix-listen replaces a stale socket file left by a process that is gone'
 test('--inetd: the listening socket is fd 0, as inetd or systemd pass it', async () => {
   const target = await echo();
   // A helper binds 127.0.0.1:0, prints the port, moves the socket onto fd 0 and becomes the proxy.
-  const script = [
-    'import os, socket, sys',
-    's = socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
-    "s.bind(('127.0.0.1', 0))",
-    's.listen(16)',
-    "sys.stdout.write('%d\\n' % s.getsockname()[1])",
-    'sys.stdout.flush()',
-    'os.dup2(s.fileno(), 0)',
-    's.close()',
-    'os.execv(sys.argv[1], sys.argv[1:])',
-  ].join('\n');
+  const script = LISTENING_STDIN_LAUNCHER;
   const proc = spawn('/usr/bin/python3', ['-c', script, process.execPath, CLI, '--log-format', 'json', '--inetd', `127.0.0.1:${target.port}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
