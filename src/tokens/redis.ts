@@ -3,7 +3,7 @@ import { StartupError } from '../errors.js';
 import { formatHostPort } from '../target/address.js';
 import type { Target } from '../target/target.js';
 import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
-import { parseTargetJson, parseTargetText } from './target-text.js';
+import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
 /** Where TokenRedis finds its tokens. */
 export interface RedisSource {
@@ -58,14 +58,7 @@ export function parseRedisSource(text: string): RedisSource {
 /** A stored value: `host:port`, or JSON `{"host": "h:p"}` / `{"host": "h", "port": p}`. */
 function parseValue(value: string): Target {
   const text = value.trim();
-  if (!text.startsWith('{')) return parseTargetText(text);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error('not valid JSON');
-  }
-  return parseTargetJson(json);
+  return text.startsWith('{') ? parseTargetJsonText(text) : parseTargetText(text);
 }
 
 /**

@@ -35,3 +35,14 @@ function unixTarget(socketPath: string): Target {
   if (!path.isAbsolute(socketPath)) throw new Error(`unix_socket path '${socketPath}' is not absolute`);
   return { kind: 'unix', path: socketPath };
 }
+
+/** A target written as JSON text (`{"host": "h:p"}` or `{"host": "h", "port": p}`); throws when it is not. */
+export function parseTargetJsonText(text: string): Target {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('not valid JSON');
+  }
+  return parseTargetJson(value);
+}

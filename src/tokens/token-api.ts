@@ -1,7 +1,7 @@
 import { StartupError } from '../errors.js';
 import type { Target } from '../target/target.js';
 import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
-import { parseTargetJson, parseTargetText } from './target-text.js';
+import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
 /** How an answer's body becomes a target. */
 type AnswerFormat = 'text' | 'json';
@@ -52,14 +52,7 @@ export function createTokenApi(source: string | undefined, context: TokenPluginC
 }
 
 function parseAnswer(body: string, format: AnswerFormat): Target {
-  if (format === 'text') return parseTargetText(body.trim());
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch {
-    throw new Error('not JSON');
-  }
-  return parseTargetJson(value);
+  return format === 'text' ? parseTargetText(body.trim()) : parseTargetJsonText(body);
 }
 
 /** fetch() hides the network error (ECONNREFUSED...) in its cause. */

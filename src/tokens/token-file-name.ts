@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { StartupError } from '../errors.js';
+import { sourceDirectory } from './source-directory.js';
 import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
 import { parseTargetText } from './target-text.js';
 
@@ -18,12 +18,7 @@ function isPlainFileName(token: string): boolean {
  * @throws StartupError when the source is not a directory.
  */
 export async function createTokenFileName(source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
-  if (!source) throw new StartupError('TokenFileName needs --token-source DIR (a directory of files named by token)');
-  const dir = path.resolve(source);
-  const stat = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
-    throw new StartupError(`TokenFileName: cannot read ${dir}: ${err.code ?? err.message}`);
-  });
-  if (!stat.isDirectory()) throw new StartupError(`TokenFileName: ${dir} is not a directory`);
+  const dir = await sourceDirectory('TokenFileName', source, 'files named by token');
   return {
     async lookup(token) {
       if (!isPlainFileName(token)) return undefined;

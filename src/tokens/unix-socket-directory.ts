@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { StartupError } from '../errors.js';
+import { sourceDirectory } from './source-directory.js';
 import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
 
 /**
@@ -9,12 +9,7 @@ import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './p
  * @throws StartupError when the source is not a directory.
  */
 export async function createUnixSocketDirectory(source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
-  if (!source) throw new StartupError('UnixDomainSocketDirectory needs --token-source DIR (a directory of Unix sockets)');
-  const dir = path.resolve(source);
-  const stat = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
-    throw new StartupError(`UnixDomainSocketDirectory: cannot read ${dir}: ${err.code ?? err.message}`);
-  });
-  if (!stat.isDirectory()) throw new StartupError(`UnixDomainSocketDirectory: ${dir} is not a directory`);
+  const dir = await sourceDirectory('UnixDomainSocketDirectory', source, 'Unix sockets');
   return {
     async lookup(token) {
       const socketPath = path.resolve(dir, token);
