@@ -45,8 +45,11 @@ export function createDispatcher(options: DispatchOptions): (socket: Duplex) => 
       }
       if (!undecided || head.length >= maxSniff) handOver(options.fallback);
     };
+    // The client finished sending before its bytes meant anything: nothing will ever be decided.
+    const onEnd = (): void => void socket.destroy();
     const handOver = (next: (socket: Duplex) => void): void => {
       socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
       // Paused, the pushed-back bytes wait in the buffer. resume() only emits them on the next tick, by
       // which time `next` has attached its reader, or paused the socket to read later (and keeps it paused).
       socket.pause();
@@ -55,5 +58,6 @@ export function createDispatcher(options: DispatchOptions): (socket: Duplex) => 
       next(socket);
     };
     socket.on('data', onData);
+    socket.once('end', onEnd);
   };
 }

@@ -20,6 +20,9 @@ export interface HttpStageHandlers {
  */
 export function createHttpStage(maxHeaderSize: number, handlers: HttpStageHandlers): (socket: Duplex) => void {
   const server = http.createServer({ maxHeaderSize, keepAlive: false });
+  // A client that sends its request and then its FIN (`printf ... | nc -N`) still gets the answer; without
+  // this node:http aborts the request on the FIN. (The listener allows half-open sockets for the same reason.)
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('upgrade', handlers.upgrade);
   server.on('request', handlers.request);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {

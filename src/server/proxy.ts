@@ -37,7 +37,9 @@ export class ProxyServer {
   /** Resolves when the proxy has stopped and every session is closed. */
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
-  private readonly listener = net.createServer({ noDelay: true });
+  // Half-open allowed, as node:http's own listener does: a client that sends its request and then its FIN still
+  // gets the answer.
+  private readonly listener = net.createServer({ noDelay: true, allowHalfOpen: true });
   private readonly sockets = new Set<Duplex>();
   private readonly sessions = new Set<Session>();
   private readonly hooks: BridgeHook[];

@@ -245,3 +245,20 @@ test('--web usage and start-up errors', async () => {
   assert.equal(fileOnly.code, 2);
   assert.match(fileOnly.stderr, /--file-only needs --web/);
 });
+
+test('a client that sends its request and then its FIN still gets the answer (as with `nc -N`)', async () => {
+  const p = await proxy(['--web', root]);
+  try {
+    const socket = net.connect(p.port!, '127.0.0.1');
+    await once(socket, 'connect');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.end('GET /hello.txt HTTP/1.0\r\n\r\n');
+    await once(socket, 'close');
+    const answer = Buffer.concat(chunks).toString();
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(answer.endsWith(fs.readFileSync(path.join(root, 'hello.txt'), 'utf8')), 'the whole file arrives');
+  } finally {
+    await stop(p);
+  }
+});
