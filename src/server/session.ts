@@ -20,6 +20,14 @@ export interface SessionContext {
   ended(session: Session, summary: BridgeSummary): void;
 }
 
+const kSession = Symbol('session');
+type Tagged<T> = T & { [kSession]: Session };
+
+/** Shared by every session (found through a symbol on the WebSocket), so a session costs no closure for it. */
+function onClientError(this: WebSocket, err: Error): void {
+  (this as Tagged<WebSocket>)[kSession].logClientError(err);
+}
+
 /**
  * One WebSocket client's life after its handshake: connect the target (holding the client's messages
  * back meanwhile), bridge the two, and log the opening and the close with its totals.
@@ -44,7 +52,8 @@ export class Session {
     this.ws = upgraded.ws;
     this.log = context.logger;
     this.recorder = context.record === undefined ? undefined : createRecorder({ basePath: context.record, sessionNumber: id, logger: this.log });
-    upgraded.ws.on('error', (err) => this.log.debug({ event: 'client-error', conn: id, err: err.message }, `conn ${id}: client error: ${err.message}`));
+    (upgraded.ws as Tagged<WebSocket>)[kSession] = this;
+    upgraded.ws.on('error', onClientError);
     upgraded.ws.pause();
   }
 
@@ -84,8 +93,18 @@ export class Session {
     }
     this.bridge = new Bridge(ws, socket, targetSocket, {
       encoding: choice.encoding,
-      hooks: [...this.context.hooks, ...(this.recorder ? [this.recorder] : []), { closed: (summary) => this.finish(summary) }],
+      hooks: this.recorder ? [...this.context.hooks, this.recorder, this] : [...this.context.hooks, this],
     });
+  }
+
+  /** @internal The bridge's hook: both legs are closed. */
+  closed(summary: BridgeSummary): void {
+    this.finish(summary);
+  }
+
+  /** @internal */
+  logClientError(err: Error): void {
+    this.log.debug({ event: 'client-error', conn: this.id, err: err.message }, `conn ${this.id}: client error: ${err.message}`);
   }
 
   /** Graceful stop: close 1001 after what is in flight; the session then ends as usual. */
