@@ -85,8 +85,7 @@ export class ProxyServer {
       maxMessageSize: config.maxMessageSize,
       admit: guardAdmission(createAdmission({ auth, target: config.target, tokens: this.tokens && tokens && { plugin: this.tokens, fromHost: tokens.fromHost } }), policy),
       accepted: (upgraded) => this.openSession(upgraded),
-      refused: (req, err) =>
-        this.logger.info({ event: 'refused', status: err.status, reason: err.message, path: req.url }, `refused ${req.method} ${req.url}: ${err.status} ${err.message}`),
+      refused: (req, err) => this.logRefused(req, err.status, err.message),
     });
     const http = createHttpStage(config.maxHeaderSize, {
       upgrade: (req, socket, head) => (this.accepting ? upgrade(req, socket, head) : writeHttpError(socket, 503, 'server is shutting down')),
@@ -96,7 +95,7 @@ export class ProxyServer {
         if (web && !isHandshake) return void this.serveWeb(web, config.auth?.web ? auth : undefined, req, res);
         const status = isHandshake ? 400 : 405;
         const reason = isHandshake ? 'WebSocket handshake without Connection: Upgrade' : `${req.method} is not served here: this port proxies WebSocket connections`;
-        this.logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
+        this.logRefused(req, status, reason);
         res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...(isHandshake ? {} : { Allow: 'GET' }) });
         res.end(`${status} ${reason}\n`);
       },
@@ -146,7 +145,7 @@ export class ProxyServer {
       await auth?.authenticate(authRequestOf(req));
     } catch (err) {
       const refusal = err instanceof HttpError ? err : new HttpError(500, `internal error in the auth plugin: ${(err as Error)?.message ?? String(err)}`);
-      this.logger.info({ event: 'refused', status: refusal.status, reason: refusal.message, path: req.url }, `refused ${req.method} ${req.url}: ${refusal.status} ${refusal.message}`);
+      this.logRefused(req, refusal.status, refusal.message);
       if (res.headersSent || !req.socket.writable) return; // the handshake deadline answered first
       res.writeHead(refusal.status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...refusal.headers });
       res.end(`${refusal.status} ${refusal.message}\n`);
@@ -204,6 +203,11 @@ export class ProxyServer {
     socket.on('error', (err) => this.logger.debug({ event: 'socket-error', err: err.message }, `socket error: ${err.message}`));
     armDeadline(socket, this.config.handshakeTimeout * 1000, (late) => this.handshakeExpired(late));
     dispatch(socket);
+  }
+
+  /** One log line per request refused with an HTTP status. */
+  private logRefused(req: IncomingMessage, status: number, reason: string): void {
+    this.logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
   }
 
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
