@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS, type Config, type ListenSpec, type WrapMode } from '../config.js';
 import { UsageError } from '../errors.js';
-import type { Target } from '../target/target.js';
+import type { Target, TargetTls } from '../target/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
 import { parseSyslogServer } from '../log/syslog.js';
 import { parseHostPort } from '../target/address.js';
@@ -197,74 +197,11 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   }
   const opts = program.opts<ParsedOptions>();
   const positional = [...program.args];
-
-  if (opts.legacySyslog && !opts.syslog) throw new UsageError('--legacy-syslog needs --syslog');
-  if (opts.inetd && opts.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
-  if (opts.fileOnly && !opts.web) throw new UsageError('--file-only needs --web');
-  if (opts.targetConfig !== undefined && (opts.tokenPlugin || opts.tokenSource !== undefined)) {
-    throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
-  }
-  if (opts.tokenSource !== undefined && !opts.tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
-  if (opts.hostToken && !opts.tokenPlugin && opts.targetConfig === undefined) throw new UsageError('--host-token needs --token-plugin');
-  if (opts.tokenPlugin && !isTokenModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
-    throw new UsageError(`--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`);
-  }
   const tokenPlugin = opts.targetConfig !== undefined ? 'TokenFile' : opts.tokenPlugin;
-  const tokenOption = opts.targetConfig !== undefined ? '--target-config' : '--token-plugin';
-  if (tokenPlugin && wrapped) throw new UsageError(`-- PROGRAM cannot be used with ${tokenOption}: the wrapped program is the only target`);
-  if (opts.authSource !== undefined && !opts.authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
-  if (opts.webAuth && !opts.authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
-  if (opts.webAuth && !opts.web) throw new UsageError('--web-auth needs --web');
-  if (opts.authPlugin && !isAuthModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
-    throw new UsageError(`--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`);
-  }
-  // Without --verify-client no certificate is ever verified, so every connection would be refused.
-  if (opts.authPlugin && builtinAuthPluginName(opts.authPlugin) === 'ClientCertCNAuth' && !opts.verifyClient) throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
-  if (opts.cafile && !opts.verifyClient) throw new UsageError('--cafile needs --verify-client');
-  if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget) throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
-  if (opts.sslTargetCa && opts.sslTargetInsecure) throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
-
-  let listen: ListenSpec;
-  if (opts.inetd) listen = { kind: 'inetd' };
-  else if (opts.unixListen) listen = { kind: 'unix', path: resolve(opts.unixListen), mode: opts.unixListenMode };
-  else {
-    const text = positional.shift();
-    if (text === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
-    listen = { kind: 'tcp', ...parseHostPort(text, 'listen address', false, true) };
-  }
-
-  // With --inetd or --unix-listen the only positional argument is the target.
-  if (listen.kind !== 'tcp' && positional.length > 1) {
-    throw new UsageError(`too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`);
-  }
-  let target: Target | undefined;
-  if (wrapped) {
-    if (wrapped.length === 0) throw new UsageError('missing the program to wrap after --');
-    if (listen.kind !== 'tcp') throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
-    if (opts.unixTarget || opts.sslTarget) throw new UsageError(`${opts.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`);
-    if (positional.length > 0) throw new UsageError(`too many arguments: the wrapped program is the target, so '${positional[0]}' is extra`);
-    // A placeholder: the CLI replaces it with the loopback port the program's socket is moved to.
-    target = { kind: 'tcp', host: '127.0.0.1', port: 0 };
-  } else if (program.getOptionValueSource('wrapMode') === 'cli') {
-    throw new UsageError('--wrap-mode needs a program to wrap (-- PROGRAM)');
-  } else if (tokenPlugin) {
-    // The plugin chooses each connection's target; a fixed one as well would silently lose to it.
-    if (opts.unixTarget) throw new UsageError(`--unix-target cannot be used with ${tokenOption}: the token plugin chooses each connection's target`);
-    if (positional.length > 0) {
-      throw new UsageError(`a token plugin (${tokenOption}) chooses each connection's target, so the fixed target '${positional[0]}' cannot be given too`);
-    }
-  } else if (opts.unixTarget) {
-    if (opts.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
-    target = { kind: 'unix', path: resolve(opts.unixTarget) };
-  }
-  else {
-    const text = positional.shift();
-    if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
-    if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
-    target = { kind: 'tcp', ...parseHostPort(text, 'target', true) };
-    if (opts.sslTarget) target.tls = { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) };
-  }
-  if (positional.length > 0) throw new UsageError(`too many arguments: ${positional.join(' ')}`);
+  checkCombinations(opts, wrapped, tokenPlugin);
+  const listen = listenOf(opts, positional);
+  const targetTls: TargetTls | undefined = opts.sslTarget && { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) };
+  const target = targetOf(opts, positional, { wrapped, tokenPlugin, targetTls, wrapModeGiven: program.getOptionValueSource('wrapMode') === 'cli' });
 
   return {
     kind: 'run',
@@ -277,7 +214,7 @@ export function parseArgs(argv: readonly string[]): ParseResult {
           plugin: isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
           source: opts.targetConfig !== undefined ? resolve(opts.targetConfig) : opts.tokenSource,
           fromHost: opts.hostToken ?? false,
-          targetTls: opts.sslTarget && { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) },
+          targetTls,
         },
         preferIpv6: opts.preferIpv6 ?? DEFAULTS.preferIpv6,
         runOnce: opts.runOnce ?? DEFAULTS.runOnce,
@@ -323,6 +260,94 @@ export function parseArgs(argv: readonly string[]): ParseResult {
       },
     },
   };
+}
+
+/** The option that names the token plugin, for messages. */
+function tokenOptionOf(opts: ParsedOptions): string {
+  return opts.targetConfig !== undefined ? '--target-config' : '--token-plugin';
+}
+
+/** Options that need, exclude or contradict each other. */
+function checkCombinations(opts: ParsedOptions, wrapped: readonly string[] | undefined, tokenPlugin: string | undefined): void {
+  if (opts.legacySyslog && !opts.syslog) throw new UsageError('--legacy-syslog needs --syslog');
+  if (opts.inetd && opts.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
+  if (opts.fileOnly && !opts.web) throw new UsageError('--file-only needs --web');
+  if (opts.targetConfig !== undefined && (opts.tokenPlugin || opts.tokenSource !== undefined)) {
+    throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
+  }
+  if (opts.tokenSource !== undefined && !opts.tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
+  if (opts.hostToken && !tokenPlugin) throw new UsageError('--host-token needs --token-plugin');
+  if (opts.tokenPlugin && !isTokenModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
+    throw new UsageError(`--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`);
+  }
+  if (tokenPlugin && wrapped) throw new UsageError(`-- PROGRAM cannot be used with ${tokenOptionOf(opts)}: the wrapped program is the only target`);
+  if (opts.authSource !== undefined && !opts.authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
+  if (opts.webAuth && !opts.authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
+  if (opts.webAuth && !opts.web) throw new UsageError('--web-auth needs --web');
+  if (opts.authPlugin && !isAuthModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
+    throw new UsageError(`--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`);
+  }
+  // Without --verify-client no certificate is ever verified, so every connection would be refused.
+  if (opts.authPlugin && builtinAuthPluginName(opts.authPlugin) === 'ClientCertCNAuth' && !opts.verifyClient) throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
+  if (opts.cafile && !opts.verifyClient) throw new UsageError('--cafile needs --verify-client');
+  if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget) throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
+  if (opts.sslTargetCa && opts.sslTargetInsecure) throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
+}
+
+/** Where to listen: `--inetd`, `--unix-listen`, or the first positional argument (taken from `positional`). */
+function listenOf(opts: ParsedOptions, positional: string[]): ListenSpec {
+  let listen: ListenSpec;
+  if (opts.inetd) listen = { kind: 'inetd' };
+  else if (opts.unixListen) listen = { kind: 'unix', path: resolve(opts.unixListen), mode: opts.unixListenMode };
+  else {
+    const text = positional.shift();
+    if (text === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
+    listen = { kind: 'tcp', ...parseHostPort(text, 'listen address', false, true) };
+  }
+  // With --inetd or --unix-listen the only positional argument is the target.
+  if (listen.kind !== 'tcp' && positional.length > 1) {
+    throw new UsageError(`too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`);
+  }
+  return listen;
+}
+
+/**
+ * The fixed target: the wrapped program's (a placeholder the CLI fills in), none with a token plugin,
+ * `--unix-target`, or the remaining positional argument.
+ */
+function targetOf(
+  opts: ParsedOptions,
+  positional: string[],
+  how: { wrapped: readonly string[] | undefined; tokenPlugin: string | undefined; targetTls: TargetTls | undefined; wrapModeGiven: boolean },
+): Target | undefined {
+  let target: Target | undefined;
+  if (how.wrapped) {
+    if (how.wrapped.length === 0) throw new UsageError('missing the program to wrap after --');
+    if (opts.inetd || opts.unixListen) throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
+    if (opts.unixTarget || opts.sslTarget) throw new UsageError(`${opts.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`);
+    if (positional.length > 0) throw new UsageError(`too many arguments: the wrapped program is the target, so '${positional[0]}' is extra`);
+    // A placeholder: the CLI replaces it with the loopback port the program's socket is moved to.
+    target = { kind: 'tcp', host: '127.0.0.1', port: 0 };
+  } else if (how.wrapModeGiven) {
+    throw new UsageError('--wrap-mode needs a program to wrap (-- PROGRAM)');
+  } else if (how.tokenPlugin) {
+    // The plugin chooses each connection's target; a fixed one as well would silently lose to it.
+    const option = tokenOptionOf(opts);
+    if (opts.unixTarget) throw new UsageError(`--unix-target cannot be used with ${option}: the token plugin chooses each connection's target`);
+    if (positional.length > 0) {
+      throw new UsageError(`a token plugin (${option}) chooses each connection's target, so the fixed target '${positional[0]}' cannot be given too`);
+    }
+  } else if (opts.unixTarget) {
+    if (opts.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
+    target = { kind: 'unix', path: resolve(opts.unixTarget) };
+  } else {
+    const text = positional.shift();
+    if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
+    if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
+    target = { kind: 'tcp', ...parseHostPort(text, 'target', true), tls: how.targetTls };
+  }
+  if (positional.length > 0) throw new UsageError(`too many arguments: ${positional.join(' ')}`);
+  return target;
 }
 
 /** The one-line usage hint printed after a usage error. */
