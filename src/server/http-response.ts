@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /**
@@ -21,4 +21,10 @@ export function writeHttpError(socket: Duplex, status: number, reason: string, h
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
   // A client that never reads must not keep the socket alive.
   setTimeout(() => socket.destroy(), 2000).unref();
+}
+
+/** Answers a parsed request with a status and a plain-text reason, and closes the connection after it. */
+export function answerRequest(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...headers });
+  res.end(`${status} ${reason}\n`);
 }

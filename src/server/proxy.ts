@@ -15,7 +15,7 @@ import { createWebHandler } from '../web/web-handler.js';
 import { armDeadline, disarmDeadline } from './deadline.js';
 import { createFlashPolicyRoute } from './flash-policy.js';
 import { createDispatcher, type FirstBytesRoute } from './dispatch.js';
-import { writeHttpError } from './http-response.js';
+import { answerRequest, writeHttpError } from './http-response.js';
 import { createHttpStage } from './http-stage.js';
 import { openListener } from './listen.js';
 import { Session } from './session.js';
@@ -96,27 +96,11 @@ export class ProxyServer {
         const status = isHandshake ? 400 : 405;
         const reason = isHandshake ? 'WebSocket handshake without Connection: Upgrade' : `${req.method} is not served here: this port proxies WebSocket connections`;
         this.logRefused(req, status, reason);
-        res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...(isHandshake ? {} : { Allow: 'GET' }) });
-        res.end(`${status} ${reason}\n`);
+        answerRequest(res, status, reason, isHandshake ? {} : { Allow: 'GET' });
       },
       rejected: (_socket, status, reason) => this.logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
     });
-    const routes: FirstBytesRoute[] = [];
-    if (this.tls) {
-      routes.push(
-        createTlsRoute({
-          store: this.tls,
-          next: http,
-          handshakeTimeoutMs: config.handshakeTimeout * 1000,
-          onExpire: (late) => this.handshakeExpired(late),
-          logger: this.logger,
-          verifyClient: config.tls?.verifyClient ?? false,
-        }),
-      );
-    }
-    // After the TLS route: every connection that is not TLS.
-    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger) : createFlashPolicyRoute(this.logger));
-    const dispatch = createDispatcher({ routes, fallback: http });
+    const dispatch = createDispatcher({ routes: this.firstBytesRoutes(http), fallback: http });
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
     const { description } = await openListener(config.listen, config.preferIpv6, this.listener).catch(async (err: unknown) => {
       await this.tokens?.close?.(); // an open Redis connection would keep an embedding program alive
@@ -129,12 +113,7 @@ export class ProxyServer {
       const why = this.tls ? 'plain connections are' : 'TLS is off, so every connection is';
       this.logger.warn({ event: 'verify-client-plain' }, `--verify-client checks TLS clients only: ${why} accepted without a certificate (add --ssl-only to refuse plain ones)`);
     }
-    const proxying = tokens ? `the target each token names (${tokens.plugin}, token from ${tokens.fromHost ? 'the Host header' : '?token='})` : config.targetLabel ?? (config.target ? describeTarget(config.target) : 'no target');
-    const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : config.tls ? `plain only, no TLS certificate at ${config.tls.cert}` : 'plain only';
-    this.logger.info(
-      { event: 'listening', listen: description, target: config.target && describeTarget(config.target), tokens: tokens?.plugin, tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
-      `listening on ${description}, proxying to ${proxying} (${tls})`,
-    );
+    this.logListening(description);
     this.armLifecycleTimers();
     return description;
   }
@@ -147,8 +126,7 @@ export class ProxyServer {
       const refusal = err instanceof HttpError ? err : new HttpError(500, `internal error in the auth plugin: ${(err as Error)?.message ?? String(err)}`);
       this.logRefused(req, refusal.status, refusal.message);
       if (res.headersSent || !req.socket.writable) return; // the handshake deadline answered first
-      res.writeHead(refusal.status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...refusal.headers });
-      res.end(`${refusal.status} ${refusal.message}\n`);
+      answerRequest(res, refusal.status, refusal.message, refusal.headers);
       return;
     }
     // A download may take longer than a handshake; the web server's own timeouts apply from here.
@@ -203,6 +181,38 @@ export class ProxyServer {
     socket.on('error', (err) => this.logger.debug({ event: 'socket-error', err: err.message }, `socket error: ${err.message}`));
     armDeadline(socket, this.config.handshakeTimeout * 1000, (late) => this.handshakeExpired(late));
     dispatch(socket);
+  }
+
+  /** TLS (when on) first, then the Flash policy request, or with `--ssl-only` the refusal of anything plain. */
+  private firstBytesRoutes(http: (socket: Duplex) => void): FirstBytesRoute[] {
+    const { config } = this;
+    const routes: FirstBytesRoute[] = [];
+    if (this.tls) {
+      routes.push(
+        createTlsRoute({
+          store: this.tls,
+          next: http,
+          handshakeTimeoutMs: config.handshakeTimeout * 1000,
+          onExpire: (late) => this.handshakeExpired(late),
+          logger: this.logger,
+          verifyClient: config.tls?.verifyClient ?? false,
+        }),
+      );
+    }
+    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger) : createFlashPolicyRoute(this.logger));
+    return routes;
+  }
+
+  /** The start-up line: where it listens, where connections go, and whether TLS is on. */
+  private logListening(description: string): void {
+    const { config } = this;
+    const tokens = config.tokens;
+    const proxying = tokens ? `the target each token names (${tokens.plugin}, token from ${tokens.fromHost ? 'the Host header' : '?token='})` : config.targetLabel ?? (config.target ? describeTarget(config.target) : 'no target');
+    const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : config.tls ? `plain only, no TLS certificate at ${config.tls.cert}` : 'plain only';
+    this.logger.info(
+      { event: 'listening', listen: description, target: config.target && describeTarget(config.target), tokens: tokens?.plugin, tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
+      `listening on ${description}, proxying to ${proxying} (${tls})`,
+    );
   }
 
   /** One log line per request refused with an HTTP status. */
