@@ -167,11 +167,17 @@ describe('daemon mode (-D, --pid-file)', () => {
     return dir;
   }
 
-  it('detaches once listening: own session, no terminal, stdio on /dev/null, serves, stops on SIGTERM', async () => {
+  /** `-D` with a pid file and a JSON log file in a fresh directory, in front of the echo target. */
+  async function startDaemonInTempDir() {
     const cwd = tempDir();
     const pidFile = path.join(cwd, 'ws.pid');
     const logFile = path.join(cwd, 'ws.log');
     const start = await startCommand(['-D', '--pid-file', pidFile, '--log-file', logFile, '--log-format', 'json', '127.0.0.1:0', `127.0.0.1:${target.port}`], cwd);
+    return { cwd, pidFile, logFile, start };
+  }
+
+  it('detaches once listening: own session, no terminal, stdio on /dev/null, serves, stops on SIGTERM', async () => {
+    const { pidFile, logFile, start } = await startDaemonInTempDir();
     // Known before any assertion, so that the cleanup finds the daemon even if one fails.
     const pid = fs.existsSync(pidFile) ? readPidFile(pidFile) : undefined;
     assert.equal(start.code, 0, start.stderr);
@@ -292,10 +298,7 @@ describe('daemon mode (-D, --pid-file)', () => {
   });
 
   it('survives the starting command\'s process group being killed', async () => {
-    const cwd = tempDir();
-    const pidFile = path.join(cwd, 'ws.pid');
-    const logFile = path.join(cwd, 'ws.log');
-    const start = await startCommand(['-D', '--pid-file', pidFile, '--log-file', logFile, '--log-format', 'json', '127.0.0.1:0', `127.0.0.1:${target.port}`], cwd);
+    const { pidFile, logFile, start } = await startDaemonInTempDir();
     const pid = fs.existsSync(pidFile) ? readPidFile(pidFile) : undefined;
     assert.equal(start.code, 0, start.stderr);
     assert.ok(pid !== undefined);
