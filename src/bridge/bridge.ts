@@ -1,8 +1,10 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { CloseCode, closeReason } from './close-codes.js';
 import { decodeBase64Message, type Encoding } from './encoding.js';
+import { TargetReads } from './target-reads.js';
 
 /** Who ended a session first. */
 export type Initiator = 'client' | 'target' | 'proxy';
@@ -22,7 +24,8 @@ export interface BridgeSummary {
 
 /**
  * Observes a bridge's traffic, for `--traffic`, recording and metrics. Called synchronously on the hot
- * path, so an implementation must only note or enqueue, never block.
+ * path, so an implementation must only note or enqueue, never block; the data is valid only during the
+ * call (it may be a read buffer that the next read overwrites), so what is kept must be copied.
  */
 export interface BridgeHook {
   /** Bytes from the client (decoded), about to be written to the target. */
@@ -49,6 +52,16 @@ export interface BridgeOptions {
   targetLingerMs?: number;
   /** Observers of this session. */
   hooks?: readonly BridgeHook[];
+  /**
+   * The target's reads, when it was connected with their `onread` (see {@link createTargetReads}).
+   * Ignored for a TLS target, as `connectTarget` ignores `onread` there: its 'data' events are used.
+   */
+  reads?: TargetReads | undefined;
+}
+
+/** Read buffers for a target leg that a {@link Bridge} will carry: pass `onread` to `connectTarget`. */
+export function createTargetReads(): TargetReads {
+  return new TargetReads(onTargetRead);
 }
 
 const kBridge = Symbol('bridge');
@@ -82,6 +95,9 @@ export class Bridge {
   private targetPaused = false;
   /** The client is paused until the target socket drains. */
   private clientPaused = false;
+  /** The target is paused until the client socket has written the bytes lent from the target's read buffer. */
+  private lentOut = false;
+  private readonly reads: TargetReads | undefined;
   /** The target socket is corked until the end of this tick, so a burst of small messages is one write. */
   private targetCorked = false;
   private lingerTimer: NodeJS.Timeout | undefined;
@@ -107,7 +123,11 @@ export class Bridge {
     (ws as Tagged<WebSocket>)[kBridge] = this;
     (target as Tagged<net.Socket>)[kBridge] = this;
     (clientSocket as Tagged<Duplex>)[kBridge] = this;
-    target.on('data', onTargetData);
+    const reads = target instanceof tls.TLSSocket ? undefined : options.reads;
+    this.reads = reads;
+    // Bytes are lent from a read buffer only to a plain socket in binary: base64 text is a copy anyway.
+    if (reads) reads.mayOwn = options.encoding === 'binary' && !(clientSocket instanceof tls.TLSSocket);
+    else target.on('data', onTargetData);
     target.on('end', onTargetEnd);
     target.on('error', onTargetError);
     target.on('close', onTargetClose);
@@ -122,6 +142,7 @@ export class Bridge {
       // Also when CLOSING (the client's close frame came during the connect): the socket must be read for
       // its end to be seen, and 'close' then arrives as usual.
       ws.resume();
+      target.resume();
     }
   }
 
@@ -185,14 +206,50 @@ export class Bridge {
 
   // The handlers below are reached through the module-level trampolines at the end of this file.
 
+  /** @internal A read into the target's {@link TargetReads}; false pauses the target. */
+  handleTargetRead(bytes: number, buffer: Uint8Array): boolean {
+    const reads = this.reads!;
+    const view = (buffer as Buffer).subarray(0, bytes);
+    if (reads.isOwn(buffer)) this.lendTargetData(view);
+    // The shared buffer is overwritten by the next read of any session; base64 text is a copy already.
+    else this.handleTargetData(this.options.encoding === 'base64' ? view : Buffer.from(view));
+    reads.afterRead(bytes, this.lentOut);
+    return !this.targetPaused && !this.lentOut;
+  }
+
+  /**
+   * Sends bytes still in the target's own read buffer. When the client socket cannot take them at once,
+   * the target is paused until that write completes, so the next read cannot overwrite them.
+   */
+  private lendTargetData(view: Buffer): void {
+    if (!this.noteFromTarget(view)) return;
+    this.ws.send(view, BINARY, () => this.handleLentWritten());
+    if (this.clientSocket.writableLength > 0) {
+      this.lentOut = true;
+      this.target.pause();
+    }
+  }
+
   /** @internal */
-  handleTargetData(chunk: Buffer): void {
-    const ws = this.ws;
-    if (ws.readyState !== WebSocket.OPEN) return; // the client is gone or closing: drain and discard
+  handleLentWritten(): void {
+    if (!this.lentOut) return;
+    this.lentOut = false;
+    if (!this.targetPaused) this.target.resume();
+  }
+
+  /** Counts and reports bytes from the target; false when the client is gone or closing (drain and discard). */
+  private noteFromTarget(chunk: Buffer): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
     this.bytesFromTarget += chunk.length;
     for (const hook of this.options.hooks ?? []) hook.fromTarget?.(chunk);
-    if (this.options.encoding === 'base64') ws.send(chunk.toString('base64'), TEXT);
-    else ws.send(chunk, BINARY);
+    return true;
+  }
+
+  /** @internal Bytes from the target that nothing else will write to: sent, with the target paused above the high-water mark. */
+  handleTargetData(chunk: Buffer): void {
+    if (!this.noteFromTarget(chunk)) return;
+    if (this.options.encoding === 'base64') this.ws.send(chunk.toString('base64'), TEXT);
+    else this.ws.send(chunk, BINARY);
     if (!this.targetPaused && this.clientSocket.writableLength >= this.highWaterMark) {
       this.targetPaused = true;
       this.target.pause();
@@ -286,7 +343,7 @@ export class Bridge {
   /** @internal */
   handleClientDrain(): void {
     this.targetPaused = false;
-    this.target.resume();
+    if (!this.lentOut) this.target.resume();
   }
 }
 
@@ -305,6 +362,9 @@ function bridgeOf(emitter: object): Bridge {
 
 function onTargetData(this: net.Socket, chunk: Buffer): void {
   bridgeOf(this).handleTargetData(chunk);
+}
+function onTargetRead(this: net.Socket, bytes: number, buffer: Uint8Array): boolean {
+  return bridgeOf(this).handleTargetRead(bytes, buffer);
 }
 function onTargetEnd(this: net.Socket): void {
   bridgeOf(this).handleTargetEnd();

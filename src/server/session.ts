@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import { Bridge, type BridgeHook, type BridgeSummary } from '../bridge/bridge.js';
+import { Bridge, createTargetReads, type BridgeHook, type BridgeSummary } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
 import { connectTarget, type ConnectOptions } from '../target/connect.js';
 import { describeTarget } from '../target/target.js';
@@ -69,9 +69,10 @@ export class Session {
       { event: 'open', conn: this.id, client, target, protocol, path: req.url },
       `conn ${this.id}: ${client} connected (${req.url}, protocol ${protocol}); proxying to ${target}`,
     );
+    const reads = createTargetReads();
     let targetSocket;
     try {
-      targetSocket = await connectTarget(upgraded.target, this.context.connect);
+      targetSocket = await connectTarget(upgraded.target, this.context.connect, reads.onread);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       const reason = `Failed to connect to target ${target}: ${code}`;
@@ -93,6 +94,7 @@ export class Session {
     }
     this.bridge = new Bridge(ws, socket, targetSocket, {
       encoding: choice.encoding,
+      reads,
       hooks: this.recorder ? [...this.context.hooks, this.recorder, this] : [...this.context.hooks, this],
     });
   }

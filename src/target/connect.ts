@@ -74,10 +74,14 @@ function startTls(socket: net.Socket, host: string, options: TargetTls): tls.TLS
  * With `target.tls` the leg is TLS, verified as configured. Resolves once connected (and secure);
  * rejects with the socket or TLS error (a verification failure's `code` names it, for example
  * 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' or 'ERR_TLS_CERT_ALTNAME_INVALID') or a timeout ('ETIMEDOUT').
+ * @param onread where a plain (non-TLS) leg's reads land and who handles them, instead of 'data' events
+ * (TLS legs ignore it: their reads are decrypted by Node). Such a leg resolves paused, so that no read
+ * reaches the callback before its owner is ready; `resume()` starts it.
  */
-export function connectTarget(target: Target, options: ConnectOptions = {}): Promise<net.Socket> {
+export function connectTarget(target: Target, options: ConnectOptions = {}, onread?: net.OnReadOpts): Promise<net.Socket> {
   const timeoutMs = options.timeoutMs ?? 10000;
-  const common = { allowHalfOpen: true, noDelay: true, keepAlive: true } as const;
+  const userReads = onread !== undefined && !(target.kind === 'tcp' && target.tls);
+  const common = { allowHalfOpen: true, noDelay: true, keepAlive: true, ...(userReads ? { onread } : {}) } as const;
   const socket =
     target.kind === 'tcp'
       ? net.connect({
@@ -101,6 +105,7 @@ export function connectTarget(target: Target, options: ConnectOptions = {}): Pro
     const done = (): void => {
       clearTimeout(timer);
       leg.removeListener('error', fail);
+      if (userReads) leg.pause();
       resolve(leg);
     };
     socket.once('error', fail);

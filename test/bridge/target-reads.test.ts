@@ -1,0 +1,191 @@
+// The target's read buffers: one shared buffer for quiet targets, a buffer of its own for a streaming
+// one whose bytes are lent to the client socket. The unit tests pin down when a session switches; the
+// end-to-end test runs sessions side by side through the real CLI, alternating bursts and trickles
+// towards fast and slow clients, so that a buffer overwritten too early would show as a wrong hash.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import { setImmediate as tick } from 'node:timers/promises';
+import { describe, test } from 'node:test';
+import type { WebSocket } from 'ws';
+import { OWN_READ_BYTES, SHARED_READ_BYTES, SMALL_READ_BYTES, TargetReads } from '../../src/bridge/target-reads.js';
+import { startProxy } from '../helpers/proxy.js';
+import { startServer } from '../helpers/targets.js';
+import { openClient } from '../helpers/ws-client.js';
+import { readInBursts } from './support.js';
+
+const MiB = 1024 * 1024;
+
+describe('TargetReads', () => {
+  const reads = (): TargetReads => new TargetReads(() => true);
+
+  test('every session starts on the one shared buffer, of Node’s read size', () => {
+    const a = reads().onread.buffer as () => Uint8Array;
+    const b = reads().onread.buffer as () => Uint8Array;
+    assert.equal(a().length, SHARED_READ_BYTES);
+    assert.equal(a(), b());
+  });
+
+  test('a read that fills the shared buffer gives the session a larger buffer of its own', () => {
+    const r = reads();
+    const next = r.onread.buffer as () => Uint8Array;
+    const shared = next();
+    r.afterRead(SHARED_READ_BYTES - 1, false);
+    assert.equal(next(), shared, 'a read short of full keeps the shared buffer');
+    r.afterRead(SHARED_READ_BYTES, false);
+    const own = next();
+    assert.notEqual(own, shared);
+    assert.equal(own.length, OWN_READ_BYTES);
+    assert.ok(r.isOwn(own) && !r.isOwn(shared));
+  });
+
+  test('the own buffer is given up at the first small read, but never while a write still holds its bytes', () => {
+    const r = reads();
+    const next = r.onread.buffer as () => Uint8Array;
+    const shared = next();
+    r.afterRead(SHARED_READ_BYTES, false);
+    const own = next();
+    r.afterRead(SMALL_READ_BYTES, false);
+    assert.equal(next(), own, 'a read of SMALL_READ_BYTES is still streaming');
+    r.afterRead(10, true);
+    assert.equal(next(), own, 'lent out: kept');
+    r.afterRead(10, false);
+    assert.equal(next(), shared);
+    assert.ok(!r.isOwn(own));
+  });
+
+  test('a session that may not own a buffer (TLS or base64 client) stays on the shared one', () => {
+    const r = reads();
+    r.mayOwn = false;
+    const next = r.onread.buffer as () => Uint8Array;
+    const shared = next();
+    r.afterRead(SHARED_READ_BYTES, false);
+    assert.equal(next(), shared);
+  });
+});
+
+/**
+ * A target that alternates bursts (one write of up to 3 MiB: the proxy reads it in full buffers) with
+ * trickles (a few writes of a few bytes, a tick apart: small reads), `total` bytes in all, then ends.
+ */
+async function startBurstySource(total: number): Promise<{ port: number; sent: Array<Promise<string>>; close(): Promise<void> }> {
+  const sent: Array<Promise<string>> = [];
+  const server = await startServer((socket: net.Socket) => {
+    sent.push(
+      (async () => {
+        const hash = createHash('sha256');
+        const write = async (chunk: Buffer): Promise<void> => {
+          hash.update(chunk);
+          if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
+        };
+        for (let left = total; left > 0; ) {
+          const burst = randomBytes(Math.min(left, 1 + Math.floor(Math.random() * 3 * MiB)));
+          left -= burst.length;
+          await write(burst);
+          for (let i = 0; i < 5 && left > 0; i++) {
+            const drop = randomBytes(Math.min(left, 1 + Math.floor(Math.random() * 100)));
+            left -= drop.length;
+            await write(drop);
+            await tick();
+          }
+        }
+        socket.end();
+        return hash.digest('hex');
+      })(),
+    );
+  });
+  return { port: server.port, sent, close: () => server.close() };
+}
+
+/** Hashes what a client receives (base64 text decoded); resolves at the close. */
+function received(ws: WebSocket): Promise<{ sha256: string; bytes: number; code: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    const payload = isBinary ? data : Buffer.from(data.toString(), 'base64');
+    hash.update(payload);
+    bytes += payload.length;
+  });
+  return new Promise((resolve) => ws.once('close', (code: number) => resolve({ sha256: hash.digest('hex'), bytes, code })));
+}
+
+test('sessions side by side, bursts and trickles, fast, slow and base64 clients: every byte arrives in order', { timeout: 120_000 }, async () => {
+  const TOTAL = 24 * MiB;
+  const SESSIONS = 8;
+  const source = await startBurstySource(TOTAL);
+  const proxy = await startProxy(['127.0.0.1:0', `127.0.0.1:${source.port}`]);
+  const clients: WebSocket[] = [];
+  try {
+    const results = [];
+    for (let i = 0; i < SESSIONS; i++) {
+      // One session in four reads base64 text; every other one stops reading for long enough that the
+      // kernel buffers fill and the proxy's writes wait on the client.
+      const ws = await openClient(proxy.url, i % 4 === 3 ? ['base64'] : ['binary']);
+      clients.push(ws);
+      if (i % 2 === 1) readInBursts(ws, 2 * MiB, 300);
+      results.push(received(ws));
+    }
+    const got = await Promise.all(results);
+    const sent = await Promise.all(source.sent);
+    for (let i = 0; i < SESSIONS; i++) {
+      assert.equal(got[i]!.code, 1000, `session ${i}: close code`);
+      assert.equal(got[i]!.bytes, TOTAL, `session ${i}: byte count`);
+      assert.ok(sent.includes(got[i]!.sha256), `session ${i}: its bytes match what a target sent`);
+    }
+    assert.equal(new Set(got.map((g) => g.sha256)).size, SESSIONS, 'each session got its own target’s bytes');
+  } finally {
+    for (const ws of clients) ws.terminate();
+    await proxy.stop();
+    await source.close();
+  }
+});
+
+test('targets that only trickle (reads in the shared buffer) to clients that stop reading: every byte arrives', { timeout: 60_000 }, async () => {
+  const TOTAL = 24 * MiB;
+  const SESSIONS = 4;
+  const block = randomBytes(MiB + 512 * 7);
+  const sent: Array<Promise<string>> = [];
+  const source = await startServer((socket) => {
+    sent.push(
+      (async () => {
+        const hash = createHash('sha256');
+        // 512 bytes a tick: the proxy's reads stay far below the shared buffer's size. Successive pieces
+        // of a random block, so that bytes overwritten by a later read would not hash the same.
+        for (let offset = 0; offset < TOTAL; offset += 512) {
+          const chunk = block.subarray(offset % block.length, (offset % block.length) + 512);
+          hash.update(chunk);
+          if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
+          await tick();
+        }
+        socket.end();
+        return hash.digest('hex');
+      })(),
+    );
+  });
+  const proxy = await startProxy(['127.0.0.1:0', `127.0.0.1:${source.port}`]);
+  const clients: WebSocket[] = [];
+  try {
+    const results = [];
+    for (let i = 0; i < SESSIONS; i++) {
+      const ws = await openClient(proxy.url, ['binary']);
+      clients.push(ws);
+      results.push(received(ws));
+      // Not reading for a while fills the kernel's buffers, so the proxy's writes to this client wait
+      // while the other sessions go on reading into the same shared buffer.
+      ws.pause();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    for (const ws of clients) ws.resume();
+    const got = await Promise.all(results);
+    const hashes = await Promise.all(sent);
+    for (const [i, g] of got.entries()) {
+      assert.equal(g.code, 1000, `session ${i}: close code`);
+      assert.equal(g.bytes, TOTAL, `session ${i}: byte count`);
+      assert.ok(hashes.includes(g.sha256), `session ${i}: its bytes match what a target sent`);
+    }
+  } finally {
+    for (const ws of clients) ws.terminate();
+    await proxy.stop();
+    await source.close();
+  }
+});
