@@ -125,7 +125,8 @@ export class Bridge {
     (clientSocket as Tagged<Duplex>)[kBridge] = this;
     const reads = target instanceof tls.TLSSocket ? undefined : options.reads;
     this.reads = reads;
-    // Bytes are lent from a read buffer only to a plain socket in binary: base64 text is a copy anyway.
+    // Bytes are lent from a read buffer only to a plain socket in binary: base64 text is a copy anyway,
+    // and a TLS socket completes no write at once, so lending would pause the target after every read.
     if (reads) reads.mayOwn = options.encoding === 'binary' && !(clientSocket instanceof tls.TLSSocket);
     else target.on('data', onTargetData);
     target.on('end', onTargetEnd);

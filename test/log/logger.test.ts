@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import type { WebSocket } from 'ws';
+import { textLine } from '../../src/log/logger.js';
 import { CLI } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
@@ -182,4 +183,16 @@ test('--traffic prints a character per message on stdout: } from the client, { f
   // Each echo was awaited before the next message, so the two directions alternate.
   assert.equal(cli.stdout(), '}{}{}{');
   assert.ok(!/[{}]/.test(cli.stderr()), 'traffic characters on stderr');
+});
+
+test('textLine: each level by name, the message as is, an unknown level by number', () => {
+  const time = '2026-11-28T07:00:00.000Z';
+  const line = (level: number, msg?: string): string => textLine(JSON.stringify({ level, time, ...(msg === undefined ? {} : { msg }) }));
+  assert.equal(line(30, 'conn 1: closed'), `[${time}] INFO: conn 1: closed\n`);
+  assert.equal(line(20, 'd'), `[${time}] DEBUG: d\n`);
+  assert.equal(line(40, 'w'), `[${time}] WARN: w\n`);
+  assert.equal(line(50, 'e: "quoted" \u00e9'), `[${time}] ERROR: e: "quoted" \u00e9\n`);
+  assert.equal(line(60, 'f'), `[${time}] FATAL: f\n`);
+  assert.equal(line(35, 'x'), `[${time}] LEVEL35: x\n`);
+  assert.equal(line(30), `[${time}] INFO: \n`);
 });
