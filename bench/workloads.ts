@@ -16,6 +16,8 @@ export interface Sizes {
   /** Stop the most-connections probe here (the load's own fd limit must stay above it). */
   probeCap: number;
   handshakes: number;
+  /** Sessions set up before the measured ones, so that one-time costs (JIT compilation, pools) are not counted per session. */
+  handshakeWarmup: number;
   handshakeConcurrency: number;
   messages: number;
   slowBytes: number;
@@ -36,6 +38,7 @@ export const FULL_SIZES: Sizes = {
   idleConnectionsPython: 200,
   probeCap: 15000,
   handshakes: 3000,
+  handshakeWarmup: 300,
   handshakeConcurrency: 16,
   messages: 256 * 1024,
   slowBytes: GiB,
@@ -53,6 +56,7 @@ export const QUICK_SIZES: Sizes = {
   idleConnectionsPython: 10,
   probeCap: 0,
   handshakes: 40,
+  handshakeWarmup: 4,
   handshakeConcurrency: 4,
   messages: 16 * 1024,
   slowBytes: 2 * MiB,
@@ -363,20 +367,23 @@ async function handshakes(ctx: Context, subject: RunningSubject, guard: Guard, c
   let finished = 0;
   let resets = 0;
   guard.watch(() => finished, `${subject.name} handshakes`);
-  const used = meter(subject);
-  const start = process.hrtime.bigint();
-  const worker = async (): Promise<void> => {
-    while (started < count) {
+  const worker = (until: number) => async (): Promise<void> => {
+    while (started < until) {
       started++;
       if (await oneSession(subject, guard)) resets++;
       finished++;
     }
   };
-  await Promise.all(Array.from({ length: ctx.sizes.handshakeConcurrency }, worker));
+  const warmup = ctx.sizes.handshakeWarmup;
+  await Promise.all(Array.from({ length: ctx.sizes.handshakeConcurrency }, worker(warmup)));
+  resets = 0;
+  const used = meter(subject);
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: ctx.sizes.handshakeConcurrency }, worker(warmup + count)));
   const wall = seconds(start);
   const { cpu: cpuUsed, waited } = used();
   guard.finish();
-  ctx.bytesChecked += count * SMALL_MESSAGE;
+  ctx.bytesChecked += (warmup + count) * SMALL_MESSAGE;
   return { perS: round(count / wall, 0), cpuMsPerConn: cpuFigure((cpuUsed / count) * 1000, 3), seconds: round(wall), waitedSeconds: cpuFigure(waited), resetsOnClose: resets };
 }
 
