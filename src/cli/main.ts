@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './heap.js';
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../server/proxy.js';
