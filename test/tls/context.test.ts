@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { StartupError } from '../../src/errors.js';
-import { TlsContextStore } from '../../src/tls/context.js';
+import { cipherList, TlsContextStore } from '../../src/tls/context.js';
 import { captureLog } from './log-capture.js';
 import { createPki, replaceAtomically, type Issued, type Pki } from './pki.js';
 
@@ -115,4 +117,36 @@ test('a file renamed over the certificate is picked up by the watcher; close() s
   replaceAtomically(combined, fs.readFileSync(first.file));
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(store.generation, 2, 'no reload after close()');
+});
+
+test('TLS 1.3 uses AES-128-GCM when the client offers it, even second; AES-256-GCM stays available', async () => {
+  const store = TlsContextStore.open({ cert: server.cert, key: server.key }, captureLog().logger, { watch: false });
+  const listener = tls.createServer(store.secureContextOptions, (socket) => socket.end());
+  listener.listen(0, '127.0.0.1');
+  await once(listener, 'listening');
+  const { port } = listener.address() as { port: number };
+  const negotiated = async (ciphers?: string): Promise<string> => {
+    const socket = tls.connect({ port, host: '127.0.0.1', ca: fs.readFileSync(pki.ca.cert), servername: 'localhost', ...(ciphers ? { ciphers } : {}) });
+    await once(socket, 'secureConnect');
+    const name = socket.getCipher().name;
+    socket.destroy();
+    return name;
+  };
+  try {
+    // Node's own client lists AES-256-GCM first.
+    assert.ok(tls.DEFAULT_CIPHERS.startsWith('TLS_AES_256_GCM_SHA384'));
+    assert.equal(await negotiated(), 'TLS_AES_128_GCM_SHA256');
+    assert.equal(await negotiated('TLS_AES_256_GCM_SHA384'), 'TLS_AES_256_GCM_SHA384');
+  } finally {
+    listener.close();
+  }
+});
+
+test('cipherList: the TLS 1.3 preference before the TLS 1.2 list given or Node\'s; a list naming TLS 1.3 suites is kept', () => {
+  const tls13 = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+  assert.equal(cipherList('ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384'), `${tls13}:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384`);
+  assert.equal(cipherList('TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256'), 'TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256');
+  const fallback = cipherList(undefined).split(':');
+  assert.deepEqual(fallback.slice(0, 3), tls13.split(':'));
+  assert.deepEqual(fallback.slice(3), tls.DEFAULT_CIPHERS.split(':').filter((name) => !name.startsWith('TLS_')));
 });
