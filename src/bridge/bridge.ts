@@ -303,6 +303,7 @@ export class Bridge {
   /** @internal */
   handleTargetClose(): void {
     this.targetClosed = true;
+    this.reads?.release(this.lentOut);
     if (this.clientPaused) {
       // No 'drain' will come from a closed socket; a client left paused would never have its close reply
       // read, and the session would hang until ws's 30 s close timer.

@@ -10,7 +10,11 @@ import type net from 'node:net';
  * A target that fills the shared buffer is streaming, and gets a larger buffer of its own whose bytes
  * are lent to the client socket without a copy; while a write still holds them, the target is paused
  * (so the buffer is never overwritten under a pending write), and the session goes back to the shared
- * buffer, its own given up, at the first small read.
+ * buffer, its own given up, at the first small read or when the target closes.
+ *
+ * At most {@link MAX_OWN_BUFFERS} sessions hold a buffer of their own at once, so a crowd of targets
+ * that streamed once and then went quiet holds a bounded amount of memory; the others read through
+ * the shared buffer, at the cost of Node's default path. Given-up buffers are kept for reuse.
  */
 
 /** Size of the shared buffer: Node's own read size. */
@@ -19,8 +23,19 @@ export const SHARED_READ_BYTES = 64 * 1024;
 export const OWN_READ_BYTES = 256 * 1024;
 /** A read below this many bytes ends a stream: the target's own buffer is given up. */
 export const SMALL_READ_BYTES = 4 * 1024;
+/** Sessions that may hold a buffer of their own at once (8 MiB in all). */
+export const MAX_OWN_BUFFERS = 32;
 
 const shared = Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
+/** Own buffers held by sessions now. */
+let held = 0;
+/** Given-up buffers that no write holds any more, for the next streaming session. */
+const spare: Buffer[] = [];
+
+/** How many sessions hold a buffer of their own now. */
+export function ownBuffersHeld(): number {
+  return held;
+}
 
 /** Handles one read of `bytes` bytes in `buffer` (called with the socket as `this`); false pauses the socket. */
 export type ReadCallback = (this: net.Socket, bytes: number, buffer: Uint8Array) => boolean;
@@ -49,9 +64,23 @@ export class TargetReads {
    */
   afterRead(bytes: number, lentOut: boolean): void {
     if (this.own === undefined) {
-      if (bytes === SHARED_READ_BYTES && this.mayOwn) this.own = Buffer.allocUnsafeSlow(OWN_READ_BYTES);
+      if (bytes === SHARED_READ_BYTES && this.mayOwn && held < MAX_OWN_BUFFERS) {
+        held++;
+        this.own = spare.pop() ?? Buffer.allocUnsafeSlow(OWN_READ_BYTES);
+      }
     } else if (bytes < SMALL_READ_BYTES && !lentOut) {
-      this.own = undefined;
+      this.release(false);
     }
+  }
+
+  /**
+   * Gives the own buffer up (the target closed, or stopped streaming). Bytes still lent out keep it
+   * from reuse: it is left to the garbage collector once their write completes.
+   */
+  release(lentOut: boolean): void {
+    if (this.own === undefined) return;
+    held--;
+    if (!lentOut) spare.push(this.own);
+    this.own = undefined;
   }
 }

@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { OWN_READ_BYTES, SHARED_READ_BYTES, SMALL_READ_BYTES, TargetReads } from '../../src/bridge/target-reads.js';
+import { MAX_OWN_BUFFERS, OWN_READ_BYTES, SHARED_READ_BYTES, SMALL_READ_BYTES, TargetReads, ownBuffersHeld } from '../../src/bridge/target-reads.js';
 import { startProxy } from '../helpers/proxy.js';
 import { startServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
@@ -37,6 +37,8 @@ describe('TargetReads', () => {
     assert.notEqual(own, shared);
     assert.equal(own.length, OWN_READ_BYTES);
     assert.ok(r.isOwn(own) && !r.isOwn(shared));
+    r.release(false);
+    assert.equal(next(), shared, 'released when the target closes');
   });
 
   test('the own buffer is given up at the first small read, but never while a write still holds its bytes', () => {
@@ -52,6 +54,28 @@ describe('TargetReads', () => {
     r.afterRead(10, false);
     assert.equal(next(), shared);
     assert.ok(!r.isOwn(own));
+  });
+
+  test(`at most ${MAX_OWN_BUFFERS} sessions hold a buffer of their own; a given-up buffer is reused`, () => {
+    assert.equal(ownBuffersHeld(), 0);
+    const streaming = Array.from({ length: MAX_OWN_BUFFERS + 1 }, reads);
+    for (const r of streaming) r.afterRead(SHARED_READ_BYTES, false);
+    assert.equal(ownBuffersHeld(), MAX_OWN_BUFFERS);
+    const last = streaming.at(-1)!;
+    const next = last.onread.buffer as () => Uint8Array;
+    assert.equal(next().length, SHARED_READ_BYTES, 'over the cap: still the shared buffer');
+    const first = streaming[0]!;
+    const freed = (first.onread.buffer as () => Uint8Array)();
+    first.release(false);
+    last.afterRead(SHARED_READ_BYTES, false);
+    assert.equal(next(), freed, 'the buffer given up is the one reused');
+    // A buffer still lent out when its target closes is not reused.
+    const lent = (streaming[1]!.onread.buffer as () => Uint8Array)();
+    streaming[1]!.release(true);
+    first.afterRead(SHARED_READ_BYTES, false);
+    assert.notEqual((first.onread.buffer as () => Uint8Array)(), lent);
+    for (const r of streaming) r.release(false);
+    assert.equal(ownBuffersHeld(), 0);
   });
 
   test('a session that may not own a buffer (TLS or base64 client) stays on the shared one', () => {
