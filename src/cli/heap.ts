@@ -1,7 +1,7 @@
 // Imported first by the CLI entry point, for its side effect on the V8 heap of the proxy process.
 import v8 from 'node:v8';
 
-/**
+/*
  * Keeps V8's young generation at its initial size (1 MiB per semi-space) instead of letting it grow to
  * 16 MiB per semi-space, as it does while thousands of sessions open at once. Measured with the bench
  * (docs/PERFORMANCE.md): the grown young generation was a third of the resident memory of an idle
@@ -11,6 +11,4 @@ import v8 from 'node:v8';
  * cheap. `--max-semi-space-size` would say the same but only on node's command line; this growth
  * factor is read each time V8 considers growing, so setting it at start-up takes effect.
  */
-export const YOUNG_GENERATION_FLAG = '--semi-space-growth-factor=1';
-
-v8.setFlagsFromString(YOUNG_GENERATION_FLAG);
+v8.setFlagsFromString('--semi-space-growth-factor=1');
