@@ -214,37 +214,24 @@ async function eachSubject(subjects: readonly SubjectName[], one: (name: Subject
   return outcomes;
 }
 
-/** 1 GiB (or `bytes`) client to target in 64 KiB messages; wall clock from the first write to the last byte checked. */
-async function bulkUp(ctx: Context, subject: RunningSubject, target: Target, guard: Guard, bytes: number): Promise<Metrics> {
+/**
+ * `bytes` (1 GiB) one way in 64 KiB pieces: up, client to target as masked frames; down, written by the
+ * target. Wall clock from the first write to the last byte checked at the receiving end.
+ */
+async function bulkTransfer(ctx: Context, subject: RunningSubject, target: Target, guard: Guard, bytes: number, direction: 'up' | 'down'): Promise<Metrics> {
   const client = await connectClient(endpoint(subject), guard.fail);
   const socket = await guard.race(target.next());
-  const check = new StreamCheck(bytes, `${subject.name}${subject.tls ? ' tls' : ''} bulk up`);
-  const complete = checkSocket(socket, check, guard);
-  guard.watch(() => check.received, check.label);
-  const used = meter(subject);
-  const start = process.hrtime.bigint();
-  await guard.race(pump(client.socket, bytes / PERIOD, () => wireSlice(subject.framed, BULK_MESSAGE, 0, PERIOD / BULK_MESSAGE)));
-  await guard.race(complete);
-  const wall = seconds(start);
-  const { cpu: cpuUsed, waited } = used();
-  guard.finish();
-  check.assertComplete();
-  ctx.bytesChecked += bytes;
-  client.socket.destroy();
-  return { mibPerS: round(bytes / MiB / wall, 1), seconds: round(wall), cpuSecondsPerGiB: cpuFigure(cpuUsed / (bytes / GiB)), waitedSeconds: cpuFigure(waited) };
-}
-
-/** 1 GiB target to client, written by the target in 64 KiB pieces. */
-async function bulkDown(ctx: Context, subject: RunningSubject, target: Target, guard: Guard, bytes: number): Promise<Metrics> {
-  const client = await connectClient(endpoint(subject), guard.fail);
-  const socket = await guard.race(target.next());
-  const check = new StreamCheck(bytes, `${subject.name}${subject.tls ? ' tls' : ''} bulk down`);
-  const complete = checkClient(client, check);
+  const check = new StreamCheck(bytes, `${subject.name}${subject.tls ? ' tls' : ''} bulk ${direction}`);
+  const complete = direction === 'up' ? checkSocket(socket, check, guard) : checkClient(client, check);
   guard.watch(() => check.received, check.label);
   const used = meter(subject);
   const start = process.hrtime.bigint();
   const perPeriod = PERIOD / BULK_MESSAGE;
-  await guard.race(pump(socket, bytes / BULK_MESSAGE, (i) => PATTERN.subarray((i % perPeriod) * BULK_MESSAGE, ((i % perPeriod) + 1) * BULK_MESSAGE)));
+  const sent =
+    direction === 'up'
+      ? pump(client.socket, bytes / PERIOD, () => wireSlice(subject.framed, BULK_MESSAGE, 0, perPeriod))
+      : pump(socket, bytes / BULK_MESSAGE, (i) => PATTERN.subarray((i % perPeriod) * BULK_MESSAGE, ((i % perPeriod) + 1) * BULK_MESSAGE));
+  await guard.race(sent);
   await guard.race(complete);
   const wall = seconds(start);
   const { cpu: cpuUsed, waited } = used();
@@ -256,9 +243,9 @@ async function bulkDown(ctx: Context, subject: RunningSubject, target: Target, g
 }
 
 async function bulk(ctx: Context, name: SubjectName, tls: boolean, bytes: number): Promise<Outcome> {
-  const up = await withSubject(ctx, name, { tls }, (s, t, g) => bulkUp(ctx, s, t, g, bytes));
+  const up = await withSubject(ctx, name, { tls }, (s, t, g) => bulkTransfer(ctx, s, t, g, bytes, 'up'));
   if (up instanceof NotAvailable) return up;
-  const down = await withSubject(ctx, name, { tls }, (s, t, g) => bulkDown(ctx, s, t, g, bytes));
+  const down = await withSubject(ctx, name, { tls }, (s, t, g) => bulkTransfer(ctx, s, t, g, bytes, 'down'));
   if (down instanceof NotAvailable) return down;
   return {
     upMiBps: up.mibPerS!,
