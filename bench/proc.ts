@@ -1,6 +1,6 @@
 // Readers of /proc for the bench: a subject's process tree, its CPU time and memory, and the machine.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 /** USER_HZ: the unit of the times in /proc/PID/stat. */
@@ -74,7 +74,8 @@ export function treeRunDelaySeconds(root: number): number {
   let ns = 0;
   for (const pid of processTree(root)) {
     try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1]);
+      for (const tid of readdirSync(`/proc/${pid}/task`))
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1]);
     } catch {
       // exited meanwhile
     }

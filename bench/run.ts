@@ -9,17 +9,19 @@
 //   --profile      run the proxy under node --cpu-prof (profiles kept beside the results file) and
 //                  summarise where its time went
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { machineInfo } from './proc.js';
-import { NotAvailable, ROOT, SUBJECTS, type Pinning, type SubjectName } from './subjects.js';
-import { addDerived, buildRows, medians, textTable, type Results, type WorkloadResult } from './table.js';
-import { FULL_SIZES, QUICK_SIZES, WORKLOADS, type Context, type Metrics } from './workloads.js';
+import { NotAvailable, type Pinning, ROOT, SUBJECTS, type SubjectName } from './subjects.js';
+import { addDerived, buildRows, medians, type Results, textTable, type WorkloadResult } from './table.js';
+import { type Context, FULL_SIZES, type Metrics, QUICK_SIZES, WORKLOADS } from './workloads.js';
 
 function usage(message: string): never {
-  process.stderr.write(`bench: ${message}\nusage: node dist/bench/run.js [--quick] [--only a,b] [--runs N] [--subjects proxy,relay] [--results-dir DIR] [--profile] [--proxy-cli FILE]\n`);
+  process.stderr.write(
+    `bench: ${message}\nusage: node dist/bench/run.js [--quick] [--only a,b] [--runs N] [--subjects proxy,relay] [--results-dir DIR] [--profile] [--proxy-cli FILE]\n`,
+  );
   process.exit(2);
 }
 
@@ -34,7 +36,27 @@ function pin(): Pinning {
 function makeCertificate(dir: string): { cert: string; key: string } {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -130,7 +152,9 @@ async function main(): Promise<number> {
           else collected.set(name, [outcome]);
           notes.push(`${name} ${JSON.stringify(outcome)}`);
         }
-        process.stdout.write(`(${workload.id}) ${workload.title}: run ${run}/${times} in ${((Date.now() - started) / 1000).toFixed(1)} s\n  ${notes.join('\n  ')}\n`);
+        process.stdout.write(
+          `(${workload.id}) ${workload.title}: run ${run}/${times} in ${((Date.now() - started) / 1000).toFixed(1)} s\n  ${notes.join('\n  ')}\n`,
+        );
       }
       const result: WorkloadResult = { title: workload.title, once: workload.once ?? false, subjects: {} };
       for (const [name, list] of collected) {
@@ -171,9 +195,13 @@ async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${stamp}${quick ? '-quick' : ''}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`\n${textTable(rows, subjects)}\n\nmedians of ${runs} run(s); ratios are proxy / other; ${ctx.bytesChecked} payload bytes checked\n`);
+  process.stdout.write(
+    `\n${textTable(rows, subjects)}\n\nmedians of ${runs} run(s); ratios are proxy / other; ${ctx.bytesChecked} payload bytes checked\n`,
+  );
   for (const [id, top] of Object.entries(profiles)) {
-    process.stdout.write(`\nproxy profile, workload ${id} (self time):\n${top.map((t) => `  ${String(t.selfPercent).padStart(5)}%  ${t.function}`).join('\n')}\n`);
+    process.stdout.write(
+      `\nproxy profile, workload ${id} (self time):\n${top.map((t) => `  ${String(t.selfPercent).padStart(5)}%  ${t.function}`).join('\n')}\n`,
+    );
   }
   process.stdout.write(`results: ${file}\n`);
   if (failure !== undefined) {

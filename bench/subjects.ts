@@ -1,7 +1,7 @@
 // The subjects under test (this proxy, Python websockify, direct TCP, a Node relay), started pinned to
 // the subject core and stopped by PID, and the in-process target servers of the load.
 import { spawn } from 'node:child_process';
-import { existsSync, closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,18 +167,36 @@ export async function startSubject(name: SubjectName, options: SubjectOptions): 
   const tlsArgs = options.tls ? ['--cert', options.tls.cert, '--key', options.tls.key] : [];
   let argv: string[];
   if (name === 'proxy') argv = [process.execPath, ...(options.nodeArgs ?? []), options.proxyCli ?? PROXY_CLI, ...tlsArgs, listen, target];
-  else if (name === 'relay') argv = [process.execPath, RELAY, 'relay', String(port), String(options.targetPort), ...(options.tls ? [options.tls.cert, options.tls.key] : [])];
+  else if (name === 'relay')
+    argv = [
+      process.execPath,
+      RELAY,
+      'relay',
+      String(port),
+      String(options.targetPort),
+      ...(options.tls ? [options.tls.cert, options.tls.key] : []),
+    ];
   else {
     const why = pythonUnavailable();
     if (why) throw new NotAvailable(why);
     argv = [PYTHON_WEBSOCKIFY, ...tlsArgs, listen, target];
   }
-  const started = await spawnListening(name, argv, port, options.pinning.subject, options.logDir, name === 'relay' ? RELAY_READY : undefined);
+  const started = await spawnListening(
+    name,
+    argv,
+    port,
+    options.pinning.subject,
+    options.logDir,
+    name === 'relay' ? RELAY_READY : undefined,
+  );
   return { name, port, pid: started.pid, framed: name !== 'relay', tls, stop: started.stop };
 }
 
 /** An echo server in its own process on the load core (see relay.ts). */
-export async function startEchoProcess(pinning: Pinning, logDir: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
+export async function startEchoProcess(
+  pinning: Pinning,
+  logDir: string,
+): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const started = await spawnListening('echo', [process.execPath, RELAY, 'echo', String(port)], port, pinning.load, logDir, RELAY_READY);
   return { port, ...started };

@@ -1,7 +1,7 @@
 // The results file's shape, the medians over runs, the summary rows with their ratios and targets,
 // and the plain-text table; shared by the runner and the report.
 import type { MachineInfo } from './proc.js';
-import { SUBJECTS, type Pinning, type SubjectName } from './subjects.js';
+import { type Pinning, SUBJECTS, type SubjectName } from './subjects.js';
 import type { Metrics, Sizes } from './workloads.js';
 
 /** One subject in one workload: every run's figures and their medians, or why it could not run. */
@@ -76,16 +76,52 @@ interface RowSpec {
 }
 
 const ROWS: RowSpec[] = [
-  { workload: 'a', metric: 'upMiBps', label: 'bulk up, MiB/s', higherIsBetter: true, targets: [{ ratioTo: 'python', min: 3, text: '>= 3x python' }, { ratioTo: 'relay', min: 0.7, text: '>= 0.7x relay' }] },
-  { workload: 'a', metric: 'downMiBps', label: 'bulk down, MiB/s', higherIsBetter: true, targets: [{ ratioTo: 'python', min: 1.2, text: '>= 1.2x python' }, { ratioTo: 'relay', min: 0.7, text: '>= 0.7x relay' }] },
+  {
+    workload: 'a',
+    metric: 'upMiBps',
+    label: 'bulk up, MiB/s',
+    higherIsBetter: true,
+    targets: [
+      { ratioTo: 'python', min: 3, text: '>= 3x python' },
+      { ratioTo: 'relay', min: 0.7, text: '>= 0.7x relay' },
+    ],
+  },
+  {
+    workload: 'a',
+    metric: 'downMiBps',
+    label: 'bulk down, MiB/s',
+    higherIsBetter: true,
+    targets: [
+      { ratioTo: 'python', min: 1.2, text: '>= 1.2x python' },
+      { ratioTo: 'relay', min: 0.7, text: '>= 0.7x relay' },
+    ],
+  },
   { workload: 'a', metric: 'upCpuSPerGiB', label: 'bulk up, CPU s/GiB', higherIsBetter: false },
   { workload: 'a', metric: 'downCpuSPerGiB', label: 'bulk down, CPU s/GiB', higherIsBetter: false },
   { workload: 'b', metric: 'p50us', label: 'RTT p50, us', higherIsBetter: false },
   { workload: 'b', metric: 'p99us', label: 'RTT p99, us', higherIsBetter: false },
-  { workload: 'b', metric: 'addedP50us', label: 'added p50 over direct, us', higherIsBetter: false, targets: [{ max: 60, text: '<= 60 us' }] },
-  { workload: 'b', metric: 'addedP99us', label: 'added p99 over direct, us', higherIsBetter: false, targets: [{ max: 400, text: '<= 400 us' }] },
+  {
+    workload: 'b',
+    metric: 'addedP50us',
+    label: 'added p50 over direct, us',
+    higherIsBetter: false,
+    targets: [{ max: 60, text: '<= 60 us' }],
+  },
+  {
+    workload: 'b',
+    metric: 'addedP99us',
+    label: 'added p99 over direct, us',
+    higherIsBetter: false,
+    targets: [{ max: 400, text: '<= 400 us' }],
+  },
   { workload: 'b', metric: 'cpuUsPerRoundTrip', label: 'CPU us per round trip', higherIsBetter: false },
-  { workload: 'c', metric: 'rssKiBPerConn', label: 'idle RSS per conn, KiB', higherIsBetter: false, targets: [{ max: 8, text: '<= 8 KiB' }] },
+  {
+    workload: 'c',
+    metric: 'rssKiBPerConn',
+    label: 'idle RSS per conn, KiB',
+    higherIsBetter: false,
+    targets: [{ max: 8, text: '<= 8 KiB' }],
+  },
   { workload: 'c', metric: 'pssKiBPerConn', label: 'idle PSS per conn, KiB', higherIsBetter: false },
   { workload: 'c', metric: 'connections', label: 'idle connections held', higherIsBetter: true },
   { workload: 'c', metric: 'maxConnections', label: 'most connections held', higherIsBetter: true },
@@ -95,13 +131,37 @@ const ROWS: RowSpec[] = [
   { workload: 'e', metric: 'upMiBps', label: 'wss bulk up, MiB/s', higherIsBetter: true },
   { workload: 'e', metric: 'downMiBps', label: 'wss bulk down, MiB/s', higherIsBetter: true },
   { workload: 'e', metric: 'upCpuSPerGiB', label: 'wss up, CPU s/GiB', higherIsBetter: false, targets: [{ max: 2.5, text: '<= 2.5 s' }] },
-  { workload: 'e', metric: 'downCpuSPerGiB', label: 'wss down, CPU s/GiB', higherIsBetter: false, targets: [{ max: 2.5, text: '<= 2.5 s' }] },
+  {
+    workload: 'e',
+    metric: 'downCpuSPerGiB',
+    label: 'wss down, CPU s/GiB',
+    higherIsBetter: false,
+    targets: [{ max: 2.5, text: '<= 2.5 s' }],
+  },
   { workload: 'e', metric: 'handshakesPerS', label: 'wss sessions set up per s', higherIsBetter: true },
   { workload: 'e', metric: 'cpuMsPerConn', label: 'wss CPU ms per session', higherIsBetter: false },
-  { workload: 'f', metric: 'msgsPerS', label: '64 B messages per s', higherIsBetter: true, targets: [{ min: 150000, text: '>= 150000/s' }] },
+  {
+    workload: 'f',
+    metric: 'msgsPerS',
+    label: '64 B messages per s',
+    higherIsBetter: true,
+    targets: [{ min: 150000, text: '>= 150000/s' }],
+  },
   { workload: 'f', metric: 'cpuUsPerMsg', label: 'CPU us per message', higherIsBetter: false },
-  { workload: 'g', metric: 'slowClientPeakMiB', label: 'slow client: peak above idle, MiB', higherIsBetter: false, targets: [{ max: 64, text: '<= 64 MiB' }] },
-  { workload: 'g', metric: 'slowTargetPeakMiB', label: 'slow target: peak above idle, MiB', higherIsBetter: false, targets: [{ max: 64, text: '<= 64 MiB' }] },
+  {
+    workload: 'g',
+    metric: 'slowClientPeakMiB',
+    label: 'slow client: peak above idle, MiB',
+    higherIsBetter: false,
+    targets: [{ max: 64, text: '<= 64 MiB' }],
+  },
+  {
+    workload: 'g',
+    metric: 'slowTargetPeakMiB',
+    label: 'slow target: peak above idle, MiB',
+    higherIsBetter: false,
+    targets: [{ max: 64, text: '<= 64 MiB' }],
+  },
 ];
 
 /** Adds figures derived across subjects (latency added over direct TCP) to each subject's medians. */
@@ -134,14 +194,23 @@ export function buildRows(workloads: Record<string, WorkloadResult>): Row[] {
     const ratios: Row['ratios'] = {};
     for (const name of SUBJECTS) {
       const other = values[name];
-      if (name !== 'proxy' && typeof proxy === 'number' && typeof other === 'number' && other !== 0 && Number.isFinite(proxy / other)) ratios[name] = Number((proxy / other).toPrecision(3));
+      if (name !== 'proxy' && typeof proxy === 'number' && typeof other === 'number' && other !== 0 && Number.isFinite(proxy / other))
+        ratios[name] = Number((proxy / other).toPrecision(3));
     }
     const targets = (spec.targets ?? []).map(({ max, min, ratioTo, text }): TargetVerdict => {
       const value = ratioTo ? ratios[ratioTo] : typeof proxy === 'number' ? proxy : undefined;
       if (value === undefined || !Number.isFinite(value)) return { text, pass: undefined };
       return { text, pass: (max === undefined || value <= max) && (min === undefined || value >= min) };
     });
-    rows.push({ workload: spec.workload, metric: spec.metric, label: spec.label, higherIsBetter: spec.higherIsBetter, values, ratios, targets });
+    rows.push({
+      workload: spec.workload,
+      metric: spec.metric,
+      label: spec.label,
+      higherIsBetter: spec.higherIsBetter,
+      values,
+      ratios,
+      targets,
+    });
   }
   return rows;
 }
@@ -181,6 +250,10 @@ export function textTable(rows: readonly Row[], subjects: readonly SubjectName[]
   const all = [header, ...cells];
   const widths = header.map((_, i) => Math.max(...all.map((line) => line[i]!.length)));
   const numeric = (i: number): boolean => i >= 2 && i < header.length - 2;
-  const format = (line: string[]): string => line.map((cell, i) => (numeric(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd();
+  const format = (line: string[]): string =>
+    line
+      .map((cell, i) => (numeric(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(format)].join('\n');
 }

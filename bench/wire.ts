@@ -118,7 +118,8 @@ export function wireSlice(framed: boolean, size: number, first: number, count: n
   const start = first % perPeriod;
   if (start + count > perPeriod) throw new RangeError('wireSlice crosses a period');
   if (!framed) return PATTERN.subarray(start * size, (start + count) * size);
-  if (size === BULK_MESSAGE) return BULK_FRAMES.subarray(start * (BULK_FRAMES.length / perPeriod), (start + count) * (BULK_FRAMES.length / perPeriod));
+  if (size === BULK_MESSAGE)
+    return BULK_FRAMES.subarray(start * (BULK_FRAMES.length / perPeriod), (start + count) * (BULK_FRAMES.length / perPeriod));
   return SMALL_FRAMES.subarray(start * SMALL_FRAME_LENGTH, (start + count) * SMALL_FRAME_LENGTH);
 }
 
@@ -308,7 +309,9 @@ export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, 
         return;
       }
       const text = head.subarray(0, end).toString('latin1');
-      const accept = createHash('sha1').update(key + GUID).digest('base64');
+      const accept = createHash('sha1')
+        .update(key + GUID)
+        .digest('base64');
       if (!text.startsWith('HTTP/1.1 101')) return fail(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
       const acceptLine = text.split('\r\n').find((line) => line.toLowerCase().startsWith('sec-websocket-accept:'));
       if (acceptLine?.slice(acceptLine.indexOf(':') + 1).trim() !== accept) {

@@ -1,9 +1,18 @@
 // The workloads (a)-(g). Each measures one subject at a time (except the slow readers, which only
 // measure memory and run side by side), with a fresh subject process and target, every byte checked.
-import net from 'node:net';
+import type net from 'node:net';
 import { fdLimit, resetPeak, treeCpuSeconds, treeMemory, treeRunDelaySeconds } from './proc.js';
-import { NotAvailable, startEchoProcess, startSubject, startTarget, type Pinning, type RunningSubject, type SubjectName, type Target } from './subjects.js';
-import { BULK_MESSAGE, PATTERN, PERIOD, SMALL_MESSAGE, StreamCheck, connectClient, pump, wireSlice, type ClientSession } from './wire.js';
+import {
+  NotAvailable,
+  type Pinning,
+  type RunningSubject,
+  type SubjectName,
+  startEchoProcess,
+  startSubject,
+  startTarget,
+  type Target,
+} from './subjects.js';
+import { BULK_MESSAGE, type ClientSession, connectClient, PATTERN, PERIOD, pump, SMALL_MESSAGE, StreamCheck, wireSlice } from './wire.js';
 
 /** Sizes of every workload; `--quick` shrinks them all. */
 export interface Sizes {
@@ -208,7 +217,10 @@ async function withSubject(
   }
 }
 
-async function eachSubject(subjects: readonly SubjectName[], one: (name: SubjectName) => Promise<Outcome>): Promise<Map<SubjectName, Outcome>> {
+async function eachSubject(
+  subjects: readonly SubjectName[],
+  one: (name: SubjectName) => Promise<Outcome>,
+): Promise<Map<SubjectName, Outcome>> {
   const outcomes = new Map<SubjectName, Outcome>();
   for (const name of subjects) outcomes.set(name, await one(name));
   return outcomes;
@@ -218,7 +230,14 @@ async function eachSubject(subjects: readonly SubjectName[], one: (name: Subject
  * `bytes` (1 GiB) one way in 64 KiB pieces: up, client to target as masked frames; down, written by the
  * target. Wall clock from the first write to the last byte checked at the receiving end.
  */
-async function bulkTransfer(ctx: Context, subject: RunningSubject, target: Target, guard: Guard, bytes: number, direction: 'up' | 'down'): Promise<Metrics> {
+async function bulkTransfer(
+  ctx: Context,
+  subject: RunningSubject,
+  target: Target,
+  guard: Guard,
+  bytes: number,
+  direction: 'up' | 'down',
+): Promise<Metrics> {
   const client = await connectClient(endpoint(subject), guard.fail);
   const socket = await guard.race(target.next());
   const check = new StreamCheck(bytes, `${subject.name}${subject.tls ? ' tls' : ''} bulk ${direction}`);
@@ -239,7 +258,12 @@ async function bulkTransfer(ctx: Context, subject: RunningSubject, target: Targe
   check.assertComplete();
   ctx.bytesChecked += bytes;
   client.socket.destroy();
-  return { mibPerS: round(bytes / MiB / wall, 1), seconds: round(wall), cpuSecondsPerGiB: cpuFigure(cpuUsed / (bytes / GiB)), waitedSeconds: cpuFigure(waited) };
+  return {
+    mibPerS: round(bytes / MiB / wall, 1),
+    seconds: round(wall),
+    cpuSecondsPerGiB: cpuFigure(cpuUsed / (bytes / GiB)),
+    waitedSeconds: cpuFigure(waited),
+  };
 }
 
 async function bulk(ctx: Context, name: SubjectName, tls: boolean, bytes: number): Promise<Outcome> {
@@ -331,7 +355,12 @@ async function messages(ctx: Context, subject: RunningSubject, target: Target, g
   check.assertComplete();
   ctx.bytesChecked += count * SMALL_MESSAGE;
   client.socket.destroy();
-  return { msgsPerS: round(count / wall, 0), cpuUsPerMsg: cpuFigure((cpuUsed / count) * 1e6, 2), seconds: round(wall), waitedSeconds: cpuFigure(waited) };
+  return {
+    msgsPerS: round(count / wall, 0),
+    cpuUsPerMsg: cpuFigure((cpuUsed / count) * 1e6, 2),
+    seconds: round(wall),
+    waitedSeconds: cpuFigure(waited),
+  };
 }
 
 /**
@@ -371,11 +400,23 @@ async function handshakes(ctx: Context, subject: RunningSubject, guard: Guard, c
   const { cpu: cpuUsed, waited } = used();
   guard.finish();
   ctx.bytesChecked += (warmup + count) * SMALL_MESSAGE;
-  return { perS: round(count / wall, 0), cpuMsPerConn: cpuFigure((cpuUsed / count) * 1000, 3), seconds: round(wall), waitedSeconds: cpuFigure(waited), resetsOnClose: resets };
+  return {
+    perS: round(count / wall, 0),
+    cpuMsPerConn: cpuFigure((cpuUsed / count) * 1000, 3),
+    seconds: round(wall),
+    waitedSeconds: cpuFigure(waited),
+    resetsOnClose: resets,
+  };
 }
 
 /** Opens sessions that each prove themselves with one echoed message, `concurrency` at a time. */
-async function openIdle(subject: RunningSubject, count: number, concurrency: number, held: ClientSession[], stopOnError: boolean): Promise<string | undefined> {
+async function openIdle(
+  subject: RunningSubject,
+  count: number,
+  concurrency: number,
+  held: ClientSession[],
+  stopOnError: boolean,
+): Promise<string | undefined> {
   let started = 0;
   let error: string | undefined;
   const worker = async (): Promise<void> => {
@@ -409,7 +450,13 @@ async function idle(ctx: Context, name: SubjectName): Promise<Outcome> {
   let subject: RunningSubject | undefined;
   const held: ClientSession[] = [];
   try {
-    subject = await startSubject(name, { targetPort: echoServer.port, pinning: ctx.pinning, logDir: ctx.logDir, nodeArgs: name === 'proxy' ? ctx.proxyNodeArgs : [], proxyCli: ctx.proxyCli });
+    subject = await startSubject(name, {
+      targetPort: echoServer.port,
+      pinning: ctx.pinning,
+      logDir: ctx.logDir,
+      nodeArgs: name === 'proxy' ? ctx.proxyNodeArgs : [],
+      proxyCli: ctx.proxyCli,
+    });
     if (subject.pid === undefined) return new NotAvailable('no process between client and target');
     const count = name === 'python' ? ctx.sizes.idleConnectionsPython : ctx.sizes.idleConnections;
     // Warm-up sessions, closed again: code paths compiled and pools grown before the baseline.
@@ -531,7 +578,9 @@ export const WORKLOADS: readonly Workload[] = [
     id: 'd',
     title: 'connection setup: connect, handshake, one echo, close',
     run: (ctx, subjects) =>
-      eachSubject(subjects, (name) => withSubject(ctx, name, { target: echo, queue: false }, (s, _t, g) => handshakes(ctx, s, g, ctx.sizes.handshakes))),
+      eachSubject(subjects, (name) =>
+        withSubject(ctx, name, { target: echo, queue: false }, (s, _t, g) => handshakes(ctx, s, g, ctx.sizes.handshakes)),
+      ),
   },
   {
     id: 'e',
@@ -540,7 +589,9 @@ export const WORKLOADS: readonly Workload[] = [
       eachSubject(subjects, async (name) => {
         const bulkTls = await bulk(ctx, name, true, ctx.sizes.tlsBulkBytes);
         if (bulkTls instanceof NotAvailable) return bulkTls;
-        const setup = await withSubject(ctx, name, { tls: true, target: echo, queue: false }, (s, _t, g) => handshakes(ctx, s, g, ctx.sizes.tlsHandshakes));
+        const setup = await withSubject(ctx, name, { tls: true, target: echo, queue: false }, (s, _t, g) =>
+          handshakes(ctx, s, g, ctx.sizes.tlsHandshakes),
+        );
         if (setup instanceof NotAvailable) return setup;
         return { ...bulkTls, handshakesPerS: setup.perS!, cpuMsPerConn: setup.cpuMsPerConn!, resetsOnClose: setup.resetsOnClose! };
       }),
@@ -568,7 +619,9 @@ export const WORKLOADS: readonly Workload[] = [
       const failed = settled.find((result) => result.status === 'rejected');
       if (failed) throw failed.reason;
       const outcomes = new Map<SubjectName, Outcome>();
-      for (const [name, down, outcome] of settled.map((result) => (result as PromiseFulfilledResult<Awaited<(typeof flows)[number]>>).value)) {
+      for (const [name, down, outcome] of settled.map(
+        (result) => (result as PromiseFulfilledResult<Awaited<(typeof flows)[number]>>).value,
+      )) {
         const previous = outcomes.get(name);
         if (outcome instanceof NotAvailable || previous instanceof NotAvailable) {
           outcomes.set(name, previous instanceof NotAvailable ? previous : (outcome as NotAvailable));

@@ -18,7 +18,8 @@ const outDir = resolve(process.argv[2] ?? join(root, 'dist', 'native'));
 const output = join(outDir, 'rebind.so');
 const missing = `${output}.missing`;
 const compiler = process.env.CC || 'cc';
-const PACKAGE_HINT = 'install a C compiler and the C library headers (Debian/Ubuntu: apt-get install gcc libc6-dev, or build-essential), then run `npm run build`';
+const PACKAGE_HINT =
+  'install a C compiler and the C library headers (Debian/Ubuntu: apt-get install gcc libc6-dev, or build-essential), then run `npm run build`';
 
 mkdirSync(outDir, { recursive: true });
 // Written beside the final name and renamed over it: a running program keeps the old file mapped, and
@@ -29,7 +30,10 @@ const result = spawnSync(compiler, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra
 let reason;
 if (result.error) {
   const code = /** @type {NodeJS.ErrnoException} */ (result.error).code;
-  reason = code === 'ENOENT' ? `no C compiler: '${compiler}' was not found; ${PACKAGE_HINT}` : `cannot run the C compiler '${compiler}': ${result.error.message}; ${PACKAGE_HINT}`;
+  reason =
+    code === 'ENOENT'
+      ? `no C compiler: '${compiler}' was not found; ${PACKAGE_HINT}`
+      : `cannot run the C compiler '${compiler}': ${result.error.message}; ${PACKAGE_HINT}`;
 } else if (result.status !== 0) {
   const output = `${result.stderr}${result.stdout}`.trim().split('\n').slice(0, 5).join(' | ');
   reason = `compiling native/rebind.c with '${compiler}' failed (${output}); ${PACKAGE_HINT}`;

@@ -30,7 +30,12 @@ try {
   // The classic script's global is the class itself, as the old include/websock.js defined it.
   await esbuild.build({
     ...common,
-    stdin: { contents: "import Websock from './websock.ts';\nglobalThis.Websock = Websock;\n", resolveDir: src, sourcefile: 'websock-global.ts', loader: 'ts' },
+    stdin: {
+      contents: "import Websock from './websock.ts';\nglobalThis.Websock = Websock;\n",
+      resolveDir: src,
+      sourcefile: 'websock-global.ts',
+      loader: 'ts',
+    },
     format: 'iife',
     outfile: join(out, 'websock.js'),
   });

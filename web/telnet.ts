@@ -70,7 +70,7 @@ export interface TelnetOptions {
 }
 
 /** Where the receive parser is between two bytes; kept across calls so any split is harmless. */
-const enum State {
+enum State {
   Data,
   /** After a CR in the data: a NUL that follows is dropped (RFC 854's bare carriage return). */
   DataCr,

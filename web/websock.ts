@@ -429,7 +429,10 @@ export default class Websock {
       if (typeof data === 'string') this._receiveBase64(data);
       else if (data instanceof ArrayBuffer) this._receiveBytes(new Uint8Array(data));
       else if (ArrayBuffer.isView(data)) this._receiveBytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      else throw new TypeError(`Websock: unsupported message data (${Object.prototype.toString.call(data)}); binaryType must be 'arraybuffer'`);
+      else
+        throw new TypeError(
+          `Websock: unsupported message data (${Object.prototype.toString.call(data)}); binaryType must be 'arraybuffer'`,
+        );
     } catch (error) {
       this._fail(error);
       throw error;

@@ -17,7 +17,8 @@ export function createClientCertCnAuth(source: string | undefined): AuthPlugin {
       // The parsed subject rather than the printed one: a value holding "\nCN=..." cannot pose as a field.
       const cn = (certificate.toLegacyObject().subject as Record<string, string | string[] | undefined> | undefined)?.CN;
       // A subject with several common names is ambiguous; refuse rather than pick one.
-      if (typeof cn !== 'string') throw new HttpError(403, `client certificate has ${cn === undefined ? 'no' : 'more than one'} common name`);
+      if (typeof cn !== 'string')
+        throw new HttpError(403, `client certificate has ${cn === undefined ? 'no' : 'more than one'} common name`);
       if (!allowed.has(cn)) throw new HttpError(403, `client certificate common name '${cn}' is not allowed`);
     },
   };

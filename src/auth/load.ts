@@ -64,7 +64,8 @@ async function loadModule(file: string, source: string | undefined, context: Aut
   } catch (err) {
     throw new StartupError(`--auth-plugin: cannot load ${where}: ${(err as Error).message}`);
   }
-  if (typeof module.default !== 'function') throw new StartupError(`--auth-plugin: ${where} must default-export a function (source, context) => plugin`);
+  if (typeof module.default !== 'function')
+    throw new StartupError(`--auth-plugin: ${where} must default-export a function (source, context) => plugin`);
   let plugin: unknown;
   try {
     plugin = await (module.default as AuthPluginFactory)(source, context);
@@ -72,7 +73,8 @@ async function loadModule(file: string, source: string | undefined, context: Aut
     throw new StartupError(`--auth-plugin ${where}: ${(err as Error)?.message ?? String(err)}`);
   }
   const authenticate = (plugin as Partial<AuthPlugin> | undefined)?.authenticate;
-  if (typeof authenticate !== 'function') throw new StartupError(`--auth-plugin: ${where}'s factory must return an object with an authenticate(request) method`);
+  if (typeof authenticate !== 'function')
+    throw new StartupError(`--auth-plugin: ${where}'s factory must return an object with an authenticate(request) method`);
   return {
     async authenticate(request) {
       try {
@@ -94,5 +96,7 @@ export async function loadAuthPlugin(name: string, source: string | undefined, l
   const builtin = builtinAuthPluginName(name);
   if (builtin) return BUILTIN[builtin]!(source, context);
   if (isAuthModulePath(name)) return loadModule(name, source, context);
-  throw new StartupError(`--auth-plugin: unknown plugin '${name}' (built-in: ${Object.keys(BUILTIN).join(', ')}; or a path to your own module, such as ./my-auth.js)`);
+  throw new StartupError(
+    `--auth-plugin: unknown plugin '${name}' (built-in: ${Object.keys(BUILTIN).join(', ')}; or a path to your own module, such as ./my-auth.js)`,
+  );
 }

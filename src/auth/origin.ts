@@ -25,7 +25,8 @@ function normalizeOrigin(text: string): string | undefined {
  */
 export function createExpectOrigin(source: string | undefined): AuthPlugin {
   const listed = (source ?? '').split(/\s+/).filter((entry) => entry !== '');
-  if (listed.length === 0) throw new StartupError('ExpectOrigin: --auth-source must list the allowed origins (such as https://example.com)');
+  if (listed.length === 0)
+    throw new StartupError('ExpectOrigin: --auth-source must list the allowed origins (such as https://example.com)');
   const allowed = new Set<string>();
   for (const entry of listed) {
     const origin = normalizeOrigin(entry);

@@ -29,10 +29,7 @@ export function chooseSubprotocol(offered: readonly string[]): SubprotocolChoice
   if (offered.length === 0) return { protocol: undefined, encoding: 'binary' };
   if (offered.includes('binary')) return { protocol: 'binary', encoding: 'binary' };
   if (offered.includes('base64')) return { protocol: 'base64', encoding: 'base64' };
-  throw new HttpError(
-    400,
-    `Unsupported WebSocket subprotocol (offered: ${offered.join(', ')}); this proxy speaks 'binary' or 'base64'`,
-  );
+  throw new HttpError(400, `Unsupported WebSocket subprotocol (offered: ${offered.join(', ')}); this proxy speaks 'binary' or 'base64'`);
 }
 
 // A plain character class, not a grouped pattern: it stays linear and shallow on 16 MiB messages.

@@ -36,7 +36,9 @@ export async function detach(keepStdin = false): Promise<number> {
   const pipe = child.stdio[REPORT_FD] as Readable;
   let report = '';
   pipe.setEncoding('utf8');
-  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0))));
+  const exited = new Promise<number>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0))),
+  );
   // The report is one line; the pipe's end means the copy died first. A program the daemon starts might
   // hold the pipe open past the report, so the line is what counts.
   await new Promise<void>((resolve) => {

@@ -30,7 +30,13 @@ async function main(): Promise<number> {
     const logger = createLogger({ ...config.log, detached: daemonChild });
     // Before listening: a shim that was not built is a start-up error.
     const wrap = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
-    const proxyConfig = wrap ? { ...config.proxy, target: wrap.target, targetLabel: `the wrapped program '${wrap.commandLine}' on loopback port ${wrap.target.port}` } : config.proxy;
+    const proxyConfig = wrap
+      ? {
+          ...config.proxy,
+          target: wrap.target,
+          targetLabel: `the wrapped program '${wrap.commandLine}' on loopback port ${wrap.target.port}`,
+        }
+      : config.proxy;
     const proxy = new ProxyServer(proxyConfig, logger);
     // Before start(): SIGHUP's default action ends the process, and a reload may come as soon as we listen.
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
@@ -47,7 +53,10 @@ async function main(): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     // The program binds the port the proxy listens on (the kernel's choice when it was 0).
-    wrap?.start(Number(/:(\d+)$/.exec(listening)?.[1]), (status) => void proxy.stop(`${config.wrap!.command} exited with status ${status}`));
+    wrap?.start(
+      Number(/:(\d+)$/.exec(listening)?.[1]),
+      (status) => void proxy.stop(`${config.wrap!.command} exited with status ${status}`),
+    );
     // Only now: whoever reads the pid file (or sees the starting command exit) may signal at once.
     if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
     if (daemonChild) reportReady();

@@ -1,14 +1,14 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULTS, type Config, type ListenSpec, type WrapMode } from '../config.js';
+import { builtinAuthPluginName, isAuthModulePath } from '../auth/load.js';
+import { type Config, DEFAULTS, type ListenSpec, type WrapMode } from '../config.js';
 import { UsageError } from '../errors.js';
+import { parseSyslogServer } from '../log/syslog.js';
+import { parseTargetPattern, type TargetPattern } from '../route/policy.js';
+import { parseHostPort } from '../target/address.js';
 import type { Target, TargetTls } from '../target/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
-import { parseSyslogServer } from '../log/syslog.js';
-import { parseHostPort } from '../target/address.js';
 import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
-import { builtinAuthPluginName, isAuthModulePath } from '../auth/load.js';
-import { parseTargetPattern, type TargetPattern } from '../route/policy.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
@@ -63,11 +63,16 @@ export function buildProgram(): Command {
     .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
     .option('-v, --verbose', 'verbose messages (debug-level events)')
     .option('--traffic', 'print a character per message moved: } from the client, { from the target')
-    .option('--record <file>', 'record each session to FILE.<session number>, in the format of noVNC\'s playback page')
+    .option('--record <file>', "record each session to FILE.<session number>, in the format of noVNC's playback page")
     .option('--run-once', 'handle a single WebSocket session, then exit')
     .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
     .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
-    .option('--heartbeat <seconds>', 'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)', seconds, DEFAULTS.heartbeat)
+    .option(
+      '--heartbeat <seconds>',
+      'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)',
+      seconds,
+      DEFAULTS.heartbeat,
+    )
     .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
     .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
     .addOption(
@@ -81,17 +86,36 @@ export function buildProgram(): Command {
     .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
     .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
-    .option('--handshake-timeout <seconds>', 'drop a connection whose handshake is not complete after SECONDS', seconds, DEFAULTS.handshakeTimeout)
+    .option(
+      '--handshake-timeout <seconds>',
+      'drop a connection whose handshake is not complete after SECONDS',
+      seconds,
+      DEFAULTS.handshakeTimeout,
+    )
     .option('--connect-timeout <seconds>', 'give up connecting to the target after SECONDS (close 1011)', seconds, DEFAULTS.connectTimeout)
-    .option('--shutdown-timeout <seconds>', 'on SIGINT/SIGTERM, wait up to SECONDS for sessions to close', seconds, DEFAULTS.shutdownTimeout)
-    .option('--max-message-size <bytes>', 'largest WebSocket message accepted from a client (close 1009 beyond)', bytes, DEFAULTS.maxMessageSize)
+    .option(
+      '--shutdown-timeout <seconds>',
+      'on SIGINT/SIGTERM, wait up to SECONDS for sessions to close',
+      seconds,
+      DEFAULTS.shutdownTimeout,
+    )
+    .option(
+      '--max-message-size <bytes>',
+      'largest WebSocket message accepted from a client (close 1009 beyond)',
+      bytes,
+      DEFAULTS.maxMessageSize,
+    )
     .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
     .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)
     .option('--key <file>', 'TLS private key file, if separate from the certificate')
     .option('--key-password <password>', 'password of an encrypted TLS private key')
     .option('--ssl-only', 'refuse plain (non-TLS) connections')
     .option('--ssl-ciphers <list>', 'OpenSSL cipher list allowed for TLS 1.2 and below')
-    .addOption(new Option('--ssl-version <version>', 'lowest TLS version accepted').choices(['default', 'tlsv1_1', 'tlsv1_2', 'tlsv1_3']).default(TLS_DEFAULTS.minVersion))
+    .addOption(
+      new Option('--ssl-version <version>', 'lowest TLS version accepted')
+        .choices(['default', 'tlsv1_1', 'tlsv1_2', 'tlsv1_3'])
+        .default(TLS_DEFAULTS.minVersion),
+    )
     .option('--verify-client', 'require TLS clients to present a certificate signed by --cafile')
     .option('--cafile <file>', 'authorities trusted for client certificates (default: the system trust store)')
     .option('--ssl-target', 'connect to the target over TLS, verifying its certificate')
@@ -99,18 +123,32 @@ export function buildProgram(): Command {
     .option('--ssl-target-insecure', 'with --ssl-target, accept any target certificate (self-signed targets)')
     .option('--web <dir>', 'serve static files from DIR on the same port')
     .option('--file-only', 'with --web, no directory listings')
-    .option('--token-plugin <name>', `choose each connection's target by its token: ${TOKEN_PLUGIN_NAMES.join(', ')}, or the path of your own module`)
+    .option(
+      '--token-plugin <name>',
+      `choose each connection's target by its token: ${TOKEN_PLUGIN_NAMES.join(', ')}, or the path of your own module`,
+    )
     .option('--token-source <arg>', "the token plugin's argument (a file, directory, URL, key file or Redis address)")
     .option('--host-token', 'take the token from the Host header instead of the token query parameter')
     .option('--target-config <file>', 'deprecated: the same as --token-plugin TokenFile --token-source FILE')
-    .option('--auth-plugin <name>', 'check each handshake with a plugin: BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or the path of your own module')
+    .option(
+      '--auth-plugin <name>',
+      'check each handshake with a plugin: BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or the path of your own module',
+    )
     .option('--auth-source <arg>', "the auth plugin's argument (user:password; allowed origins; allowed certificate common names)")
     .option('--web-auth', 'with --web and --auth-plugin, check web requests too')
-    .option('--allow-target <pattern>', 'connect only to targets matching PATTERN (repeatable): host, *.domain, IP, CIDR, each with an optional :port or :low-high; unix:PATH', allowTargetPattern, [])
+    .option(
+      '--allow-target <pattern>',
+      'connect only to targets matching PATTERN (repeatable): host, *.domain, IP, CIDR, each with an optional :port or :low-high; unix:PATH',
+      allowTargetPattern,
+      [],
+    )
     .option('-D, --daemon', 'run in the background once listening')
     .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
     .addOption(
-      new Option('--wrap-mode <mode>', 'when the wrapped program (-- PROGRAM) exits: exit with its status, ignore it and keep serving, or respawn it')
+      new Option(
+        '--wrap-mode <mode>',
+        'when the wrapped program (-- PROGRAM) exits: exit with its status, ignore it and keep serving, or respawn it',
+      )
         .choices(['exit', 'ignore', 'respawn'])
         .default('exit'),
     )
@@ -200,8 +238,16 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   const tokenPlugin = opts.targetConfig !== undefined ? 'TokenFile' : opts.tokenPlugin;
   checkCombinations(opts, wrapped, tokenPlugin);
   const listen = listenOf(opts, positional);
-  const targetTls: TargetTls | undefined = opts.sslTarget && { insecure: opts.sslTargetInsecure ?? false, ca: opts.sslTargetCa && resolve(opts.sslTargetCa) };
-  const target = targetOf(opts, positional, { wrapped, tokenPlugin, targetTls, wrapModeGiven: program.getOptionValueSource('wrapMode') === 'cli' });
+  const targetTls: TargetTls | undefined = opts.sslTarget && {
+    insecure: opts.sslTargetInsecure ?? false,
+    ca: opts.sslTargetCa && resolve(opts.sslTargetCa),
+  };
+  const target = targetOf(opts, positional, {
+    wrapped,
+    tokenPlugin,
+    targetTls,
+    wrapModeGiven: program.getOptionValueSource('wrapMode') === 'cli',
+  });
 
   return {
     kind: 'run',
@@ -210,12 +256,15 @@ export function parseArgs(argv: readonly string[]): ParseResult {
         listen,
         target,
         // Paths made absolute now, as Python websockify does for --target-config.
-        tokens: tokenPlugin === undefined ? undefined : {
-          plugin: isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
-          source: opts.targetConfig !== undefined ? resolve(opts.targetConfig) : opts.tokenSource,
-          fromHost: opts.hostToken ?? false,
-          targetTls,
-        },
+        tokens:
+          tokenPlugin === undefined
+            ? undefined
+            : {
+                plugin: isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
+                source: opts.targetConfig !== undefined ? resolve(opts.targetConfig) : opts.tokenSource,
+                fromHost: opts.hostToken ?? false,
+                targetTls,
+              },
         preferIpv6: opts.preferIpv6 ?? DEFAULTS.preferIpv6,
         runOnce: opts.runOnce ?? DEFAULTS.runOnce,
         timeout: opts.timeout,
@@ -242,11 +291,14 @@ export function parseArgs(argv: readonly string[]): ParseResult {
         },
         web: opts.web === undefined ? undefined : { root: resolve(opts.web), fileOnly: opts.fileOnly ?? false },
         // A module path is made absolute now: a daemon changes its directory before loading it.
-        auth: opts.authPlugin === undefined ? undefined : {
-          plugin: isAuthModulePath(opts.authPlugin) ? resolve(opts.authPlugin) : opts.authPlugin,
-          source: opts.authSource,
-          web: opts.webAuth ?? false,
-        },
+        auth:
+          opts.authPlugin === undefined
+            ? undefined
+            : {
+                plugin: isAuthModulePath(opts.authPlugin) ? resolve(opts.authPlugin) : opts.authPlugin,
+                source: opts.authSource,
+                web: opts.webAuth ?? false,
+              },
         allowTarget: opts.allowTarget.length > 0 ? opts.allowTarget : undefined,
       },
       daemon: { detach: opts.daemon ?? false, pidFile: opts.pidFile && resolve(opts.pidFile) },
@@ -278,19 +330,26 @@ function checkCombinations(opts: ParsedOptions, wrapped: readonly string[] | und
   if (opts.tokenSource !== undefined && !opts.tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
   if (opts.hostToken && !tokenPlugin) throw new UsageError('--host-token needs --token-plugin');
   if (opts.tokenPlugin && !isTokenModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
-    throw new UsageError(`--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`);
+    throw new UsageError(
+      `--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`,
+    );
   }
-  if (tokenPlugin && wrapped) throw new UsageError(`-- PROGRAM cannot be used with ${tokenOptionOf(opts)}: the wrapped program is the only target`);
+  if (tokenPlugin && wrapped)
+    throw new UsageError(`-- PROGRAM cannot be used with ${tokenOptionOf(opts)}: the wrapped program is the only target`);
   if (opts.authSource !== undefined && !opts.authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
   if (opts.webAuth && !opts.authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
   if (opts.webAuth && !opts.web) throw new UsageError('--web-auth needs --web');
   if (opts.authPlugin && !isAuthModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
-    throw new UsageError(`--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`);
+    throw new UsageError(
+      `--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`,
+    );
   }
   // Without --verify-client no certificate is ever verified, so every connection would be refused.
-  if (opts.authPlugin && builtinAuthPluginName(opts.authPlugin) === 'ClientCertCNAuth' && !opts.verifyClient) throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
+  if (opts.authPlugin && builtinAuthPluginName(opts.authPlugin) === 'ClientCertCNAuth' && !opts.verifyClient)
+    throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
   if (opts.cafile && !opts.verifyClient) throw new UsageError('--cafile needs --verify-client');
-  if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget) throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
+  if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget)
+    throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
   if (opts.sslTargetCa && opts.sslTargetInsecure) throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
 }
 
@@ -306,7 +365,9 @@ function listenOf(opts: ParsedOptions, positional: string[]): ListenSpec {
   }
   // With --inetd or --unix-listen the only positional argument is the target.
   if (listen.kind !== 'tcp' && positional.length > 1) {
-    throw new UsageError(`too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`);
+    throw new UsageError(
+      `too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`,
+    );
   }
   return listen;
 }
@@ -318,14 +379,24 @@ function listenOf(opts: ParsedOptions, positional: string[]): ListenSpec {
 function targetOf(
   opts: ParsedOptions,
   positional: string[],
-  how: { wrapped: readonly string[] | undefined; tokenPlugin: string | undefined; targetTls: TargetTls | undefined; wrapModeGiven: boolean },
+  how: {
+    wrapped: readonly string[] | undefined;
+    tokenPlugin: string | undefined;
+    targetTls: TargetTls | undefined;
+    wrapModeGiven: boolean;
+  },
 ): Target | undefined {
   let target: Target | undefined;
   if (how.wrapped) {
     if (how.wrapped.length === 0) throw new UsageError('missing the program to wrap after --');
-    if (opts.inetd || opts.unixListen) throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
-    if (opts.unixTarget || opts.sslTarget) throw new UsageError(`${opts.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`);
-    if (positional.length > 0) throw new UsageError(`too many arguments: the wrapped program is the target, so '${positional[0]}' is extra`);
+    if (opts.inetd || opts.unixListen)
+      throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
+    if (opts.unixTarget || opts.sslTarget)
+      throw new UsageError(
+        `${opts.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`,
+      );
+    if (positional.length > 0)
+      throw new UsageError(`too many arguments: the wrapped program is the target, so '${positional[0]}' is extra`);
     // A placeholder: the CLI replaces it with the loopback port the program's socket is moved to.
     target = { kind: 'tcp', host: '127.0.0.1', port: 0 };
   } else if (how.wrapModeGiven) {
@@ -333,16 +404,20 @@ function targetOf(
   } else if (how.tokenPlugin) {
     // The plugin chooses each connection's target; a fixed one as well would silently lose to it.
     const option = tokenOptionOf(opts);
-    if (opts.unixTarget) throw new UsageError(`--unix-target cannot be used with ${option}: the token plugin chooses each connection's target`);
+    if (opts.unixTarget)
+      throw new UsageError(`--unix-target cannot be used with ${option}: the token plugin chooses each connection's target`);
     if (positional.length > 0) {
-      throw new UsageError(`a token plugin (${option}) chooses each connection's target, so the fixed target '${positional[0]}' cannot be given too`);
+      throw new UsageError(
+        `a token plugin (${option}) chooses each connection's target, so the fixed target '${positional[0]}' cannot be given too`,
+      );
     }
   } else if (opts.unixTarget) {
     if (opts.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
     target = { kind: 'unix', path: resolve(opts.unixTarget) };
   } else {
     const text = positional.shift();
-    if (text === undefined) throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
+    if (text === undefined)
+      throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
     if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
     target = { kind: 'tcp', ...parseHostPort(text, 'target', true), tls: how.targetTls };
   }

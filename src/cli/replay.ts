@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { RecordingFormatError, readRecording, type RecordedMessage } from '../record/reader.js';
+import { type RecordedMessage, RecordingFormatError, readRecording } from '../record/reader.js';
 
 const USAGE = 'usage: websockify-replay [--hex] FILE';
 const HELP = `${USAGE}
@@ -57,7 +57,11 @@ async function print(messages: RecordedMessage[], hex: boolean): Promise<void> {
 async function main(): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { hex: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      options: { hex: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
     process.stderr.write(`websockify-replay: error: ${(err as Error).message}\n${USAGE}\n`);
     return 2;

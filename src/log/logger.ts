@@ -1,4 +1,4 @@
-import { pino, type Logger, type LogFn, type StreamEntry, type DestinationStream } from 'pino';
+import { type DestinationStream, type LogFn, type Logger, pino, type StreamEntry } from 'pino';
 import { StartupError } from '../errors.js';
 import { createSyslogDestination } from './syslog.js';
 
@@ -81,7 +81,10 @@ export function createLogger(options: LogOptions): Logger {
     streams.push({ level, stream: formatted(options.format, file) });
   }
   if (options.syslog) {
-    streams.push({ level, stream: createSyslogDestination(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 3 : 1 }) });
+    streams.push({
+      level,
+      stream: createSyslogDestination(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 3 : 1 }),
+    });
   }
   const hooks = options.format === 'text' ? { logMethod: withoutFields } : {};
   return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, hooks }, pino.multistream(streams));

@@ -7,7 +7,7 @@
  * newline on datagrams, newlines inside a message turned into spaces, empty messages skipped.
  * The legacy (RFC 3164) form carries the full BSD header, `<PRI>Mmm dd hh:mm:ss HOSTNAME APP[PID]: MSG`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import fs from 'node:fs';
@@ -69,8 +69,7 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 export function parseSyslogServer(server: string): SyslogServer {
   const bad = (why: string): Error =>
     new Error(
-      `invalid syslog server "${server}": ${why} ` +
-        `(expected host:port, [ipv6]:port, host, or a local socket path such as /dev/log)`,
+      `invalid syslog server "${server}": ${why} ` + `(expected host:port, [ipv6]:port, host, or a local socket path such as /dev/log)`,
     );
   if (server === '') throw bad('it is empty');
   if (server.includes('/')) return { kind: 'unix', path: path.resolve(server) };

@@ -39,7 +39,13 @@ const ESCAPED_LENGTH = new Uint8Array(256);
 /** The letter after the backslash of the two-character escapes. */
 const SHORT_ESCAPE = new Uint8Array(256);
 for (let byte = 0; byte < 256; byte++) ESCAPED_LENGTH[byte] = byte >= 0x20 && byte <= 0x7e ? 1 : 4;
-for (const [byte, letter] of [[QUOTE, "'"], [BACKSLASH, '\\'], [0x09, 't'], [0x0a, 'n'], [0x0d, 'r']] as const) {
+for (const [byte, letter] of [
+  [QUOTE, "'"],
+  [BACKSLASH, '\\'],
+  [0x09, 't'],
+  [0x0a, 'n'],
+  [0x0d, 'r'],
+] as const) {
   ESCAPED_LENGTH[byte] = 2;
   SHORT_ESCAPE[byte] = letter.charCodeAt(0);
 }

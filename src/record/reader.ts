@@ -93,10 +93,15 @@ export function parseRecording(text: string): RecordedMessage[] {
 /** Splits `{ms{data` or `}ms}data`. */
 function splitEntry(entry: Buffer, line: number): RecordedMessage {
   const marker = entry[0];
-  if (marker !== 0x7b && marker !== 0x7d) throw new RecordingFormatError("an entry must start with '{' (to client) or '}' (from client)", line);
+  if (marker !== 0x7b && marker !== 0x7d)
+    throw new RecordingFormatError("an entry must start with '{' (to client) or '}' (from client)", line);
   const end = entry.indexOf(marker, 1);
   const stamp = end < 0 ? '' : entry.toString('latin1', 1, end);
-  if (!/^-?\d+$/.test(stamp)) throw new RecordingFormatError(`an entry must start with ${String.fromCharCode(marker)}<milliseconds>${String.fromCharCode(marker)}`, line);
+  if (!/^-?\d+$/.test(stamp))
+    throw new RecordingFormatError(
+      `an entry must start with ${String.fromCharCode(marker)}<milliseconds>${String.fromCharCode(marker)}`,
+      line,
+    );
   return { direction: marker === 0x7b ? 'toClient' : 'fromClient', ms: Number(stamp), data: entry.subarray(end + 1) };
 }
 
@@ -151,7 +156,8 @@ class Parser {
   }
 
   expect(char: string): void {
-    if (this.peek() !== char) this.fail(this.atEnd() ? `the file ends where '${char}' was expected (an incomplete recording?)` : `expected '${char}'`);
+    if (this.peek() !== char)
+      this.fail(this.atEnd() ? `the file ends where '${char}' was expected (an incomplete recording?)` : `expected '${char}'`);
     this.advance();
   }
 
@@ -226,7 +232,7 @@ class Parser {
     let i = this.pos + 1;
     for (;;) {
       const c = text.charCodeAt(i);
-      if (Number.isNaN(c)) this.failAt(i, "the file ends inside a string (an incomplete recording?)");
+      if (Number.isNaN(c)) this.failAt(i, 'the file ends inside a string (an incomplete recording?)');
       if (c === 0x27) return i;
       if (c === 0x5c) i += text.startsWith('\r\n', i + 1) ? 3 : 2;
       else if (c === 0x0a || c === 0x0d) this.failAt(i, 'a line break inside a string');

@@ -1,7 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BridgeHook, BridgeSummary } from '../bridge/bridge.js';
-import { FROM_CLIENT, RECORDING_FOOTER, RECORDING_HEADER, TO_CLIENT, maxRecordLength, recordLength, writeRecord } from './format.js';
+import { FROM_CLIENT, maxRecordLength, RECORDING_FOOTER, RECORDING_HEADER, recordLength, TO_CLIENT, writeRecord } from './format.js';
 
 /**
  * Default bound on a session's recording bytes waiting for the disk (32 MiB). Escaped data is up to four

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AuthPlugin, AuthRequest } from '../auth/plugin.js';
 import { HttpError } from '../errors.js';
 import type { Target } from '../target/target.js';
-import { TokenSourceError, type TokenPlugin } from '../tokens/plugin.js';
+import { type TokenPlugin, TokenSourceError } from '../tokens/plugin.js';
 
 /** Decides, before the upgrade, whether a handshake may pass and where it goes. */
 export type Admission = (req: IncomingMessage) => Promise<Target>;
@@ -57,7 +57,11 @@ export function createAdmission(options: AdmissionOptions): Admission {
     let target: Target;
     if (options.tokens) {
       const token = tokenOf(req, options.tokens.fromHost);
-      if (!token) throw new HttpError(404, options.tokens.fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)');
+      if (!token)
+        throw new HttpError(
+          404,
+          options.tokens.fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)',
+        );
       let found: Target | undefined;
       try {
         found = await options.tokens.plugin.lookup(token);

@@ -18,9 +18,7 @@ type HostPattern =
   | { kind: 'addresses'; list: net.BlockList };
 
 /** One `--allow-target` pattern, parsed by {@link parseTargetPattern}. */
-export type TargetPattern =
-  | { kind: 'tcp'; host: HostPattern; ports: readonly [number, number] }
-  | { kind: 'unix'; path: RegExp };
+export type TargetPattern = { kind: 'tcp'; host: HostPattern; ports: readonly [number, number] } | { kind: 'unix'; path: RegExp };
 
 /** A label of a host name (letters, digits, '-', and '_' as some internal names use). */
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -35,7 +33,8 @@ function parsePorts(spec: string): readonly [number, number] {
   const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec);
   const low = Number(match?.[1]);
   const high = match?.[2] === undefined ? low : Number(match[2]);
-  if (!match || low < 1 || high > 65535 || low > high) throw invalid(`invalid port or port range '${spec}' (expected N, N-M or * within 1-65535)`);
+  if (!match || low < 1 || high > 65535 || low > high)
+    throw invalid(`invalid port or port range '${spec}' (expected N, N-M or * within 1-65535)`);
   return [low, high];
 }
 
@@ -85,7 +84,11 @@ export function parseTargetPattern(text: string): TargetPattern {
   if (text.startsWith('unix:')) {
     const file = text.slice('unix:'.length);
     if (file === '') throw invalid('missing the socket path after unix:');
-    const source = path.resolve(file).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*');
+    const source = path
+      .resolve(file)
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/]*');
     return { kind: 'unix', path: new RegExp(`^${source}$`) };
   }
   let hostSpec = text;
@@ -138,11 +141,16 @@ export class TargetPolicy {
       const file = path.resolve(target.path);
       return this.patterns.some((p) => p.kind === 'unix' && p.path.test(file)) ? target : undefined;
     }
-    const tcp = this.patterns.filter((p): p is Extract<TargetPattern, { kind: 'tcp' }> => p.kind === 'tcp' && p.ports[0] <= target.port && target.port <= p.ports[1]);
+    const tcp = this.patterns.filter(
+      (p): p is Extract<TargetPattern, { kind: 'tcp' }> => p.kind === 'tcp' && p.ports[0] <= target.port && target.port <= p.ports[1],
+    );
     const literal = addressOf(target.host);
     if (literal) return tcp.some((p) => this.allowsAddress(p.host, literal)) ? target : undefined;
     const name = target.host.toLowerCase().replace(/\.$/, '');
-    const byName = tcp.some(({ host }) => host.kind === 'any' || (host.kind === 'name' && host.name === name) || (host.kind === 'suffix' && name.endsWith(host.suffix)));
+    const byName = tcp.some(
+      ({ host }) =>
+        host.kind === 'any' || (host.kind === 'name' && host.name === name) || (host.kind === 'suffix' && name.endsWith(host.suffix)),
+    );
     if (byName) return target;
     const ranges = tcp.filter((p) => p.host.kind === 'addresses');
     if (ranges.length === 0) return undefined;

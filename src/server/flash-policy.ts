@@ -5,7 +5,10 @@ import type { FirstBytesRoute } from './dispatch.js';
 export const FLASH_POLICY_REQUEST = Buffer.from('<policy-file-request/>', 'latin1');
 
 /** The answer: any origin may connect to any port, NUL-terminated as the policy protocol requires. */
-export const FLASH_POLICY_RESPONSE = Buffer.from('<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>\0', 'latin1');
+export const FLASH_POLICY_RESPONSE = Buffer.from(
+  '<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>\0',
+  'latin1',
+);
 
 /**
  * Whether a connection's first bytes are the policy request: undecided while they are still a prefix of

@@ -116,6 +116,8 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
   }
   const address = server.address();
   const description =
-    address && typeof address === 'object' ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port) : where;
+    address && typeof address === 'object'
+      ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port)
+      : where;
   return { server, description };
 }

@@ -1,33 +1,33 @@
+import fs from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { loadAuthPlugin } from '../auth/load.js';
+import type { AuthPlugin } from '../auth/plugin.js';
 import type { BridgeHook } from '../bridge/bridge.js';
 import { trafficHook } from '../bridge/traffic.js';
 import type { ProxyConfig } from '../config.js';
-import { peerAddress } from '../target/address.js';
-import { describeTarget } from '../target/target.js';
-import fs from 'node:fs';
 import { HttpError, StartupError } from '../errors.js';
+import { authRequestOf, createAdmission } from '../route/admission.js';
+import { guardAdmission, TargetPolicy } from '../route/policy.js';
+import { peerAddress } from '../target/address.js';
 import { targetTlsContext } from '../target/connect.js';
+import { describeTarget } from '../target/target.js';
 import { TlsContextStore } from '../tls/context.js';
 import { createPlainRefusedRoute, createTlsRoute } from '../tls/route.js';
+import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
+import type { TokenPlugin } from '../tokens/plugin.js';
+import type { WebHandler } from '../web/web-handler.js';
 import { createWebHandler } from '../web/web-handler.js';
 import { armDeadline, disarmDeadline } from './deadline.js';
-import { createFlashPolicyRoute } from './flash-policy.js';
 import { createDispatcher, type FirstBytesRoute } from './dispatch.js';
+import { createFlashPolicyRoute } from './flash-policy.js';
 import { answerRequest, writeHttpError } from './http-response.js';
 import { createHttpStage } from './http-stage.js';
 import { openListener } from './listen.js';
 import { Session } from './session.js';
 import { createUpgrader } from './upgrade.js';
-import { authRequestOf, createAdmission } from '../route/admission.js';
-import { loadAuthPlugin } from '../auth/load.js';
-import type { AuthPlugin } from '../auth/plugin.js';
-import { guardAdmission, TargetPolicy } from '../route/policy.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { WebHandler } from '../web/web-handler.js';
-import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
-import type { TokenPlugin } from '../tokens/plugin.js';
 
 /**
  * The proxy: owns the listener, the path of each connection through the stages (first-bytes dispatch,
@@ -80,25 +80,41 @@ export class ProxyServer {
     const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
     // Before the listener: a bad token source stops the start (StartupError) with nothing bound.
     const tokens = config.tokens;
-    this.tokens = tokens && (await loadTokenPlugin(tokens.plugin, tokens.source, this.logger, { timeoutMs: lookupTimeoutFor(config.handshakeTimeout), targetTls: tokens.targetTls }));
+    this.tokens =
+      tokens &&
+      (await loadTokenPlugin(tokens.plugin, tokens.source, this.logger, {
+        timeoutMs: lookupTimeoutFor(config.handshakeTimeout),
+        targetTls: tokens.targetTls,
+      }));
     const upgrade = createUpgrader({
       maxMessageSize: config.maxMessageSize,
-      admit: guardAdmission(createAdmission({ auth, target: config.target, tokens: this.tokens && tokens && { plugin: this.tokens, fromHost: tokens.fromHost } }), policy),
+      admit: guardAdmission(
+        createAdmission({
+          auth,
+          target: config.target,
+          tokens: this.tokens && tokens && { plugin: this.tokens, fromHost: tokens.fromHost },
+        }),
+        policy,
+      ),
       accepted: (upgraded) => this.openSession(upgraded),
       refused: (req, err) => this.logRefused(req, err.status, err.message),
     });
     const http = createHttpStage(config.maxHeaderSize, {
-      upgrade: (req, socket, head) => (this.accepting ? upgrade(req, socket, head) : writeHttpError(socket, 503, 'server is shutting down')),
+      upgrade: (req, socket, head) =>
+        this.accepting ? upgrade(req, socket, head) : writeHttpError(socket, 503, 'server is shutting down'),
       request: (req, res) => {
         // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
         const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
         if (web && !isHandshake) return void this.serveWeb(web, config.auth?.web ? auth : undefined, req, res);
         const status = isHandshake ? 400 : 405;
-        const reason = isHandshake ? 'WebSocket handshake without Connection: Upgrade' : `${req.method} is not served here: this port proxies WebSocket connections`;
+        const reason = isHandshake
+          ? 'WebSocket handshake without Connection: Upgrade'
+          : `${req.method} is not served here: this port proxies WebSocket connections`;
         this.logRefused(req, status, reason);
         answerRequest(res, status, reason, isHandshake ? {} : { Allow: 'GET' });
       },
-      rejected: (_socket, status, reason) => this.logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
+      rejected: (_socket, status, reason) =>
+        this.logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
     });
     const dispatch = createDispatcher({ routes: this.firstBytesRoutes(http), fallback: http });
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
@@ -111,7 +127,10 @@ export class ProxyServer {
     if (config.tls?.verifyClient && !config.tls.sslOnly) {
       // As in Python websockify, but easy to miss: the check guards TLS connections only.
       const why = this.tls ? 'plain connections are' : 'TLS is off, so every connection is';
-      this.logger.warn({ event: 'verify-client-plain' }, `--verify-client checks TLS clients only: ${why} accepted without a certificate (add --ssl-only to refuse plain ones)`);
+      this.logger.warn(
+        { event: 'verify-client-plain' },
+        `--verify-client checks TLS clients only: ${why} accepted without a certificate (add --ssl-only to refuse plain ones)`,
+      );
     }
     this.logListening(description);
     this.armLifecycleTimers();
@@ -123,7 +142,8 @@ export class ProxyServer {
     try {
       await auth?.authenticate(authRequestOf(req));
     } catch (err) {
-      const refusal = err instanceof HttpError ? err : new HttpError(500, `internal error in the auth plugin: ${(err as Error)?.message ?? String(err)}`);
+      const refusal =
+        err instanceof HttpError ? err : new HttpError(500, `internal error in the auth plugin: ${(err as Error)?.message ?? String(err)}`);
       this.logRefused(req, refusal.status, refusal.message);
       if (res.headersSent || !req.socket.writable) return; // the handshake deadline answered first
       answerRequest(res, refusal.status, refusal.message, refusal.headers);
@@ -142,7 +162,10 @@ export class ProxyServer {
     if (this.stopping) return this.closed;
     this.stopping = true;
     this.stopAccepting();
-    this.logger.info({ event: 'stopping', reason: why, sessions: this.sessions.size }, `stopping (${why}); ${this.sessions.size} open session(s)`);
+    this.logger.info(
+      { event: 'stopping', reason: why, sessions: this.sessions.size },
+      `stopping (${why}); ${this.sessions.size} open session(s)`,
+    );
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.idleTimer);
     for (const session of this.sessions) session.shutdown();
@@ -153,12 +176,17 @@ export class ProxyServer {
     // A stalled disk must not hold the exit past the shutdown timeout.
     if (this.recordings.size > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(this.recordings), new Promise((resolve) => (timer = setTimeout(resolve, this.config.shutdownTimeout * 1000)))]);
+      await Promise.race([
+        Promise.all(this.recordings),
+        new Promise((resolve) => (timer = setTimeout(resolve, this.config.shutdownTimeout * 1000))),
+      ]);
       clearTimeout(timer);
     }
     clearTimeout(deadline);
     this.tls?.close();
-    await Promise.resolve(this.tokens?.close?.()).catch((err: Error) => this.logger.warn({ event: 'token-plugin-close', err: err.message }, `closing the token plugin: ${err.message}`));
+    await Promise.resolve(this.tokens?.close?.()).catch((err: Error) =>
+      this.logger.warn({ event: 'token-plugin-close', err: err.message }, `closing the token plugin: ${err.message}`),
+    );
     for (const socket of this.sockets) socket.destroy();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
@@ -207,10 +235,24 @@ export class ProxyServer {
   private logListening(description: string): void {
     const { config } = this;
     const tokens = config.tokens;
-    const proxying = tokens ? `the target each token names (${tokens.plugin}, token from ${tokens.fromHost ? 'the Host header' : '?token='})` : config.targetLabel ?? (config.target ? describeTarget(config.target) : 'no target');
-    const tls = this.tls ? (config.tls?.sslOnly ? 'TLS only' : 'TLS and plain') : config.tls ? `plain only, no TLS certificate at ${config.tls.cert}` : 'plain only';
+    const proxying = tokens
+      ? `the target each token names (${tokens.plugin}, token from ${tokens.fromHost ? 'the Host header' : '?token='})`
+      : (config.targetLabel ?? (config.target ? describeTarget(config.target) : 'no target'));
+    const tls = this.tls
+      ? config.tls?.sslOnly
+        ? 'TLS only'
+        : 'TLS and plain'
+      : config.tls
+        ? `plain only, no TLS certificate at ${config.tls.cert}`
+        : 'plain only';
     this.logger.info(
-      { event: 'listening', listen: description, target: config.target && describeTarget(config.target), tokens: tokens?.plugin, tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off' },
+      {
+        event: 'listening',
+        listen: description,
+        target: config.target && describeTarget(config.target),
+        tokens: tokens?.plugin,
+        tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off',
+      },
       `listening on ${description}, proxying to ${proxying} (${tls})`,
     );
   }
@@ -282,7 +324,10 @@ export class ProxyServer {
   private armIdleTimer(): void {
     if (this.config.idleTimeout <= 0) return;
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => void this.stop(`--idle-timeout: no session for ${this.config.idleTimeout} s`), this.config.idleTimeout * 1000);
+    this.idleTimer = setTimeout(
+      () => void this.stop(`--idle-timeout: no session for ${this.config.idleTimeout} s`),
+      this.config.idleTimeout * 1000,
+    );
   }
 
   private armLifecycleTimers(): void {
@@ -304,7 +349,10 @@ export class ProxyServer {
             const bridge = session.bridge;
             if (!bridge) continue;
             if (!bridge.alive) {
-              this.logger.info({ event: 'heartbeat-timeout', conn: session.id }, `conn ${session.id}: no pong within ${heartbeat} s, dropping`);
+              this.logger.info(
+                { event: 'heartbeat-timeout', conn: session.id },
+                `conn ${session.id}: no pong within ${heartbeat} s, dropping`,
+              );
               bridge.terminate('Heartbeat timeout');
               continue;
             }

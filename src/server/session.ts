@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import { Bridge, createTargetReads, type BridgeHook, type BridgeSummary } from '../bridge/bridge.js';
+import { Bridge, type BridgeHook, type BridgeSummary, createTargetReads } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
-import { connectTarget, type ConnectOptions } from '../target/connect.js';
-import { describeTarget } from '../target/target.js';
-import { peerAddress } from '../target/address.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
+import { peerAddress } from '../target/address.js';
+import { type ConnectOptions, connectTarget } from '../target/connect.js';
+import { describeTarget } from '../target/target.js';
 import type { Upgraded } from './upgrade.js';
 
 /** What every session shares: how to connect, and who observes. */
@@ -51,7 +51,8 @@ export class Session {
     this.upgraded = upgraded;
     this.ws = upgraded.ws;
     this.log = context.logger;
-    this.recorder = context.record === undefined ? undefined : createRecorder({ basePath: context.record, sessionNumber: id, logger: this.log });
+    this.recorder =
+      context.record === undefined ? undefined : createRecorder({ basePath: context.record, sessionNumber: id, logger: this.log });
     (upgraded.ws as Tagged<WebSocket>)[kSession] = this;
     upgraded.ws.on('error', onClientError);
     upgraded.ws.pause();

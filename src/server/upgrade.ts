@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { chooseSubprotocol, parseOfferedProtocols, type SubprotocolChoice } from '../bridge/encoding.js';
 import { HttpError } from '../errors.js';
 import type { Admission } from '../route/admission.js';
@@ -92,7 +92,8 @@ export function createUpgrader(options: UpgraderOptions): (req: http.IncomingMes
       },
       (err: unknown) => {
         // A plugin's own failure must not take the proxy down: the client gets 500 and the log the error.
-        const refusal = err instanceof HttpError ? err : new HttpError(500, `internal error while routing: ${(err as Error)?.message ?? String(err)}`);
+        const refusal =
+          err instanceof HttpError ? err : new HttpError(500, `internal error while routing: ${(err as Error)?.message ?? String(err)}`);
         refuse(req, socket, refusal);
       },
     );

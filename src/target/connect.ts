@@ -40,7 +40,9 @@ export function targetTlsContext(caFile?: string): tls.SecureContext {
     try {
       pem = fs.readFileSync(caFile);
     } catch (err) {
-      throw new StartupError(`cannot read --ssl-target-ca file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new StartupError(
+        `cannot read --ssl-target-ca file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new StartupError(`--ssl-target-ca file ${caFile}: no PEM certificate in it`);
     try {

@@ -14,9 +14,7 @@ export interface TargetTls {
  * Where a WebSocket's bytes go. Every stage that resolves a target (a fixed target, later token
  * plugins and wrapped programs) produces one of these.
  */
-export type Target =
-  | { kind: 'tcp'; host: string; port: number; tls?: TargetTls | undefined }
-  | { kind: 'unix'; path: string };
+export type Target = { kind: 'tcp'; host: string; port: number; tls?: TargetTls | undefined } | { kind: 'unix'; path: string };
 
 /** A target as it appears in logs and close reasons: `host:port` or `unix:PATH`. */
 export function describeTarget(target: Target): string {

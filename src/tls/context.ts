@@ -85,7 +85,8 @@ export function cipherList(ciphers: string | undefined): string {
 /** Reads the files and builds (and so validates) the secure context options; throws StartupError. */
 function build(options: TlsServerOptions): tls.SecureContextOptions {
   const cert = readNamed(options.cert, 'certificate file');
-  if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new StartupError(`TLS certificate file ${options.cert}: no PEM certificate in it`);
+  if (!cert.includes('-----BEGIN CERTIFICATE-----'))
+    throw new StartupError(`TLS certificate file ${options.cert}: no PEM certificate in it`);
   const keyFile = options.key ?? options.cert;
   const key = options.key ? readNamed(options.key, 'key file') : cert;
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key.toString('latin1'))) {
@@ -177,7 +178,10 @@ export class TlsContextStore {
       next = build(this.options);
     } catch (err) {
       const reason = (err as Error).message;
-      this.logger.warn({ event: 'tls-reload-failed', reason, cause: why }, `TLS certificate not reloaded (${why}): ${reason}; keeping the previous one`);
+      this.logger.warn(
+        { event: 'tls-reload-failed', reason, cause: why },
+        `TLS certificate not reloaded (${why}): ${reason}; keeping the previous one`,
+      );
       return false;
     }
     if (sameInputs(next, this.current)) {
@@ -186,7 +190,10 @@ export class TlsContextStore {
     }
     this.current = next;
     this.version++;
-    this.logger.info({ event: 'tls-reloaded', cert: this.options.cert, cause: why }, `TLS certificate reloaded from ${this.options.cert} (${why}); new connections use it`);
+    this.logger.info(
+      { event: 'tls-reloaded', cert: this.options.cert, cause: why },
+      `TLS certificate reloaded from ${this.options.cert} (${why}); new connections use it`,
+    );
     return true;
   }
 
@@ -197,7 +204,9 @@ export class TlsContextStore {
   }
 
   private watch(debounceMs: number): void {
-    const files = [this.options.cert, this.options.key, this.options.verifyClient ? this.options.cafile : undefined].filter((f): f is string => !!f);
+    const files = [this.options.cert, this.options.key, this.options.verifyClient ? this.options.cafile : undefined].filter(
+      (f): f is string => !!f,
+    );
     const byDir = new Map<string, Set<string>>();
     for (const file of files) {
       const abs = path.resolve(file);
@@ -216,7 +225,12 @@ export class TlsContextStore {
         this.debounce = setTimeout(() => this.reload(`${name ?? 'a file'} changed on disk`), debounceMs);
         this.debounce.unref();
       });
-      watcher.on('error', (err) => this.logger.warn({ event: 'tls-watch-failed', dir, reason: err.message }, `no longer watching ${dir} for TLS file changes: ${err.message}`));
+      watcher.on('error', (err) =>
+        this.logger.warn(
+          { event: 'tls-watch-failed', dir, reason: err.message },
+          `no longer watching ${dir} for TLS file changes: ${err.message}`,
+        ),
+      );
       this.watchers.push(watcher);
     }
   }

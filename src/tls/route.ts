@@ -1,9 +1,9 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { peerAddress } from '../target/address.js';
 import { armDeadline, disarmDeadline } from '../server/deadline.js';
 import type { FirstBytesRoute } from '../server/dispatch.js';
+import { peerAddress } from '../target/address.js';
 import type { TlsContextStore } from './context.js';
 
 /** Options for {@link createTlsRoute}. */
@@ -56,7 +56,9 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
   });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     if (options.verifyClient && !socket.authorized) {
-      const why = socket.getPeerX509Certificate() ? `client certificate not trusted (${String(socket.authorizationError)})` : 'no client certificate';
+      const why = socket.getPeerX509Certificate()
+        ? `client certificate not trusted (${String(socket.authorizationError)})`
+        : 'no client certificate';
       return fail(socket, why);
     }
     // Errors after this are the next stage's; one nobody hears would crash the process.

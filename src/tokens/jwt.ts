@@ -1,10 +1,10 @@
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { compactDecrypt, errors, jwtDecrypt, jwtVerify, type JWTPayload } from 'jose';
+import { compactDecrypt, errors, type JWTPayload, jwtDecrypt, jwtVerify } from 'jose';
 import { StartupError } from '../errors.js';
 import type { Target } from '../target/target.js';
-import { TokenRejectedError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
+import { type TokenPlugin, type TokenPluginContext, TokenRejectedError } from './plugin.js';
 import { parseTargetJson } from './target-text.js';
 
 /** The key of `--token-source`, as each use needs it. */
@@ -40,7 +40,9 @@ function readKeys(file: string): Keys {
     try {
       return { verify: createPublicKey(text), decrypt: undefined, symmetric: false };
     } catch (err) {
-      throw new StartupError(`JWTTokenApi: key file ${file} holds no usable PEM key (encrypted keys are not supported): ${(err as Error).message}`);
+      throw new StartupError(
+        `JWTTokenApi: key file ${file} holds no usable PEM key (encrypted keys are not supported): ${(err as Error).message}`,
+      );
     }
   }
   const secret = text.trim();
@@ -54,7 +56,8 @@ function readKeys(file: string): Keys {
 /** The reason a client is told when jose refuses a token. */
 function rejection(err: unknown): string {
   if (err instanceof errors.JWTExpired) return 'token expired';
-  if (err instanceof errors.JWTClaimValidationFailed) return err.claim === 'nbf' ? 'token not valid yet' : `token claim '${err.claim}' is not valid`;
+  if (err instanceof errors.JWTClaimValidationFailed)
+    return err.claim === 'nbf' ? 'token not valid yet' : `token claim '${err.claim}' is not valid`;
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'token signature does not match the key';
   if (err instanceof errors.JWEDecryptionFailed) return 'token cannot be decrypted with the key';
   return 'malformed or unsupported token';
@@ -89,7 +92,10 @@ export function createJwtPlugin(source: string | undefined, context: TokenPlugin
       } catch (err) {
         if (err instanceof TokenRejectedError) throw err;
         const reason = rejection(err);
-        context.logger.info({ event: 'token-rejected', reason, err: (err as Error).message }, `JWTTokenApi: ${reason}: ${(err as Error).message}`);
+        context.logger.info(
+          { event: 'token-rejected', reason, err: (err as Error).message },
+          `JWTTokenApi: ${reason}: ${(err as Error).message}`,
+        );
         throw new TokenRejectedError(reason);
       }
       let target: Target;

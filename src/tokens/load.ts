@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HttpError, StartupError } from '../errors.js';
 import type { Target, TargetTls } from '../target/target.js';
-import { TokenSourceError, type TokenPlugin, type TokenPluginContext, type TokenPluginFactory } from './plugin.js';
+import { type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
 
 type Create = (source: string | undefined, context: TokenPluginContext) => Promise<TokenPlugin> | TokenPlugin;
 
@@ -15,7 +15,8 @@ const BUILT_IN: Record<string, Create> = {
   TokenFile: async (source, context) => (await import('./token-file.js')).createTokenFile(source, context, true),
   ReadOnlyTokenFile: async (source, context) => (await import('./token-file.js')).createTokenFile(source, context, false),
   TokenFileName: async (source, context) => (await import('./token-file-name.js')).createTokenFileName(source, context),
-  UnixDomainSocketDirectory: async (source, context) => (await import('./unix-socket-directory.js')).createUnixSocketDirectory(source, context),
+  UnixDomainSocketDirectory: async (source, context) =>
+    (await import('./unix-socket-directory.js')).createUnixSocketDirectory(source, context),
   BaseTokenAPI: async (source, context) => (await import('./token-api.js')).createTokenApi(source, context, 'text'),
   JSONTokenApi: async (source, context) => (await import('./token-api.js')).createTokenApi(source, context, 'json'),
   JWTTokenApi: async (source, context) => (await import('./jwt.js')).createJwtPlugin(source, context),
@@ -63,7 +64,12 @@ export interface LoadOptions {
  * {@link TokenPluginFactory}) with `source` (`--token-source`).
  * @throws StartupError when the plugin is unknown, the module unusable, or the source bad.
  */
-export async function loadTokenPlugin(name: string, source: string | undefined, logger: Logger, options: LoadOptions = {}): Promise<TokenPlugin> {
+export async function loadTokenPlugin(
+  name: string,
+  source: string | undefined,
+  logger: Logger,
+  options: LoadOptions = {},
+): Promise<TokenPlugin> {
   const context: TokenPluginContext = { logger, timeoutMs: options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS };
   const builtIn = builtInTokenPlugin(name);
   let plugin: TokenPlugin;
@@ -77,7 +83,9 @@ export async function loadTokenPlugin(name: string, source: string | undefined, 
   } else if (isModulePath(name)) {
     plugin = guarded(await loadModule(path.resolve(name), source, context));
   } else {
-    throw new StartupError(`unknown token plugin '${name}' (built-in: ${TOKEN_PLUGIN_NAMES.join(', ')}; or a path to your own module, such as ./my-plugin.js)`);
+    throw new StartupError(
+      `unknown token plugin '${name}' (built-in: ${TOKEN_PLUGIN_NAMES.join(', ')}; or a path to your own module, such as ./my-plugin.js)`,
+    );
   }
   return options.targetTls ? withTargetTls(plugin, options.targetTls) : plugin;
 }
@@ -90,7 +98,8 @@ async function loadModule(file: string, source: string | undefined, context: Tok
   } catch (err) {
     throw new StartupError(`cannot load token plugin module ${file}: ${(err as Error).message}`);
   }
-  if (typeof factory !== 'function') throw new StartupError(`token plugin module ${file}: its default export must be a function (source, context) => plugin`);
+  if (typeof factory !== 'function')
+    throw new StartupError(`token plugin module ${file}: its default export must be a function (source, context) => plugin`);
   let plugin: unknown;
   try {
     plugin = await (factory as TokenPluginFactory)(source, context);
@@ -127,7 +136,14 @@ function guarded(plugin: TokenPlugin): TokenPlugin {
 /** A target as a user's plugin returned it, checked and copied. */
 function checkedTarget(value: unknown): Target {
   const target = value as Partial<{ kind: unknown; host: unknown; port: unknown; path: unknown }>;
-  if (target.kind === 'tcp' && typeof target.host === 'string' && target.host !== '' && Number.isInteger(target.port) && (target.port as number) >= 1 && (target.port as number) <= 65535) {
+  if (
+    target.kind === 'tcp' &&
+    typeof target.host === 'string' &&
+    target.host !== '' &&
+    Number.isInteger(target.port) &&
+    (target.port as number) >= 1 &&
+    (target.port as number) <= 65535
+  ) {
     return { kind: 'tcp', host: target.host, port: target.port as number };
   }
   if (target.kind === 'unix' && typeof target.path === 'string' && path.isAbsolute(target.path)) return { kind: 'unix', path: target.path };

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { StartupError } from '../errors.js';
 import { formatHostPort } from '../target/address.js';
 import type { Target } from '../target/target.js';
-import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
+import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
 /** Where TokenRedis finds its tokens. */
@@ -98,7 +98,10 @@ export async function createRedisPlugin(source: string | undefined, context: Tok
     if (!up && err.message === lastError) return;
     up = false;
     lastError = err.message;
-    logger.warn({ event: 'token-source-down', redis: where, err: err.message }, `TokenRedis: Redis at ${where} unreachable: ${err.message}; lookups get 503 until it answers`);
+    logger.warn(
+      { event: 'token-source-down', redis: where, err: err.message },
+      `TokenRedis: Redis at ${where} unreachable: ${err.message}; lookups get 503 until it answers`,
+    );
   });
   redis.on('end', () => (up = false));
   // A failed first attempt is already logged ('error') and retried by retryStrategy.
@@ -115,7 +118,10 @@ export async function createRedisPlugin(source: string | undefined, context: Tok
       try {
         return parseValue(value);
       } catch (err) {
-        logger.warn({ event: 'token-redis-error', redis: where, key: settings.prefix + token, reason: (err as Error).message }, `TokenRedis: the value of key '${settings.prefix + token}' is unusable: ${(err as Error).message}`);
+        logger.warn(
+          { event: 'token-redis-error', redis: where, key: settings.prefix + token, reason: (err as Error).message },
+          `TokenRedis: the value of key '${settings.prefix + token}' is unusable: ${(err as Error).message}`,
+        );
         throw new TokenSourceError(`the entry for this token in Redis is malformed`);
       }
     },

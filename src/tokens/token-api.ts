@@ -1,6 +1,6 @@
 import { StartupError } from '../errors.js';
 import type { Target } from '../target/target.js';
-import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
+import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
 /** How an answer's body becomes a target. */
@@ -32,7 +32,10 @@ export function createTokenApi(source: string | undefined, context: TokenPluginC
       let body: string;
       try {
         // The body is covered by the same deadline: a server that stalls mid-answer is as down as one that never answers.
-        const response = await fetch(url, { signal: AbortSignal.timeout(context.timeoutMs), headers: { Accept: format === 'json' ? 'application/json' : 'text/plain' } });
+        const response = await fetch(url, {
+          signal: AbortSignal.timeout(context.timeoutMs),
+          headers: { Accept: format === 'json' ? 'application/json' : 'text/plain' },
+        });
         status = response.status;
         body = await response.text();
       } catch (err) {
@@ -44,7 +47,10 @@ export function createTokenApi(source: string | undefined, context: TokenPluginC
       try {
         return parseAnswer(body, format);
       } catch (err) {
-        context.logger.warn({ event: 'token-api-error', api: where, reason: (err as Error).message }, `token API at ${where}: unusable answer: ${(err as Error).message}`);
+        context.logger.warn(
+          { event: 'token-api-error', api: where, reason: (err as Error).message },
+          `token API at ${where}: unusable answer: ${(err as Error).message}`,
+        );
         throw new TokenSourceError(`token API at ${where} gave an unusable answer`);
       }
     },

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { sourceDirectory } from './source-directory.js';
-import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
 import { parseTargetText } from './target-text.js';
 
 /**
@@ -34,7 +34,10 @@ export async function createTokenFileName(source: string | undefined, context: T
       try {
         return parseTargetText(text.trim());
       } catch (err) {
-        context.logger.warn({ event: 'token-file-error', file, reason: (err as Error).message }, `token file ${file}: ${(err as Error).message}`);
+        context.logger.warn(
+          { event: 'token-file-error', file, reason: (err as Error).message },
+          `token file ${file}: ${(err as Error).message}`,
+        );
         throw new TokenSourceError(`the entry for this token is malformed (${file})`);
       }
     },

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
 import type { Target } from '../target/target.js';
-import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
+import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetText } from './target-text.js';
 
 /** One file as last read: what identified its version on disk, its text, and its tokens. */
@@ -40,7 +40,10 @@ function parseTokenFile(text: string, file: string, logger: Logger): Map<string,
       }
     }
     if (reason !== undefined) {
-      logger.warn({ event: 'token-file-error', file, line: index + 1, reason }, `token file ${file} line ${index + 1}: ${reason}; line ignored`);
+      logger.warn(
+        { event: 'token-file-error', file, line: index + 1, reason },
+        `token file ${file} line ${index + 1}: ${reason}; line ignored`,
+      );
     }
   });
   return targets;
@@ -129,7 +132,9 @@ class TokenFileStore {
 }
 
 function sourceError(file: string, err: unknown): TokenSourceError {
-  return new TokenSourceError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  return new TokenSourceError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+    cause: err,
+  });
 }
 
 /**

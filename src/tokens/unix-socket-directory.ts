@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { sourceDirectory } from './source-directory.js';
-import { TokenSourceError, type TokenPlugin, type TokenPluginContext } from './plugin.js';
 
 /**
  * `UnixDomainSocketDirectory`: the source is a directory; a token is the name (or relative path) of a
@@ -15,7 +15,13 @@ export async function createUnixSocketDirectory(source: string | undefined, cont
       const socketPath = path.resolve(dir, token);
       const relative = path.relative(dir, socketPath);
       // A prefix test would let `/run/vnc-other` pass for `/run/vnc`; relative() cannot be fooled so.
-      if (token.includes('\0') || relative === '' || relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) {
+      if (
+        token.includes('\0') ||
+        relative === '' ||
+        relative === '..' ||
+        relative.startsWith(`..${path.sep}`) ||
+        path.isAbsolute(relative)
+      ) {
         context.logger.warn({ event: 'token-path-escape', dir }, `UnixDomainSocketDirectory: refused a token that leads outside ${dir}`);
         return undefined;
       }

@@ -24,7 +24,11 @@ export async function readListing(directory: string): Promise<ListingEntry[]> {
   const entries = await Promise.all(
     dirents.map(async (dirent): Promise<ListingEntry> => {
       let isDirectory = dirent.isDirectory();
-      if (dirent.isSymbolicLink()) isDirectory = await stat(join(directory, dirent.name)).then((s) => s.isDirectory(), () => false);
+      if (dirent.isSymbolicLink())
+        isDirectory = await stat(join(directory, dirent.name)).then(
+          (s) => s.isDirectory(),
+          () => false,
+        );
       return { name: dirent.name, directory: isDirectory };
     }),
   );

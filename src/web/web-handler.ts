@@ -1,6 +1,6 @@
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { join, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import send from 'send';
@@ -95,7 +95,15 @@ export function createWebHandler(options: WebOptions): WebHandler {
       const aborted = !res.writableFinished;
       const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
       logger.info(
-        { event: 'web', method: req.method, path: req.url, status, ms, ...(aborted ? { aborted } : {}), ...(reasons.has(res) ? { reason: reasons.get(res) } : {}) },
+        {
+          event: 'web',
+          method: req.method,
+          path: req.url,
+          status,
+          ms,
+          ...(aborted ? { aborted } : {}),
+          ...(reasons.has(res) ? { reason: reasons.get(res) } : {}),
+        },
         `web ${req.method} ${req.url} ${status}${aborted ? ' (aborted)' : ''}`,
       );
     });
@@ -118,8 +126,20 @@ function realRoot(root: string): string {
 }
 
 /** Answers a whole response (no body for HEAD) with its length. */
-function answer(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', ...headers });
+function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(body),
+    'X-Content-Type-Options': 'nosniff',
+    ...headers,
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
@@ -137,7 +157,12 @@ function fail(res: ServerResponse, err: unknown): void {
   reasons.set(res, error.message);
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   const body = `${error.status} ${STATUS_CODES[error.status] ?? 'Error'}: ${error.message}\n`;
-  res.writeHead(error.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', ...error.headers });
+  res.writeHead(error.status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'X-Content-Type-Options': 'nosniff',
+    ...error.headers,
+  });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';
-import { freeLoopbackPort, loopbackListener, type LoopbackHost } from './loopback.js';
+import { freeLoopbackPort, type LoopbackHost, loopbackListener } from './loopback.js';
 import { locateShim, shimEnvironment } from './shim.js';
 import { TOKEN_VARIABLE, Watchdog } from './watchdog.js';
 
@@ -141,7 +141,12 @@ export class WrappedProgram {
     };
     // detached: a session and process group of its own, so that the watchdog can stop the group and a
     // terminal's Ctrl-C reaches the proxy alone, which stops the program after its sessions.
-    const child = spawn(this.executable, this.config.args, { argv0: this.config.command, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(this.executable, this.config.args, {
+      argv0: this.config.command,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
     this.child = child;
     let ended = false;
     const end = (status: number): void => {
@@ -160,7 +165,14 @@ export class WrappedProgram {
     this.logOutput(child.stdout!, 'stdout', child.pid);
     this.logOutput(child.stderr!, 'stderr', child.pid);
     this.logger.info(
-      { event: 'program-start', pid: child.pid, command: this.commandLine, port: this.oldPort, moved: this.target.port, restart: this.restarts },
+      {
+        event: 'program-start',
+        pid: child.pid,
+        command: this.commandLine,
+        port: this.oldPort,
+        moved: this.target.port,
+        restart: this.restarts,
+      },
       `started ${this.commandLine} (pid ${child.pid}); its port ${this.oldPort} is moved to loopback port ${this.target.port}`,
     );
     this.watchListening(child);
@@ -175,11 +187,17 @@ export class WrappedProgram {
     const ran = Date.now() - this.startedAt;
     const lasted = `${(ran / 1000).toFixed(1)} s`;
     if (this.config.mode === 'exit') {
-      this.logger.info({ event: 'program-exit', pid: child.pid, status }, `${this.name} (pid ${child.pid}) exited with status ${status} after ${lasted}: stopping (--wrap-mode exit)`);
+      this.logger.info(
+        { event: 'program-exit', pid: child.pid, status },
+        `${this.name} (pid ${child.pid}) exited with status ${status} after ${lasted}: stopping (--wrap-mode exit)`,
+      );
       this.status = status;
       this.onExit(status);
     } else if (this.config.mode === 'ignore') {
-      this.logger.info({ event: 'program-exit', pid: child.pid, status }, `${this.name} (pid ${child.pid}) exited with status ${status} after ${lasted}; still serving (--wrap-mode ignore)`);
+      this.logger.info(
+        { event: 'program-exit', pid: child.pid, status },
+        `${this.name} (pid ${child.pid}) exited with status ${status} after ${lasted}; still serving (--wrap-mode ignore)`,
+      );
     } else {
       this.quickDeaths = ran >= HEALTHY_RUN_MS ? 0 : this.quickDeaths + 1;
       const delay = Math.min(RESPAWN_MAX_DELAY_MS, RESPAWN_DELAY_MS * 2 ** this.quickDeaths);
@@ -196,7 +214,8 @@ export class WrappedProgram {
   /** Logs each line the program writes, prefixed with its name and pid. */
   private logOutput(stream: Readable, name: 'stdout' | 'stderr', pid: number): void {
     let pending = '';
-    const log = (line: string): void => this.logger.info({ event: 'program-output', pid, stream: name, line }, `[${this.name} ${pid}] ${line}`);
+    const log = (line: string): void =>
+      this.logger.info({ event: 'program-output', pid, stream: name, line }, `[${this.name} ${pid}] ${line}`);
     stream.setEncoding('utf8');
     stream.on('data', (text: string) => {
       pending += text;

@@ -21,7 +21,10 @@ export function locateShim(): string {
     throw new StartupError(`cannot wrap a program: the bind() shim rebind.so was not built: ${reason}`);
   }
   // The dynamic loader splits LD_PRELOAD on both.
-  if (/[ :]/.test(SHIM)) throw new StartupError(`cannot wrap a program: LD_PRELOAD cannot name ${SHIM} (a space or colon in the path); install websockify-ts elsewhere`);
+  if (/[ :]/.test(SHIM))
+    throw new StartupError(
+      `cannot wrap a program: LD_PRELOAD cannot name ${SHIM} (a space or colon in the path); install websockify-ts elsewhere`,
+    );
   return SHIM;
 }
 

@@ -5,8 +5,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { WebSocket, type ClientOptions } from 'ws';
-import { runCli, ProxyPool, type RunningProxy } from '../helpers/proxy.js';
+import { type ClientOptions, WebSocket } from 'ws';
+import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { createPki, type Issued, type Pki } from '../tls/pki.js';
 
@@ -112,10 +112,22 @@ test('ExpectOrigin: 403 without an Origin or with another, 101 from a listed one
   }
 });
 
-test('ClientCertCNAuth: the TLS-verified certificate\'s CN decides; an SSL_CLIENT_S_DN_CN header does not impersonate one', async () => {
+test("ClientCertCNAuth: the TLS-verified certificate's CN decides; an SSL_CLIENT_S_DN_CN header does not impersonate one", async () => {
   const allowed = pki.issue('desk-allowed', pki.ca, { usage: 'clientAuth' });
   const other = pki.issue('desk-other', pki.ca, { usage: 'clientAuth' });
-  const p = await proxy(['--cert', server.cert, '--key', server.key, '--verify-client', '--cafile', pki.ca.cert, '--auth-plugin', 'ClientCertCNAuth', '--auth-source', 'desk-allowed admin']);
+  const p = await proxy([
+    '--cert',
+    server.cert,
+    '--key',
+    server.key,
+    '--verify-client',
+    '--cafile',
+    pki.ca.cert,
+    '--auth-plugin',
+    'ClientCertCNAuth',
+    '--auth-source',
+    'desk-allowed admin',
+  ]);
   const wss = `wss://127.0.0.1:${p.port}/`;
   const tlsAs = (issued: Issued): ClientOptions => ({ ca, cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) });
   try {
@@ -137,7 +149,10 @@ test('--web-auth: web requests need the credentials too (401 with the challenge,
   const root = path.join(scratch, 'www');
   fs.mkdirSync(root, { recursive: true });
   fs.writeFileSync(path.join(root, 'hello.txt'), 'members only\n');
-  const get = async (port: number, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> => {
+  const get = async (
+    port: number,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> => {
     const req = http.request({ host: '127.0.0.1', port, path: '/hello.txt', agent: false, headers });
     req.end();
     const [res] = (await once(req, 'response')) as [http.IncomingMessage];
@@ -199,7 +214,7 @@ test('a custom auth plugin module loaded from a path, given --auth-source; its r
   }
 });
 
-test('usage and start-up errors: each option\'s requirements, unknown plugins, bad sources and modules', async () => {
+test("usage and start-up errors: each option's requirements, unknown plugins, bad sources and modules", async () => {
   const target = ['127.0.0.1:0', '127.0.0.1:5900'];
   const usage: Array<[string[], RegExp]> = [
     [['--auth-source', 'a:b'], /--auth-source needs --auth-plugin/],
@@ -216,7 +231,10 @@ test('usage and start-up errors: each option\'s requirements, unknown plugins, b
   const broken = path.join(scratch, 'broken-auth.mjs');
   fs.writeFileSync(broken, 'export default 42;\n');
   const startup: Array<[string[], RegExp]> = [
-    [['--auth-plugin', 'BasicHTTPAuth', '--auth-source', 'no-colon'], /^websockify: BasicHTTPAuth: --auth-source must be 'user:password'\n$/],
+    [
+      ['--auth-plugin', 'BasicHTTPAuth', '--auth-source', 'no-colon'],
+      /^websockify: BasicHTTPAuth: --auth-source must be 'user:password'\n$/,
+    ],
     [['--auth-plugin', 'ExpectOrigin'], /^websockify: ExpectOrigin: --auth-source must list the allowed origins/],
     [['--auth-plugin', broken], /must default-export a function/],
     [['--auth-plugin', path.join(scratch, 'absent.mjs')], /cannot load/],

@@ -47,7 +47,14 @@ function basic(credentials: string): Record<string, string> {
 
 test('BasicHTTPAuth: 401 with the challenge when missing, malformed or wrong; the right pair passes', async () => {
   const plugin = createBasicHttpAuth('alice:pa:ss wörd');
-  for (const headers of [{}, basic('alice:wrong'), basic('bob:pa:ss wörd'), basic('alice'), { authorization: 'Bearer abc' }, { authorization: 'Basic %%%' }]) {
+  for (const headers of [
+    {},
+    basic('alice:wrong'),
+    basic('bob:pa:ss wörd'),
+    basic('alice'),
+    { authorization: 'Bearer abc' },
+    { authorization: 'Basic %%%' },
+  ]) {
     const err = await refusal(plugin, request(headers));
     assert.equal(err.status, 401);
     assert.match(err.headers['WWW-Authenticate'] ?? '', /^Basic realm="Websockify"/);
@@ -73,7 +80,7 @@ test('ExpectOrigin: 403 without Origin or with another; origins compared as brow
   assert.throws(() => createExpectOrigin('https://app.example.com/path'), /not an origin/);
 });
 
-test('ClientCertCNAuth: the verified certificate\'s CN decides; an SSL_CLIENT_S_DN_CN header counts for nothing', async () => {
+test("ClientCertCNAuth: the verified certificate's CN decides; an SSL_CLIENT_S_DN_CN header counts for nothing", async () => {
   const allowed = new X509Certificate(fs.readFileSync(pki.issue('desk-allowed', pki.ca, { usage: 'clientAuth' }).cert));
   const other = new X509Certificate(fs.readFileSync(pki.issue('desk-other', pki.ca, { usage: 'clientAuth' }).cert));
   const plugin = createClientCertCnAuth('someone desk-allowed');
@@ -91,10 +98,13 @@ function moduleFile(name: string, source: string): string {
   return file;
 }
 
-test('loader: built-in names, with or without Python\'s module path; unknown names are start-up errors', async () => {
+test("loader: built-in names, with or without Python's module path; unknown names are start-up errors", async () => {
   const plugin = await loadAuthPlugin('websockify.auth_plugins.BasicHTTPAuth', 'u:p', logger);
   assert.equal((await refusal(plugin, request())).status, 401);
-  await assert.rejects(loadAuthPlugin('NoSuchAuth', undefined, logger), (err) => err instanceof StartupError && /unknown plugin 'NoSuchAuth'/.test(err.message));
+  await assert.rejects(
+    loadAuthPlugin('NoSuchAuth', undefined, logger),
+    (err) => err instanceof StartupError && /unknown plugin 'NoSuchAuth'/.test(err.message),
+  );
   await assert.rejects(loadAuthPlugin('BasicHTTPAuth', 'nocolon', logger), StartupError);
 });
 
@@ -118,7 +128,10 @@ test('loader: a user module gets its source; a thrown {status, headers} is the a
   assert.equal(err.status, 401);
   assert.equal(err.message, 'bad ticket');
   assert.deepEqual(err.headers, { 'WWW-Authenticate': 'Ticket' });
-  await assert.rejects(Promise.resolve(plugin.authenticate(request({ 'x-ticket': 'crash' }))), (e) => !(e instanceof HttpError) && (e as Error).message === 'plugin bug');
+  await assert.rejects(
+    Promise.resolve(plugin.authenticate(request({ 'x-ticket': 'crash' }))),
+    (e) => !(e instanceof HttpError) && (e as Error).message === 'plugin bug',
+  );
 });
 
 test('loader: a module that does not load or keep the interface is a start-up error naming it', async () => {
@@ -130,7 +143,10 @@ test('loader: a module that does not load or keep the interface is a start-up er
   ];
   for (const [name, source, message] of cases) {
     const file = moduleFile(name, source);
-    await assert.rejects(loadAuthPlugin(file, undefined, logger), (err) => err instanceof StartupError && message.test(err.message) && err.message.includes(file));
+    await assert.rejects(
+      loadAuthPlugin(file, undefined, logger),
+      (err) => err instanceof StartupError && message.test(err.message) && err.message.includes(file),
+    );
   }
   await assert.rejects(loadAuthPlugin(path.join(scratch, 'missing.mjs'), undefined, logger), /cannot load/);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -45,7 +45,9 @@ test('bench --quick runs every workload, checks every byte and writes a results 
   assert.deepEqual(Object.keys(results.workloads).sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
 
   // Every subject has figures or a reason; those that always run have the workload's figures.
-  for (const [id, workload] of Object.entries<{ subjects: Record<string, { median?: Record<string, unknown>; notAvailable?: string }> }>(results.workloads)) {
+  for (const [id, workload] of Object.entries<{ subjects: Record<string, { median?: Record<string, unknown>; notAvailable?: string }> }>(
+    results.workloads,
+  )) {
     for (const name of ['proxy', 'python', 'direct', 'relay']) {
       const subject = workload.subjects[name];
       assert.ok(subject && (subject.median || typeof subject.notAvailable === 'string'), `${id}/${name}`);

@@ -3,9 +3,9 @@
 // byte must still arrive intact.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import type { TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 import { memoryOf, readInBursts, sendRandom, startSink, startSource } from './support.js';
@@ -28,7 +28,9 @@ async function startMeasuredProxy(target: TestServer): Promise<{ proxy: RunningP
 function assertBounded(t: TestContext, proxy: RunningProxy, idleRss: number): void {
   const { peak } = memoryOf(proxy.proc.pid!);
   const growth = peak - idleRss;
-  t.diagnostic(`proxy RSS idle ${(idleRss / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB`);
+  t.diagnostic(
+    `proxy RSS idle ${(idleRss / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB`,
+  );
   assert.ok(growth < GROWTH_LIMIT, `the proxy's peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (limit ${GROWTH_LIMIT / MiB} MiB)`);
 }
 
@@ -44,7 +46,9 @@ function hashIncoming(ws: WebSocket): Promise<{ bytes: number; sha256: string; c
 }
 
 describe('backpressure', () => {
-  test(`download: ${TOTAL / MiB} MiB to a client that reads in slow bursts; the proxy's memory stays bounded`, { timeout: 120_000 }, async (t) => {
+  test(`download: ${TOTAL / MiB} MiB to a client that reads in slow bursts; the proxy's memory stays bounded`, {
+    timeout: 120_000,
+  }, async (t) => {
     const source = await startSource(TOTAL);
     const { proxy, idleRss } = await startMeasuredProxy(source);
     let ws: WebSocket | undefined;
@@ -65,7 +69,9 @@ describe('backpressure', () => {
     }
   });
 
-  test(`upload: ${TOTAL / MiB} MiB to a target that reads in slow bursts; the proxy's memory stays bounded`, { timeout: 120_000 }, async (t) => {
+  test(`upload: ${TOTAL / MiB} MiB to a target that reads in slow bursts; the proxy's memory stays bounded`, {
+    timeout: 120_000,
+  }, async (t) => {
     // Stop reading for 20 ms after every MiB.
     const sink = await startSink({ burstBytes: MiB, pauseMs: 20 });
     const { proxy, idleRss } = await startMeasuredProxy(sink);

@@ -6,8 +6,8 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { startServer, unusedPort, type TestServer } from '../helpers/targets.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { startServer, type TestServer, unusedPort } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 import { CLIENT_BUFFER_LIMIT, readInBursts, sendAll, sendRandom, sha256, sleep, startSink, startSource, writeRandom } from './support.js';
 
@@ -62,7 +62,9 @@ describe('target unreachable', () => {
 });
 
 describe('the target closes first', () => {
-  test('a target sending several MiB then FIN: the client gets exactly those bytes, then 1000 "Target closed", 50 times in a row', { timeout: 60_000 }, async () => {
+  test('a target sending several MiB then FIN: the client gets exactly those bytes, then 1000 "Target closed", 50 times in a row', {
+    timeout: 60_000,
+  }, async () => {
     // Sizes vary so that the tail lands at every offset of a read and of a frame.
     const source = await startSource(() => 3 * MiB + Math.floor(Math.random() * MiB));
     await withProxy(source, async (proxy) => {
@@ -136,14 +138,20 @@ describe('the target closes first', () => {
         const result = await within(closed, 10_000, 'the client close');
         assert.equal(result.code, 1011);
         assert.match(result.reason, /ECONNRESET|EPIPE/);
-        await within(proxy.waitForEvent((e) => e.event === 'close'), 10_000, "the proxy's close log line");
+        await within(
+          proxy.waitForEvent((e) => e.event === 'close'),
+          10_000,
+          "the proxy's close log line",
+        );
       });
     });
   });
 });
 
 describe('the client closes first', () => {
-  test('every byte the client sent reaches the target, then a FIN that leaves the target writable (10 rounds)', { timeout: 60_000 }, async () => {
+  test('every byte the client sent reaches the target, then a FIN that leaves the target writable (10 rounds)', {
+    timeout: 60_000,
+  }, async () => {
     const sink = await startSink();
     await withProxy(sink, async (proxy) => {
       for (let round = 0; round < 10; round++) {
@@ -206,7 +214,9 @@ describe('the client closes first', () => {
     });
   });
 
-  test('the client drops while the target is paused by backpressure: the target gets a FIN and the session ends', { timeout: 60_000 }, async () => {
+  test('the client drops while the target is paused by backpressure: the target gets a FIN and the session ends', {
+    timeout: 60_000,
+  }, async () => {
     // The target streams until it sees the proxy's FIN; the client reads nothing, then vanishes.
     let targetSent: Promise<unknown> | undefined;
     const sawEnd: Array<Promise<unknown>> = [];
@@ -224,7 +234,11 @@ describe('the client closes first', () => {
       ws.terminate();
       await within(sawEnd[0]!, 10_000, "the target's end");
       await targetSent;
-      const event = await within(proxy.waitForEvent((e) => e.event === 'close'), 10_000, "the proxy's close log line");
+      const event = await within(
+        proxy.waitForEvent((e) => e.event === 'close'),
+        10_000,
+        "the proxy's close log line",
+      );
       assert.equal(event.initiator, 'client');
       assert.equal(event.code, 1006);
     });
@@ -247,7 +261,11 @@ describe('the client closes first', () => {
       await within(ended, 10_000, "the proxy's FIN");
       assert.ok(socket.writable, 'the target leg was not half-closed');
       // The proxy gives the target 5 s to answer the FIN with its own, then drops the connection.
-      const event = await within(proxy.waitForEvent((e) => e.event === 'close', 15_000), 15_000, "the proxy's close log line");
+      const event = await within(
+        proxy.waitForEvent((e) => e.event === 'close', 15_000),
+        15_000,
+        "the proxy's close log line",
+      );
       assert.equal(event.initiator, 'client');
       assert.ok(Number(event.durationMs) >= 4000, `the session ended after ${String(event.durationMs)} ms, before the linger time`);
       // The target, having read our FIN, learns of the drop when it next writes.

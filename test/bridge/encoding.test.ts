@@ -66,7 +66,8 @@ describe('decodeBase64Message', () => {
     assert.equal(decode('')?.length, 0);
   });
   test('characters outside the alphabet are refused, not skipped', () => {
-    for (const text of ['ab c', 'abc\n', 'ab-_', 'QUJD!', 'QUJDRA==\r\n', 'QUJ\u00e9']) assert.equal(decode(text), undefined, JSON.stringify(text));
+    for (const text of ['ab c', 'abc\n', 'ab-_', 'QUJD!', 'QUJDRA==\r\n', 'QUJ\u00e9'])
+      assert.equal(decode(text), undefined, JSON.stringify(text));
   });
   test('misplaced or excess padding is refused, not cut short', () => {
     for (const text of ['=', '==', 'a=', 'QQ=', 'QUJDRA=', 'QUJD==', 'QUJD====', 'QQ==QUJD', 'Q===', 'QUJ=RA==']) {

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
-import { startSink, type Sink } from './support.js';
+import { type Sink, startSink } from './support.js';
 
 // Handshakes go to a proxy in front of an echo server; violations to one in front of a sink, which
 // reports what each session delivered.
@@ -101,7 +101,11 @@ describe('frames the protocol does not carry', () => {
    * Opens a session offering `offered`, sends `good` (accepted) then `bad` (a frame that must be refused),
    * and returns the client's close and what the target received.
    */
-  async function violate(offered: string[] | undefined, good: string | Buffer, bad: string | Buffer): Promise<{ code: number; reason: string; target: number }> {
+  async function violate(
+    offered: string[] | undefined,
+    good: string | Buffer,
+    bad: string | Buffer,
+  ): Promise<{ code: number; reason: string; target: number }> {
     const ws = await openClient(sinkProxy.url, offered);
     try {
       const closed = collect(ws);

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
-import { sendAll, sha256, startSink, startSource, type Sink, type Source } from './support.js';
+import { type Sink, type Source, sendAll, sha256, startSink, startSource } from './support.js';
 
 const SIZE = 16 * 1024 * 1024;
 

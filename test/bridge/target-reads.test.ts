@@ -5,10 +5,17 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import { setImmediate as tick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
-import { MAX_OWN_BUFFERS, OWN_READ_BYTES, SHARED_READ_BYTES, SMALL_READ_BYTES, TargetReads, ownBuffersHeld } from '../../src/bridge/target-reads.js';
+import {
+  MAX_OWN_BUFFERS,
+  OWN_READ_BYTES,
+  ownBuffersHeld,
+  SHARED_READ_BYTES,
+  SMALL_READ_BYTES,
+  TargetReads,
+} from '../../src/bridge/target-reads.js';
 import { startProxy } from '../helpers/proxy.js';
 import { startServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
@@ -133,7 +140,9 @@ function received(ws: WebSocket): Promise<{ sha256: string; bytes: number; code:
   return new Promise((resolve) => ws.once('close', (code: number) => resolve({ sha256: hash.digest('hex'), bytes, code })));
 }
 
-test('sessions side by side, bursts and trickles, fast, slow and base64 clients: every byte arrives in order', { timeout: 120_000 }, async () => {
+test('sessions side by side, bursts and trickles, fast, slow and base64 clients: every byte arrives in order', {
+  timeout: 120_000,
+}, async () => {
   const TOTAL = 24 * MiB;
   const SESSIONS = 8;
   const source = await startBurstySource(TOTAL);
@@ -164,7 +173,9 @@ test('sessions side by side, bursts and trickles, fast, slow and base64 clients:
   }
 });
 
-test('targets that only trickle (reads in the shared buffer) to clients that stop reading: every byte arrives', { timeout: 60_000 }, async () => {
+test('targets that only trickle (reads in the shared buffer) to clients that stop reading: every byte arrives', {
+  timeout: 60_000,
+}, async () => {
   const TOTAL = 24 * MiB;
   const SESSIONS = 4;
   const block = randomBytes(MiB + 512 * 7);

@@ -3,11 +3,11 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser } from '../helpers/browser.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { createPki, type Pki } from '../tls/pki.js';
 import { missingVncPrograms, startXvnc, type VncServer } from './xvnc.js';
 
@@ -25,7 +25,8 @@ const GRID: Point[] = [0, WIDTH / 2, WIDTH - 1].flatMap((x) => [0, HEIGHT / 2, H
 const TOLERANCE = 8;
 const DESKTOP = 'websockify-ts test desktop';
 /** Write docs/images/novnc.png (the README's picture) only when asked, so a test run leaves the tree clean. */
-const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../../docs/images/novnc.png', import.meta.url)) : undefined;
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../../docs/images/novnc.png', import.meta.url)) : undefined;
 
 /** What the page below puts on `window.vnc`: a thin driver over noVNC's RFB object. */
 interface VncPage {
@@ -131,7 +132,11 @@ async function waitForColour(page: Page, points: Point[], colour: string, timeou
     if (seen.every((pixel) => near(pixel, want))) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  assert.deepEqual(seen, points.map(() => want), `the canvas did not show ${colour} within ${timeoutMs} ms`);
+  assert.deepEqual(
+    seen,
+    points.map(() => want),
+    `the canvas did not show ${colour} within ${timeoutMs} ms`,
+  );
 }
 
 const missing = missingVncPrograms();
@@ -193,8 +198,12 @@ describe('noVNC through the proxy to Xvnc, in Chromium', { skip }, () => {
     await vncServer!.setRoot('#2050c0');
     await waitForColour(page, GRID, '#2050c0');
 
-    const served = server.events().filter((e) => e.event === 'web' && e.status === 200).map((e) => e.path);
-    for (const path of ['/', '/core/rfb.js', '/vendor/pako/lib/zlib/inflate.js']) assert.ok(served.includes(path), `${path} served by the proxy: ${served.join(' ')}`);
+    const served = server
+      .events()
+      .filter((e) => e.event === 'web' && e.status === 200)
+      .map((e) => e.path);
+    for (const path of ['/', '/core/rfb.js', '/vendor/pako/lib/zlib/inflate.js'])
+      assert.ok(served.includes(path), `${path} served by the proxy: ${served.join(' ')}`);
     assert.equal(opens(server).length, 1);
     assert.equal(opens(server)[0]!.path, '/websockify');
 
@@ -217,7 +226,13 @@ describe('noVNC through the proxy to Xvnc, in Chromium', { skip }, () => {
     await vncServer!.setRoot('#e0a010');
     await connect(page);
     await waitForColour(page, GRID, '#e0a010');
-    assert.deepEqual(opens(server).map((e) => [e.conn, e.protocol]), [[1, 'binary'], [2, 'none']]);
+    assert.deepEqual(
+      opens(server).map((e) => [e.conn, e.protocol]),
+      [
+        [1, 'binary'],
+        [2, 'none'],
+      ],
+    );
     assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).vnc.disconnect()), true);
     await server.waitForEvent((e) => e.event === 'close' && e.conn === 2);
   });
@@ -248,7 +263,14 @@ describe('noVNC through the proxy to Xvnc, in Chromium', { skip }, () => {
     // Inside xclock's top-left corner (past its 1-pixel border), and xlogo's top edge between the X's arms.
     await waitForColour(page, [[96, 116]], '#f4f1e8');
     await waitForColour(page, [[580, 256]], '#ffffff');
-    await waitForColour(page, [[20, 20], [WIDTH - 20, HEIGHT - 20]], '#12ab34');
+    await waitForColour(
+      page,
+      [
+        [20, 20],
+        [WIDTH - 20, HEIGHT - 20],
+      ],
+      '#12ab34',
+    );
     const png = await page.screenshot({ fullPage: true });
     assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
     if (SCREENSHOT) {

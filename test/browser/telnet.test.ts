@@ -2,7 +2,7 @@
 // checked byte for byte.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Cmd, Opt, TelnetClient, escapeIac, type WindowSize } from '../../web/telnet.js';
+import { Cmd, escapeIac, Opt, TelnetClient, type WindowSize } from '../../web/telnet.js';
 
 const { IAC, SB, SE, WILL, WONT, DO, DONT } = Cmd;
 const NOP = 241;
@@ -44,7 +44,9 @@ function harness(size: WindowSize = { cols: 80, rows: 24 }, terminalType?: strin
 }
 
 const bytes = (...parts: Array<number | string | number[]>): Uint8Array =>
-  Uint8Array.from(parts.flatMap((part) => (typeof part === 'number' ? [part] : Array.isArray(part) ? part : [...Buffer.from(part, 'utf8')])));
+  Uint8Array.from(
+    parts.flatMap((part) => (typeof part === 'number' ? [part] : Array.isArray(part) ? part : [...Buffer.from(part, 'utf8')])),
+  );
 
 const ttypeIs = (name: string): number[] => [IAC, SB, Opt.TTYPE, 0, ...Buffer.from(name), IAC, SE];
 
@@ -97,11 +99,30 @@ describe('telnet: negotiation', () => {
     const h = harness({ cols: 132, rows: 43 });
     h.telnet.receive(bytes(IAC, DO, Opt.SGA, IAC, DO, Opt.TTYPE, IAC, DO, Opt.NAWS, IAC, DO, Opt.ECHO, IAC, DO, UNKNOWN));
     assert.deepEqual(h.takeSent(), [
-      IAC, WILL, Opt.SGA,
-      IAC, WILL, Opt.TTYPE,
-      IAC, WILL, Opt.NAWS, IAC, SB, Opt.NAWS, 0, 132, 0, 43, IAC, SE,
-      IAC, WONT, Opt.ECHO,
-      IAC, WONT, UNKNOWN,
+      IAC,
+      WILL,
+      Opt.SGA,
+      IAC,
+      WILL,
+      Opt.TTYPE,
+      IAC,
+      WILL,
+      Opt.NAWS,
+      IAC,
+      SB,
+      Opt.NAWS,
+      0,
+      132,
+      0,
+      43,
+      IAC,
+      SE,
+      IAC,
+      WONT,
+      Opt.ECHO,
+      IAC,
+      WONT,
+      UNKNOWN,
     ]);
     assert.equal(h.telnet.clientEnabled(Opt.ECHO), false);
   });
@@ -130,8 +151,16 @@ describe('telnet: negotiation', () => {
     const h = harness();
     const mirror: Record<number, number> = { [WILL]: DO, [DO]: WILL, [WONT]: DONT, [DONT]: WONT };
     const opening = [
-      [WILL, Opt.ECHO], [DO, Opt.NAWS], [WILL, BINARY], [DO, UNKNOWN], [DO, Opt.ECHO], [WILL, Opt.SGA],
-      [DO, Opt.TTYPE], [WONT, Opt.TTYPE], [DONT, BINARY], [DO, Opt.SGA],
+      [WILL, Opt.ECHO],
+      [DO, Opt.NAWS],
+      [WILL, BINARY],
+      [DO, UNKNOWN],
+      [DO, Opt.ECHO],
+      [WILL, Opt.SGA],
+      [DO, Opt.TTYPE],
+      [WONT, Opt.TTYPE],
+      [DONT, BINARY],
+      [DO, Opt.SGA],
     ];
     let toClient = opening.flatMap(([verb, option]) => [IAC, verb!, option!]);
     let rounds = 0;
@@ -212,26 +241,77 @@ describe('telnet: any split', () => {
   // Every construct in one stream; the answers and the text must not depend on how it is cut.
   const stream = bytes(
     'login: ',
-    IAC, WILL, Opt.ECHO,
-    IAC, DO, Opt.TTYPE,
-    'a', IAC, IAC, 'b',
-    IAC, SB, Opt.TTYPE, 1, IAC, SE,
-    IAC, DO, Opt.NAWS,
-    IAC, SB, UNKNOWN, IAC, IAC, SE, 9, IAC, SE,
-    IAC, WILL, BINARY,
-    'é日🙂', 13, 0, 'x', 13, 10,
-    IAC, NOP,
-    IAC, DONT, Opt.TTYPE,
+    IAC,
+    WILL,
+    Opt.ECHO,
+    IAC,
+    DO,
+    Opt.TTYPE,
+    'a',
+    IAC,
+    IAC,
+    'b',
+    IAC,
+    SB,
+    Opt.TTYPE,
+    1,
+    IAC,
+    SE,
+    IAC,
+    DO,
+    Opt.NAWS,
+    IAC,
+    SB,
+    UNKNOWN,
+    IAC,
+    IAC,
+    SE,
+    9,
+    IAC,
+    SE,
+    IAC,
+    WILL,
+    BINARY,
+    'é日🙂',
+    13,
+    0,
+    'x',
+    13,
+    10,
+    IAC,
+    NOP,
+    IAC,
+    DONT,
+    Opt.TTYPE,
     'end',
   );
   const expectedText = 'login: a\uFFFDbé日🙂\rx\r\nend';
   const expectedSent = [
-    IAC, DO, Opt.ECHO,
-    IAC, WILL, Opt.TTYPE,
+    IAC,
+    DO,
+    Opt.ECHO,
+    IAC,
+    WILL,
+    Opt.TTYPE,
     ...ttypeIs('xterm-256color'),
-    IAC, WILL, Opt.NAWS, IAC, SB, Opt.NAWS, 0, 100, 0, 30, IAC, SE,
-    IAC, DONT, BINARY,
-    IAC, WONT, Opt.TTYPE,
+    IAC,
+    WILL,
+    Opt.NAWS,
+    IAC,
+    SB,
+    Opt.NAWS,
+    0,
+    100,
+    0,
+    30,
+    IAC,
+    SE,
+    IAC,
+    DONT,
+    BINARY,
+    IAC,
+    WONT,
+    Opt.TTYPE,
   ];
   const run = (cuts: number[]): { text: string; sent: number[] } => {
     const h = harness({ cols: 100, rows: 30 });

@@ -3,11 +3,11 @@
 // come back through the rQ methods, in binary frames and in base64 text frames, from the classic script
 // (global Websock) and from the ES module.
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from '../helpers/browser.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 
 const webDir = fileURLToPath(new URL('../../web/', import.meta.url));
@@ -157,7 +157,10 @@ describe('Websock in Chromium, served by the proxy', () => {
     assert.equal(result.u32, 0xffffffff);
     assert.equal(result.u32b, 0x80000001);
     assert.equal(result.str, 'Hi\u00ff');
-    assert.deepEqual(result.all256, Array.from({ length: 256 }, (_, i) => i));
+    assert.deepEqual(
+      result.all256,
+      Array.from({ length: 256 }, (_, i) => i),
+    );
     assert.equal(result.bigMismatch, -1, `300 KiB came back different from byte ${result.bigMismatch}`);
     assert.equal(result.tail, '!');
     assert.ok(result.closed, 'closed after close()');

@@ -12,8 +12,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket as WsClient } from 'ws';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { startEchoServer, unusedPort, type TestServer } from '../helpers/targets.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
 
 /** The Websock API these tests use. */
 interface Websock {
@@ -457,7 +457,10 @@ describe('Websock send queue', () => {
     sock.flush();
     assert.equal(channel.sent.length, 1);
     assert.ok(channel.sent[0] instanceof Uint8Array);
-    assert.deepEqual([...(channel.sent[0] as Uint8Array)], [0xab, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 0x41, 0xff, 0, 9, 8]);
+    assert.deepEqual(
+      [...(channel.sent[0] as Uint8Array)],
+      [0xab, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 0x41, 0xff, 0, 9, 8],
+    );
     sock.flush();
     assert.equal(channel.sent.length, 1, 'nothing queued: nothing sent');
   });
@@ -468,10 +471,13 @@ describe('Websock send queue', () => {
     sock.flush();
     sock.sQpushBytes(Uint8Array.of(4, 5, 6));
     sock.flush();
-    assert.deepEqual(channel.sent.map((m) => [...(m as Uint8Array)]), [
-      [1, 2, 3],
-      [4, 5, 6],
-    ]);
+    assert.deepEqual(
+      channel.sent.map((m) => [...(m as Uint8Array)]),
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+    );
   });
 
   test('before open the queue keeps (and grows for) everything; flush after open sends it in one message', () => {
@@ -499,12 +505,15 @@ describe('Websock send queue', () => {
     assert.deepEqual(channel.sentBytes(), Buffer.concat([Buffer.of(1), big]));
   });
 
-  test("the old names: send(array) and send_string(str) queue and flush at once", () => {
+  test('the old names: send(array) and send_string(str) queue and flush at once', () => {
     const { sock, channel } = openSock();
     sock.send([1, 2, 0x1ff]);
     sock.send(Uint8Array.of(4));
     sock.send_string('hi\u00e9');
-    assert.deepEqual(channel.sent.map((m) => [...(m as Uint8Array)]), [[1, 2, 0xff], [4], [0x68, 0x69, 0xe9]]);
+    assert.deepEqual(
+      channel.sent.map((m) => [...(m as Uint8Array)]),
+      [[1, 2, 0xff], [4], [0x68, 0x69, 0xe9]],
+    );
   });
 });
 
@@ -736,7 +745,9 @@ describe('Websock against Python websockify', () => {
   test('the default protocols get binary from Python websockify too; bytes echo back', async () => {
     const echo = await startEchoServer();
     const port = await unusedPort();
-    const python = spawn('websockify', ['--run-once', `127.0.0.1:${port}`, `127.0.0.1:${echo.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const python = spawn('websockify', ['--run-once', `127.0.0.1:${port}`, `127.0.0.1:${echo.port}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     python.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
     const spawnError = once(python, 'error');

@@ -1,18 +1,18 @@
 // The wstelnet page in Chromium, served by the real proxy with --web dist/web, talking to real servers:
 // Debian's telnetd running a shell (over ws and wss) and ngircd, an IRC server that never negotiates.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { fileURLToPath } from 'node:url';
 import type { Terminal } from '@xterm/xterm';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
 import { createPki, type Pki } from '../tls/pki.js';
 
@@ -22,7 +22,8 @@ const TELNETD = '/usr/sbin/telnetd';
 const NGIRCD = '/usr/sbin/ngircd';
 const PROMPT = 'wstelnet$ ';
 /** Write docs/images/wstelnet.png (the README's picture) only when asked, so a test run leaves the tree clean. */
-const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../../docs/images/wstelnet.png', import.meta.url)) : undefined;
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../../docs/images/wstelnet.png', import.meta.url)) : undefined;
 
 /** The part of `window.wstelnet` the tests read (see web/wstelnet.ts). */
 interface PageGlobals {
@@ -56,7 +57,9 @@ function track(proc: ChildProcess): Started {
  */
 async function startTelnetService(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
   const shell = join(dir, 'shell.sh');
-  writeFileSync(shell, `#!/bin/sh\nexport PS1='${PROMPT}' HOME='${dir}'\ncd '${dir}'\nexec /bin/bash --norc --noprofile -i\n`, { mode: 0o755 });
+  writeFileSync(shell, `#!/bin/sh\nexport PS1='${PROMPT}' HOME='${dir}'\ncd '${dir}'\nexec /bin/bash --norc --noprofile -i\n`, {
+    mode: 0o755,
+  });
   const daemons: Started[] = [];
   // Paused, so that no byte is read here before telnetd gets the socket.
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
@@ -81,8 +84,19 @@ async function startIrcServer(dir: string): Promise<{ port: number; started: Sta
   const config = join(dir, 'ngircd.conf');
   writeFileSync(
     config,
-    ['[Global]', 'Name = irc.wstelnet.test', 'Info = wstelnet test server', 'Listen = 127.0.0.1', `Ports = ${port}`,
-      'MotdPhrase = Hello from the wstelnet test', '[Options]', 'Ident = no', 'PAM = no', 'DNS = no', ''].join('\n'),
+    [
+      '[Global]',
+      'Name = irc.wstelnet.test',
+      'Info = wstelnet test server',
+      'Listen = 127.0.0.1',
+      `Ports = ${port}`,
+      'MotdPhrase = Hello from the wstelnet test',
+      '[Options]',
+      'Ident = no',
+      'PAM = no',
+      'DNS = no',
+      '',
+    ].join('\n'),
   );
   const proc = spawn(NGIRCD, ['-n', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   const started = track(proc);
@@ -211,20 +225,28 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
     await typeLine(page, 'stty size');
     await waitForText(page, new RegExp(`^${rows} ${cols}$`, 'm'));
     await page.setViewportSize({ width: 640, height: 400 });
-    await page.waitForFunction(([r, c]) => {
-      const { term } = (globalThis as unknown as PageGlobals).wstelnet;
-      return term.rows !== r && term.cols !== c;
-    }, [rows, cols], { timeout: 15000 });
+    await page.waitForFunction(
+      ([r, c]) => {
+        const { term } = (globalThis as unknown as PageGlobals).wstelnet;
+        return term.rows !== r && term.cols !== c;
+      },
+      [rows, cols],
+      { timeout: 15000 },
+    );
     const [newRows, newCols] = await termSize(page);
     assert.ok(newRows < rows && newCols < cols, `the terminal shrank: ${rows}x${cols} -> ${newRows}x${newCols}`);
     await typeLine(page, 'clear; stty size');
     await waitForText(page, new RegExp(`^${newRows} ${newCols}$`, 'm'));
 
     await page.setViewportSize({ width: 900, height: 560 });
-    await page.waitForFunction(([r, c]) => {
-      const { term } = (globalThis as unknown as PageGlobals).wstelnet;
-      return term.rows === r && term.cols === c;
-    }, [rows, cols], { timeout: 15000 });
+    await page.waitForFunction(
+      ([r, c]) => {
+        const { term } = (globalThis as unknown as PageGlobals).wstelnet;
+        return term.rows === r && term.cols === c;
+      },
+      [rows, cols],
+      { timeout: 15000 },
+    );
     // A clean screen for the picture: Ctrl-L, then a few commands.
     await page.keyboard.press('Control+l');
     await typeLine(page, 'echo MARK-$((40+2))');
@@ -240,7 +262,9 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
 
     // Disconnect from the page: the proxy sees the client close.
     await page.click('#connect');
-    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Disconnected'), undefined, { timeout: 15000 });
+    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Disconnected'), undefined, {
+      timeout: 15000,
+    });
     const closed = await server.waitForEvent((e) => e.event === 'close');
     assert.equal(closed.initiator, 'client');
     assert.equal(await page.textContent('#connect'), 'Connect');
@@ -268,13 +292,17 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
     await server.waitForEvent((e) => e.event === 'close');
   });
 
-  test('a line service that never negotiates (ngircd): local echo, lines sent on Enter, the welcome shows', { timeout: 90000 }, async () => {
+  test('a line service that never negotiates (ngircd): local echo, lines sent on Enter, the welcome shows', {
+    timeout: 90000,
+  }, async () => {
     const ircServer = await startIrcServer(dir);
     irc = ircServer.started;
     const server = await proxy(ircServer.port);
     const page = await newPage();
     await page.goto(`http://127.0.0.1:${server.port}/wstelnet.html?autoconnect=1&token=abc%20def`);
-    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Connected'), undefined, { timeout: 15000 });
+    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Connected'), undefined, {
+      timeout: 15000,
+    });
     // The token rides in the WebSocket URL's query, where token plugins look for it.
     assert.equal(opens(server)[0]!.path, '/websockify?token=abc%20def');
     await page.click('#terminal');
@@ -290,7 +318,9 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
     assert.match(text, /^USER tester 0 \* :Test$/m);
     assert.doesNotMatch(text, /Erroneous|Unknown command/, 'ngircd got clean lines');
     await typeLine(page, 'QUIT :bye');
-    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Disconnected'), undefined, { timeout: 15000 });
+    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('Disconnected'), undefined, {
+      timeout: 15000,
+    });
     const closed = await server.waitForEvent((e) => e.event === 'close');
     assert.equal(closed.initiator, 'target');
   });

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -64,8 +64,23 @@ export async function startXvnc(options: XvncOptions = {}): Promise<VncServer> {
 
 async function tryStart(rfbPort: number, options: XvncOptions): Promise<VncServer> {
   const geometry = `${options.width ?? 800}x${options.height ?? 600}`;
-  const args = ['-displayfd', '3', '-rfbport', String(rfbPort), '-interface', '127.0.0.1', '-SecurityTypes', 'None',
-    '-geometry', geometry, '-depth', '24', '-nolisten', 'tcp', ...(options.desktop ? ['-desktop', options.desktop] : [])];
+  const args = [
+    '-displayfd',
+    '3',
+    '-rfbport',
+    String(rfbPort),
+    '-interface',
+    '127.0.0.1',
+    '-SecurityTypes',
+    'None',
+    '-geometry',
+    geometry,
+    '-depth',
+    '24',
+    '-nolisten',
+    'tcp',
+    ...(options.desktop ? ['-desktop', options.desktop] : []),
+  ];
   const proc = spawn('Xvnc', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
@@ -77,7 +92,9 @@ async function tryStart(rfbPort: number, options: XvncOptions): Promise<VncServe
   let display = '';
   const stop = async (): Promise<void> => {
     for (const client of clients) if (client.exitCode === null && client.signalCode === null) client.kill();
-    await Promise.all([...clients].map((client) => (client.exitCode === null && client.signalCode === null ? once(client, 'exit') : undefined)));
+    await Promise.all(
+      [...clients].map((client) => (client.exitCode === null && client.signalCode === null ? once(client, 'exit') : undefined)),
+    );
     if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
@@ -94,9 +111,12 @@ async function tryStart(rfbPort: number, options: XvncOptions): Promise<VncServe
         throw new Error(`Xvnc exited before it was ready:\n${stderr}`);
       }),
     ]);
-    await Promise.race([waitForRfb(rfbPort), exited.then(() => {
-      throw new Error(`Xvnc exited before its RFB port answered:\n${stderr}`);
-    })]);
+    await Promise.race([
+      waitForRfb(rfbPort),
+      exited.then(() => {
+        throw new Error(`Xvnc exited before its RFB port answered:\n${stderr}`);
+      }),
+    ]);
   } catch (err) {
     await stop();
     throw err;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type StdioOptions } from 'node:child_process';
+import { type StdioOptions, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { CLI, runCli, LISTENING_STDIN_LAUNCHER } from '../helpers/proxy.js';
+import { CLI, LISTENING_STDIN_LAUNCHER, runCli } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 
@@ -172,7 +172,10 @@ describe('daemon mode (-D, --pid-file)', () => {
     const cwd = tempDir();
     const pidFile = path.join(cwd, 'ws.pid');
     const logFile = path.join(cwd, 'ws.log');
-    const start = await startCommand(['-D', '--pid-file', pidFile, '--log-file', logFile, '--log-format', 'json', '127.0.0.1:0', `127.0.0.1:${target.port}`], cwd);
+    const start = await startCommand(
+      ['-D', '--pid-file', pidFile, '--log-file', logFile, '--log-format', 'json', '127.0.0.1:0', `127.0.0.1:${target.port}`],
+      cwd,
+    );
     return { cwd, pidFile, logFile, start };
   }
 
@@ -281,7 +284,22 @@ describe('daemon mode (-D, --pid-file)', () => {
 
   it('relative --pid-file, --log-file and --record land in the starting directory; the daemon then works in /', async () => {
     const cwd = tempDir();
-    const start = await startCommand(['-D', '--pid-file', 'ws.pid', '--log-file', 'ws.log', '--log-format', 'json', '--record', 'rec', '127.0.0.1:0', `127.0.0.1:${target.port}`], cwd);
+    const start = await startCommand(
+      [
+        '-D',
+        '--pid-file',
+        'ws.pid',
+        '--log-file',
+        'ws.log',
+        '--log-format',
+        'json',
+        '--record',
+        'rec',
+        '127.0.0.1:0',
+        `127.0.0.1:${target.port}`,
+      ],
+      cwd,
+    );
     const pid = fs.existsSync(path.join(cwd, 'ws.pid')) ? readPidFile(path.join(cwd, 'ws.pid')) : undefined;
     assert.equal(start.code, 0, start.stderr);
     assert.ok(pid !== undefined);
@@ -297,7 +315,7 @@ describe('daemon mode (-D, --pid-file)', () => {
     assert.equal(fs.existsSync('/ws.log'), false);
   });
 
-  it('survives the starting command\'s process group being killed', async () => {
+  it("survives the starting command's process group being killed", async () => {
     const { pidFile, logFile, start } = await startDaemonInTempDir();
     const pid = fs.existsSync(pidFile) ? readPidFile(pidFile) : undefined;
     assert.equal(start.code, 0, start.stderr);
@@ -321,11 +339,15 @@ describe('daemon mode (-D, --pid-file)', () => {
     const pidFile = path.join(cwd, 'ws.pid');
     // A helper binds 127.0.0.1:0, prints the port, moves the socket onto fd 0 and becomes the command.
     const script = LISTENING_STDIN_LAUNCHER;
-    const start = spawn('/usr/bin/python3', ['-c', script, process.execPath, CLI, '-D', '--inetd', '--pid-file', pidFile, `127.0.0.1:${target.port}`], {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const start = spawn(
+      '/usr/bin/python3',
+      ['-c', script, process.execPath, CLI, '-D', '--inetd', '--pid-file', pidFile, `127.0.0.1:${target.port}`],
+      {
+        cwd,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
     let stdout = '';
     let stderr = '';
     start.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
@@ -342,7 +364,10 @@ describe('daemon mode (-D, --pid-file)', () => {
   it('--pid-file without -D: written once listening, removed on a SIGTERM exit', async () => {
     const cwd = tempDir();
     const pidFile = path.join(cwd, 'ws.pid');
-    const proc = spawn(process.execPath, [CLI, '--log-format', 'json', '--pid-file', pidFile, '127.0.0.1:0', `127.0.0.1:${target.port}`], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, '--log-format', 'json', '--pid-file', pidFile, '127.0.0.1:0', `127.0.0.1:${target.port}`], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     started.add(proc.pid!);
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));

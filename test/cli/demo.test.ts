@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { unusedPort } from '../helpers/targets.js';
 
 const DEMO = fileURLToPath(new URL('../../src/cli/demo.js', import.meta.url));

@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, test } from 'node:test';
+import tls from 'node:tls';
 import type { WebSocket } from 'ws';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 import { createPki, type Pki } from '../tls/pki.js';
@@ -96,7 +96,7 @@ async function closedBy(p: RunningProxy): Promise<{ code: number; reason: string
   return { code, reason };
 }
 
-test('--ssl-target with --ssl-target-ca of the target\'s CA: bytes go through TLS to the target and back', async () => {
+test("--ssl-target with --ssl-target-ca of the target's CA: bytes go through TLS to the target and back", async () => {
   const before = signed.secured;
   const p = await proxy(['--ssl-target', '--ssl-target-ca', pki.ca.cert], signed.port);
   try {
@@ -184,7 +184,10 @@ test('--ssl-target usage errors exit 2; an unreadable --ssl-target-ca exits 1', 
   const cases: Array<[string[], RegExp]> = [
     [['--ssl-target-ca', pki.ca.cert, '127.0.0.1:0', '127.0.0.1:5900'], /--ssl-target-ca and --ssl-target-insecure need --ssl-target/],
     [['--ssl-target-insecure', '127.0.0.1:0', '127.0.0.1:5900'], /need --ssl-target/],
-    [['--ssl-target', '--ssl-target-ca', pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'], /--ssl-target needs a TCP target, not --unix-target/],
+    [
+      ['--ssl-target', '--ssl-target-ca', pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'],
+      /--ssl-target needs a TCP target, not --unix-target/,
+    ],
     [['--ssl-target-ca', pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'], /need --ssl-target/],
     [['--ssl-target', '--ssl-target-ca', pki.ca.cert, '--ssl-target-insecure', '127.0.0.1:0', '127.0.0.1:5900'], /contradict/],
   ];

@@ -52,15 +52,13 @@ test('port already in use: one line, exit 1', async () => {
 });
 
 const unprivilegedPortStart = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
-test(
-  'privileged port without the privilege: permission denied, exit 1',
-  { skip: unprivilegedPortStart <= 80 ? 'this kernel lets anyone bind port 80' : false },
-  async () => {
-    // Root may bind port 80, so root runs the proxy as nobody: the kernel then refuses as it would for any user.
-    const result = await runCliAs(['127.0.0.1:80', '127.0.0.1:5900'], isRoot ? NOBODY : undefined);
-    assertOneLineFailure(result, /^websockify: cannot listen on 127\.0\.0\.1:80: permission denied\n$/);
-  },
-);
+test('privileged port without the privilege: permission denied, exit 1', {
+  skip: unprivilegedPortStart <= 80 ? 'this kernel lets anyone bind port 80' : false,
+}, async () => {
+  // Root may bind port 80, so root runs the proxy as nobody: the kernel then refuses as it would for any user.
+  const result = await runCliAs(['127.0.0.1:80', '127.0.0.1:5900'], isRoot ? NOBODY : undefined);
+  assertOneLineFailure(result, /^websockify: cannot listen on 127\.0\.0\.1:80: permission denied\n$/);
+});
 
 test('Unix socket in a directory the user may not write: permission denied, exit 1', async () => {
   const closed = fs.mkdtempSync(path.join(scratch, 'closed-'));

@@ -4,14 +4,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, test } from 'node:test';
+import tls from 'node:tls';
 import type { WebSocket } from 'ws';
 import { FLASH_POLICY_REQUEST, FLASH_POLICY_RESPONSE } from '../../src/server/flash-policy.js';
-import { runCli, ProxyPool, type RunningProxy } from '../helpers/proxy.js';
+import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
-import { createPki, replaceAtomically, type Issued, type Pki } from '../tls/pki.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from '../tls/pki.js';
 
 let pki: Pki;
 let server: Issued;
@@ -222,7 +222,11 @@ test('--verify-client --cafile: no certificate or one from another CA is refused
     );
     await p.waitForEvent((e) => e.event === 'tls-failed' && /client certificate not trusted/.test(String(e.reason)));
 
-    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, { ca, cert: fs.readFileSync(good.cert), key: fs.readFileSync(good.key) });
+    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, {
+      ca,
+      cert: fs.readFileSync(good.cert),
+      key: fs.readFileSync(good.key),
+    });
     assert.equal(await echo(ws, 'trusted client'), 'trusted client');
     ws.close();
 
@@ -242,9 +246,16 @@ test('--verify-client with --ssl-only: no warning, plain refused, a certified cl
   const good = pki.issue('client-only', pki.ca, { usage: 'clientAuth' });
   const p = await proxy(['--ssl-only', '--cert', server.cert, '--key', server.key, '--verify-client', '--cafile', pki.ca.cert]);
   try {
-    assert.equal(p.events().some((e) => e.event === 'verify-client-plain'), false);
+    assert.equal(
+      p.events().some((e) => e.event === 'verify-client-plain'),
+      false,
+    );
     await assert.rejects(openClient(p.url));
-    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, { ca, cert: fs.readFileSync(good.cert), key: fs.readFileSync(good.key) });
+    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, {
+      ca,
+      cert: fs.readFileSync(good.cert),
+      key: fs.readFileSync(good.key),
+    });
     assert.equal(await echo(ws, 'certified'), 'certified');
     ws.close();
   } finally {
@@ -282,7 +293,16 @@ test('--ssl-version tlsv1_3 refuses a TLS 1.2 client; --ssl-ciphers with no usab
   } finally {
     await stop(p);
   }
-  const ciphers = await runCli(['--cert', server.cert, '--key', server.key, '--ssl-ciphers', 'NO-SUCH-CIPHER', '127.0.0.1:0', '127.0.0.1:5900']);
+  const ciphers = await runCli([
+    '--cert',
+    server.cert,
+    '--key',
+    server.key,
+    '--ssl-ciphers',
+    'NO-SUCH-CIPHER',
+    '127.0.0.1:0',
+    '127.0.0.1:5900',
+  ]);
   assert.equal(ciphers.code, 1, ciphers.stderr);
   assert.match(ciphers.stderr, /^websockify: [^\n]*no usable cipher in --ssl-ciphers\n$/);
 });
@@ -329,7 +349,10 @@ test('SIGHUP reloads files the watcher cannot see change (behind a symbolic link
     // Longer than the watcher's debounce: had it seen the writes, it would have reloaded by now.
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.equal(await servedFingerprint(p.port!), server.fingerprint, 'the watcher saw the change: this test no longer tests SIGHUP');
-    assert.equal(p.events().some((e) => e.event === 'tls-reloaded'), false);
+    assert.equal(
+      p.events().some((e) => e.event === 'tls-reloaded'),
+      false,
+    );
 
     p.proc.kill('SIGHUP');
     const reloaded = await p.waitForEvent((e) => e.event === 'tls-reloaded');
@@ -413,7 +436,10 @@ test('a broken replacement is logged and the old certificate stays in use (file 
     const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, { ca });
     assert.equal(await echo(ws, 'old certificate'), 'old certificate');
     ws.close();
-    assert.equal(p.events().some((e) => e.event === 'tls-reloaded'), false);
+    assert.equal(
+      p.events().some((e) => e.event === 'tls-reloaded'),
+      false,
+    );
   } finally {
     await stop(p);
   }

@@ -19,15 +19,24 @@ const BAD: Array<{ args: string[]; problem: RegExp }> = [
   { args: ['6080', ':5900'], problem: /target: expected host:port/ },
   { args: ['6080', 'localhost:5900', 'extra'], problem: /too many arguments/ },
   { args: ['6080', 'localhost:5900', '--unix-target', '/tmp/x.sock'], problem: /too many arguments: localhost:5900/ },
-  { args: ['--unix-listen', '/tmp/x.sock', '6080', 'localhost:5900'], problem: /too many arguments: --unix-listen replaces the listen address/ },
+  {
+    args: ['--unix-listen', '/tmp/x.sock', '6080', 'localhost:5900'],
+    problem: /too many arguments: --unix-listen replaces the listen address/,
+  },
   { args: ['--timeout', 'x', '6080', 'localhost:5900'], problem: /--timeout <seconds>' argument 'x' is invalid/ },
   { args: ['--timeout', '0x10', '6080', 'localhost:5900'], problem: /argument '0x10' is invalid/ },
   { args: ['--heartbeat', '-5', '6080', 'localhost:5900'], problem: /--heartbeat <seconds>' argument '-5' is invalid/ },
   { args: ['--max-message-size', '0', '6080', 'localhost:5900'], problem: /--max-message-size <bytes>' argument '0' is invalid/ },
-  { args: ['--unix-listen-mode', '999', '--unix-listen', '/tmp/x.sock', 'localhost:5900'], problem: /--unix-listen-mode <mode>' argument '999' is invalid/ },
+  {
+    args: ['--unix-listen-mode', '999', '--unix-listen', '/tmp/x.sock', 'localhost:5900'],
+    problem: /--unix-listen-mode <mode>' argument '999' is invalid/,
+  },
   { args: ['--log-format', 'xml', '6080', 'localhost:5900'], problem: /argument 'xml' is invalid.*text, json/ },
   { args: ['--legacy-syslog', '6080', 'localhost:5900'], problem: /--legacy-syslog needs --syslog/ },
-  { args: ['--syslog', '127.0.0.1:99999', '6080', 'localhost:5900'], problem: /--syslog <server>' argument '127\.0\.0\.1:99999' is invalid/ },
+  {
+    args: ['--syslog', '127.0.0.1:99999', '6080', 'localhost:5900'],
+    problem: /--syslog <server>' argument '127\.0\.0\.1:99999' is invalid/,
+  },
   { args: ['--inetd', '--unix-listen', '/tmp/x.sock', 'localhost:5900'], problem: /--inetd and --unix-listen cannot be used together/ },
 ];
 
@@ -49,10 +58,26 @@ test('--help: exit 0, usage on stdout listing every option', async () => {
   assert.equal(result.stderr, '');
   assert.match(result.stdout, /^Usage: websockify \[options\] \[source_addr:\]source_port \[target_addr:target_port\]/);
   const options = [
-    '-v, --verbose', '--traffic', '--run-once', '--timeout <seconds>', '--idle-timeout <seconds>', '--heartbeat <seconds>',
-    '-6, --prefer-ipv6', '--unix-listen <file>', '--unix-listen-mode <mode>', '--inetd', '--unix-target <file>',
-    '--log-file <file>', '--syslog <server>', '--legacy-syslog', '--log-format <format>', '--handshake-timeout <seconds>',
-    '--connect-timeout <seconds>', '--shutdown-timeout <seconds>', '--max-message-size <bytes>', '--max-header-size <bytes>',
+    '-v, --verbose',
+    '--traffic',
+    '--run-once',
+    '--timeout <seconds>',
+    '--idle-timeout <seconds>',
+    '--heartbeat <seconds>',
+    '-6, --prefer-ipv6',
+    '--unix-listen <file>',
+    '--unix-listen-mode <mode>',
+    '--inetd',
+    '--unix-target <file>',
+    '--log-file <file>',
+    '--syslog <server>',
+    '--legacy-syslog',
+    '--log-format <format>',
+    '--handshake-timeout <seconds>',
+    '--connect-timeout <seconds>',
+    '--shutdown-timeout <seconds>',
+    '--max-message-size <bytes>',
+    '--max-header-size <bytes>',
     '-h, --help',
   ];
   for (const option of options) assert.ok(result.stdout.includes(option), `--help does not list ${option}`);

@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { runCli, ProxyPool, type RunningProxy } from '../helpers/proxy.js';
+import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { createPki, type Issued, type Pki } from '../tls/pki.js';
@@ -159,7 +159,13 @@ test('--web: a file, a directory index, a listing, a redirect to the slash; HEAD
 test('--web: traversal out of the root is refused, POST is 405', async () => {
   const p = await proxy(['--web', root]);
   try {
-    for (const target of ['/../secret.txt', '/%2e%2e/secret.txt', '/files/..%2f..%2fsecret.txt', '/files/%2e%2e/%2e%2e/secret.txt', '..%2fsecret.txt']) {
+    for (const target of [
+      '/../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/files/..%2f..%2fsecret.txt',
+      '/files/%2e%2e/%2e%2e/secret.txt',
+      '..%2fsecret.txt',
+    ]) {
       const response = await rawGet(p.port!, target);
       assert.match(response, /^HTTP\/1\.1 (400|403|404) /, `${target}: ${response.split('\r\n')[0]}`);
       assert.doesNotMatch(response, /TOP SECRET/, target);
@@ -213,7 +219,10 @@ test('a long download to a slow reader outlasts --handshake-timeout, over http a
     const logged = p.events().filter((e) => e.event === 'web' && e.path === '/big.bin');
     assert.equal(logged.length, 2);
     for (const line of logged) assert.equal(line.aborted, undefined);
-    assert.equal(p.events().some((e) => e.reason === 'handshake timeout'), false);
+    assert.equal(
+      p.events().some((e) => e.reason === 'handshake timeout'),
+      false,
+    );
   } finally {
     await stop(p);
   }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { unusedPort } from '../helpers/targets.js';
-import { CaseTarget, pythonAvailable, startOurs, startPython, PYTHON_WEBSOCKIFY, type Subject } from './subjects.js';
-import { closeFrame, handshakeRequest, maskedFrame, Opcode, RawConnection, type HandshakeParts } from './wire.js';
+import { CaseTarget, PYTHON_WEBSOCKIFY, pythonAvailable, type Subject, startOurs, startPython } from './subjects.js';
+import { closeFrame, type HandshakeParts, handshakeRequest, maskedFrame, Opcode, RawConnection } from './wire.js';
 
 /*
  * The same handshake and close cases against Python websockify and this proxy. Each row states whether
@@ -331,7 +331,8 @@ before(async () => {
   const dead = `127.0.0.1:${deadPort}`;
   const started = await Promise.allSettled([startPython(live), startOurs(live), startPython(dead), startOurs(dead)]);
   // Keep whatever did start, so that after() stops it even when another failed.
-  const value = (i: number): Subject | undefined => (started[i]!.status === 'fulfilled' ? (started[i] as PromiseFulfilledResult<Subject>).value : undefined);
+  const value = (i: number): Subject | undefined =>
+    started[i]!.status === 'fulfilled' ? (started[i] as PromiseFulfilledResult<Subject>).value : undefined;
   [python.live, ours.live, python.refused, ours.refused] = [value(0), value(1), value(2), value(3)];
   const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed) throw failed.reason;
@@ -367,7 +368,12 @@ for (const row of ROWS) {
       }
     }
     const [pythonOutcome, ourOutcome] = outcomes as [string, string];
-    table.push({ name: row.name, python: pythonOutcome, ours: ourOutcome, verdict: row.expect === 'same' ? 'same' : `differs: ${row.why}` });
+    table.push({
+      name: row.name,
+      python: pythonOutcome,
+      ours: ourOutcome,
+      verdict: row.expect === 'same' ? 'same' : `differs: ${row.why}`,
+    });
     t.diagnostic(`python: ${pythonOutcome}`);
     t.diagnostic(`ours:   ${ourOutcome}`);
     if (row.expect === 'same') {

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { WebSocket, type ClientOptions } from 'ws';
+import { type ClientOptions, WebSocket } from 'ws';
 
 /** Opens a WebSocket client (compression off, as the proxy) and waits until it is open. */
 export async function openClient(url: string, protocols?: string | string[], options: ClientOptions = {}): Promise<WebSocket> {

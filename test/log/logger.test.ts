@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,7 +47,10 @@ async function startCli(args: string[]): Promise<Cli> {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
-  const port = await waitUntil(() => /listening on [^ ]*:(\d+)/.exec(stderr)?.[1], () => stderr);
+  const port = await waitUntil(
+    () => /listening on [^ ]*:(\d+)/.exec(stderr)?.[1],
+    () => stderr,
+  );
   return { proc, stdout: () => stdout, stderr: () => stderr, port: Number(port), stop };
 }
 
@@ -95,8 +98,16 @@ test('text (default): one human-readable line per event, with the open and close
     assert.ok(!line.includes('{"'), `JSON in a text line: ${line}`);
   }
   assert.equal(out.length, 5, out.join('\n')); // listening, open, close, stopping, stopped
-  assert.match(out[0]!, new RegExp(`listening on 127\\.0\\.0\\.1:${cli.port}, proxying to 127\\.0\\.0\\.1:${target.port} \\(plain only, no TLS certificate at `));
-  assert.match(out[1]!, new RegExp(`conn 1: 127\\.0\\.0\\.1:\\d+ connected \\(/, protocol binary\\); proxying to 127\\.0\\.0\\.1:${target.port}`));
+  assert.match(
+    out[0]!,
+    new RegExp(
+      `listening on 127\\.0\\.0\\.1:${cli.port}, proxying to 127\\.0\\.0\\.1:${target.port} \\(plain only, no TLS certificate at `,
+    ),
+  );
+  assert.match(
+    out[1]!,
+    new RegExp(`conn 1: 127\\.0\\.0\\.1:\\d+ connected \\(/, protocol binary\\); proxying to 127\\.0\\.0\\.1:${target.port}`),
+  );
   assert.match(out[2]!, /conn 1: closed by client, code 1000 \(done\); 11 bytes from client, 11 bytes from target, \d+\.\d{3} s/);
   assert.match(out[3]!, /stopping \(received SIGTERM\)/);
   assert.match(out[4]!, /INFO: stopped$/);

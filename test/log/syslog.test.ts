@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import fs from 'node:fs';
@@ -331,7 +331,10 @@ describe('syslog over UDP', () => {
       if (address === '127.0.0.1') {
         await waitFor('a datagram', () => server.raw.length >= 1);
         await sleep(100);
-        assert.deepEqual(server.texts().map((t) => parse5424(t).msg), ['before end']);
+        assert.deepEqual(
+          server.texts().map((t) => parse5424(t).msg),
+          ['before end'],
+        );
       }
     } finally {
       await dest.end();
@@ -406,7 +409,10 @@ describe('syslog to a local Unix datagram socket', () => {
         assert.doesNotThrow(() => log.info('back again'));
         await sleep(100);
       }
-      assert.ok(receiver.messages.some((m) => m.endsWith(' back again')), 'a new logger delivers');
+      assert.ok(
+        receiver.messages.some((m) => m.endsWith(' back again')),
+        'a new logger delivers',
+      );
       assert.equal(errors.length, 1);
     } finally {
       await dest.end();
@@ -496,7 +502,13 @@ describe('an unreachable syslog server', () => {
     assert.equal(code, 0, `exited by itself; stderr: ${stderr}`);
     const lines = stderr.trim().split('\n');
     assert.equal(lines.length, 2, stderr);
-    assert.ok(lines.some((l) => /^websockify: syslog: .*ECONNREFUSED/.test(l)), stderr);
-    assert.ok(lines.some((l) => /^websockify: syslog: .*nobody\.sock/.test(l)), stderr);
+    assert.ok(
+      lines.some((l) => /^websockify: syslog: .*ECONNREFUSED/.test(l)),
+      stderr,
+    );
+    assert.ok(
+      lines.some((l) => /^websockify: syslog: .*nobody\.sock/.test(l)),
+      stderr,
+    );
   });
 });

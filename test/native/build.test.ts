@@ -21,7 +21,11 @@ before(() => {
 after(() => fs.rmSync(copy, { recursive: true, force: true }));
 
 /** Runs a Node script from the copy (or elsewhere) with `env`. */
-function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string } {
+function run(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [script, ...args], { env, encoding: 'utf8', timeout: 60000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

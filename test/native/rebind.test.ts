@@ -117,7 +117,10 @@ describe('rebind.so', () => {
  * A parent (Python) that starts `child` (a Python snippet) under the shim with REBIND_PARENT_PID naming
  * `parentPid` (default: the parent itself), prints the child's pid, then waits.
  */
-function startParent(child: string, parentPid?: number): { proc: ReturnType<typeof spawn>; childPid: Promise<number>; waitFor(pattern: RegExp): Promise<RegExpExecArray> } {
+function startParent(
+  child: string,
+  parentPid?: number,
+): { proc: ReturnType<typeof spawn>; childPid: Promise<number>; waitFor(pattern: RegExp): Promise<RegExpExecArray> } {
   const parent = `
 import os, subprocess, sys, time
 env = dict(os.environ, LD_PRELOAD=${JSON.stringify(SHIM)}, REBIND_PARENT_PID=str(${parentPid ?? 'os.getpid()'}))

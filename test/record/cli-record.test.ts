@@ -3,11 +3,11 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import vm from 'node:vm';
 import { after, before, test } from 'node:test';
+import vm from 'node:vm';
 import { readRecording } from '../../src/record/reader.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { startEchoServer, unusedPort, type TestServer } from '../helpers/targets.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 
 let dir: string;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, constants, existsSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -8,12 +8,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import vm from 'node:vm';
 import { after, before, test } from 'node:test';
-import { pino, type Logger } from 'pino';
+import vm from 'node:vm';
+import { type Logger, pino } from 'pino';
 import type { BridgeHook, BridgeSummary } from '../../src/bridge/bridge.js';
-import { createRecorder, type Recorder } from '../../src/record/recorder.js';
 import { readRecording } from '../../src/record/reader.js';
+import { createRecorder, type Recorder } from '../../src/record/recorder.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 
 let dir: string;
@@ -128,7 +128,7 @@ function trickyMessages(): Buffer[] {
   return [
     Buffer.from('RFB 003.008\n'),
     Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-    Buffer.from('\'"\\\n\r\t\\\'\\\\\'\'\n\n\u2028</script>', 'latin1'),
+    Buffer.from("'\"\\\n\r\t\\'\\\\''\n\n\u2028</script>", 'latin1'),
     Buffer.from([0x5c]),
     Buffer.from([0x27]),
     Buffer.from([0x00, 0x30, 0x31]), // a NUL before digits must not become an octal escape
@@ -199,7 +199,11 @@ test('records a real session losslessly: the reader and a JS engine both give ba
     const echoed = await echoSession(relay.port, messages);
     await relay.closed;
     await waitFinished(recorder);
-    assert.deepEqual(lines.filter((line) => line.level === 40), [], 'no warning');
+    assert.deepEqual(
+      lines.filter((line) => line.level === 40),
+      [],
+      'no warning',
+    );
     assert.equal(recorder.dropped, false);
 
     const sent = Buffer.concat(messages);
@@ -252,7 +256,10 @@ test('timestamps are whole milliseconds since the recorder was created, from the
   recorder.fromTarget(Buffer.from('c'));
   recorder.closed({ bytesFromClient: 1, bytesFromTarget: 2, durationMs: 2000, code: 1000, reason: '', initiator: 'client' });
   await waitFinished(recorder);
-  assert.equal(await readFile(recorder.path, 'latin1'), "var VNC_frame_encoding = 'binary';\nvar VNC_frame_data = [\n'{0{a',\n'}11}b',\n'{2000{c',\n'EOF'];\n");
+  assert.equal(
+    await readFile(recorder.path, 'latin1'),
+    "var VNC_frame_encoding = 'binary';\nvar VNC_frame_data = [\n'{0{a',\n'}11}b',\n'{2000{c',\n'EOF'];\n",
+  );
 });
 
 test('an empty session still makes a complete file the player loads', async () => {
@@ -328,7 +335,9 @@ test('a recording path that cannot be created (its parent is a file): one warnin
   await sessionWithBrokenDisk(join(notADirectory, 'rec'), 1, 'ENOTDIR');
 });
 
-test('a disk that fails every write (/dev/full): one warning, the session goes on', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async () => {
+test('a disk that fails every write (/dev/full): one warning, the session goes on', {
+  skip: !existsSync('/dev/full') && 'no /dev/full',
+}, async () => {
   const base = join(dir, 'full');
   await symlink('/dev/full', `${base}.9`);
   await sessionWithBrokenDisk(base, 9, 'ENOSPC');

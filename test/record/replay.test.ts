@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { parseRecording, type RecordedMessage, RecordingFormatError, readRecording } from '../../src/record/reader.js';
 import { createRecorder } from '../../src/record/recorder.js';
-import { RecordingFormatError, parseRecording, readRecording, type RecordedMessage } from '../../src/record/reader.js';
-import { startEchoServer, unusedPort, type TestServer } from '../helpers/targets.js';
+import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 
 const REPLAY = fileURLToPath(new URL('../../src/cli/replay.js', import.meta.url));

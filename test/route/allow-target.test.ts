@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
 import { startServer, type TestServer } from '../helpers/targets.js';
 
 let scratch: string;
@@ -56,7 +56,14 @@ async function connect(url: string): Promise<{ status: number; received?: string
 }
 
 test('a fixed target outside --allow-target is refused with 403 and a log line; one inside is proxied', async () => {
-  const refused = await proxy(['--allow-target', '10.0.0.0/8', '--allow-target', `127.0.0.1:${inside.port}`, '127.0.0.1:0', `127.0.0.1:${outside.port}`]);
+  const refused = await proxy([
+    '--allow-target',
+    '10.0.0.0/8',
+    '--allow-target',
+    `127.0.0.1:${inside.port}`,
+    '127.0.0.1:0',
+    `127.0.0.1:${outside.port}`,
+  ]);
   try {
     assert.equal((await connect(refused.url)).status, 403);
     const line = await refused.waitForEvent((e) => e.event === 'refused' && e.status === 403);
@@ -74,8 +81,21 @@ test('a fixed target outside --allow-target is refused with 403 and a log line; 
 
 test('a token store pointing elsewhere cannot get past --allow-target; a name is checked by the addresses it resolves to', async () => {
   const tokens = path.join(scratch, 'tokens');
-  fs.writeFileSync(tokens, [`good: 127.0.0.1:${inside.port}`, `rogue: 127.0.0.1:${outside.port}`, `named: localhost:${inside.port}`, ''].join('\n'));
-  const p = await proxy(['--token-plugin', 'TokenFile', '--token-source', tokens, '--allow-target', `127.0.0.0/8:${inside.port}`, '--allow-target', `[::1]:${inside.port}`, '127.0.0.1:0']);
+  fs.writeFileSync(
+    tokens,
+    [`good: 127.0.0.1:${inside.port}`, `rogue: 127.0.0.1:${outside.port}`, `named: localhost:${inside.port}`, ''].join('\n'),
+  );
+  const p = await proxy([
+    '--token-plugin',
+    'TokenFile',
+    '--token-source',
+    tokens,
+    '--allow-target',
+    `127.0.0.0/8:${inside.port}`,
+    '--allow-target',
+    `[::1]:${inside.port}`,
+    '127.0.0.1:0',
+  ]);
   try {
     assert.deepEqual(await connect(`${p.url}/?token=good`), { status: 101, received: 'inside\n' });
     assert.equal((await connect(`${p.url}/?token=rogue`)).status, 403);
@@ -110,7 +130,12 @@ test('a Unix socket target needs a unix: pattern', async () => {
 });
 
 test('an invalid --allow-target pattern is a usage error naming it', async () => {
-  for (const [pattern, why] of [['10.0.0.0/33', /invalid prefix length/], ['host:70000', /invalid port/], ['fd00::1:5900x', /needs brackets/], ['a.*.example.com', /not a host name/]] as const) {
+  for (const [pattern, why] of [
+    ['10.0.0.0/33', /invalid prefix length/],
+    ['host:70000', /invalid port/],
+    ['fd00::1:5900x', /needs brackets/],
+    ['a.*.example.com', /not a host name/],
+  ] as const) {
     const result = await runCli(['--allow-target', pattern, '127.0.0.1:0', '127.0.0.1:5900']);
     assert.equal(result.code, 2, result.stderr);
     assert.ok(result.stderr.includes(`'${pattern}'`), result.stderr);

@@ -22,9 +22,28 @@ async function allows(p: TargetPolicy, target: Target): Promise<boolean> {
 
 test('invalid patterns are usage errors', () => {
   const bad = [
-    '', ':5900', 'example.com:', 'example.com:0', 'example.com:65536', 'example.com:6000-5900', 'example.com:59x',
-    '10.0.0.0/33', '10.0.0.0/8/1', '10.0.0', '300.1.1.1', '[fd00::/129]', '[fd00::1', 'fd00::1]', '[example.com]:80',
-    'a.*.example.com', '*example.com', 'bad host', 'under_score-.com', 'unix:', 'fe80::1%eth0', 'host:1:2',
+    '',
+    ':5900',
+    'example.com:',
+    'example.com:0',
+    'example.com:65536',
+    'example.com:6000-5900',
+    'example.com:59x',
+    '10.0.0.0/33',
+    '10.0.0.0/8/1',
+    '10.0.0',
+    '300.1.1.1',
+    '[fd00::/129]',
+    '[fd00::1',
+    'fd00::1]',
+    '[example.com]:80',
+    'a.*.example.com',
+    '*example.com',
+    'bad host',
+    'under_score-.com',
+    'unix:',
+    'fe80::1%eth0',
+    'host:1:2',
   ];
   for (const text of bad) assert.throws(() => parseTargetPattern(text), UsageError, `'${text}' should be refused`);
 });

@@ -121,7 +121,10 @@ test('routes are tried in order and the first that claims the bytes gets them', 
     void readToEnd(socket).then(received.resolve);
   });
   const shadowed = prefixRoute('shadowed', 'A', () => handledBy.push('shadowed'));
-  const client = await dispatchedConnection({ routes: [never.route, wanted.route, shadowed.route], fallback: () => handledBy.push('fallback') });
+  const client = await dispatchedConnection({
+    routes: [never.route, wanted.route, shadowed.route],
+    fallback: () => handledBy.push('fallback'),
+  });
   client.end('ABCD');
   assert.equal((await received.promise).toString(), 'ABCD');
   assert.deepEqual(handledBy, ['wanted']);
@@ -138,7 +141,11 @@ test('an undecided route gives up after maxSniffBytes and the fallback reads eve
     },
     handle: () => assert.fail('the undecided route took the socket'),
   };
-  const client = await dispatchedConnection({ routes: [undecided], fallback: (socket) => void readToEnd(socket).then(received.resolve), maxSniffBytes: 8 });
+  const client = await dispatchedConnection({
+    routes: [undecided],
+    fallback: (socket) => void readToEnd(socket).then(received.resolve),
+    maxSniffBytes: 8,
+  });
   await writeAndWaitForMatch(client, '1234', seen);
   await writeAndWaitForMatch(client, '5678', seen);
   client.end('9');

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { createDispatcher } from '../../src/server/dispatch.js';
-import { FLASH_POLICY_RESPONSE, createFlashPolicyRoute, isFlashPolicyRequest } from '../../src/server/flash-policy.js';
+import { createFlashPolicyRoute, FLASH_POLICY_RESPONSE, isFlashPolicyRequest } from '../../src/server/flash-policy.js';
 import { readAll } from '../helpers/targets.js';
-import { captureLog, type CapturedLog } from '../tls/log-capture.js';
+import { type CapturedLog, captureLog } from '../tls/log-capture.js';
 
 const EXPECTED = Buffer.from('<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>\0', 'latin1');
 
@@ -57,7 +57,8 @@ test('the response is the policy followed by one NUL', () => {
 
 test('match: undecided on a prefix of the request, true on the request, false once the bytes diverge', () => {
   const request = '<policy-file-request/>';
-  for (let n = 1; n < request.length; n++) assert.equal(isFlashPolicyRequest(Buffer.from(request.slice(0, n))), undefined, request.slice(0, n));
+  for (let n = 1; n < request.length; n++)
+    assert.equal(isFlashPolicyRequest(Buffer.from(request.slice(0, n))), undefined, request.slice(0, n));
   assert.equal(isFlashPolicyRequest(Buffer.from(request)), true);
   assert.equal(isFlashPolicyRequest(Buffer.from(`${request}\0`)), true);
   assert.equal(isFlashPolicyRequest(Buffer.from('<policy-file-requesX')), false);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { handshakeRequest, maskedFrame, Opcode, RawConnection, type HttpHead } from '../conformance/wire.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type HttpHead, handshakeRequest, maskedFrame, Opcode, RawConnection } from '../conformance/wire.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 
@@ -115,7 +115,15 @@ test('a protocol list naming binary twice gets 400, logged as a refusal', async 
 });
 
 test('an upgrade to h2c gets 400', async () => {
-  const head = await exchange(handshakeRequest({ upgrade: 'h2c', connection: 'Upgrade, HTTP2-Settings', key: null, version: null, extra: ['HTTP2-Settings: AAMAAABkAAQAAP__'] }));
+  const head = await exchange(
+    handshakeRequest({
+      upgrade: 'h2c',
+      connection: 'Upgrade, HTTP2-Settings',
+      key: null,
+      version: null,
+      extra: ['HTTP2-Settings: AAMAAABkAAQAAP__'],
+    }),
+  );
   assert.equal(head.status, 400);
 });
 

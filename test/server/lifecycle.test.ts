@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, test } from 'node:test';
 import type { ClientOptions, WebSocket } from 'ws';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 

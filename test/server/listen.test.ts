@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { CLI, startProxy, type RunningProxy, LISTENING_STDIN_LAUNCHER } from '../helpers/proxy.js';
+import { CLI, LISTENING_STDIN_LAUNCHER, type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 
@@ -63,7 +63,10 @@ test('port alone listens on every interface: IPv4 and IPv6 clients, IPv4 logged 
   assert.equal(await roundTrip(`ws://127.0.0.1:${running.port}`, 'v4'), 'v4');
   assert.equal(await roundTrip(`ws://[::1]:${running.port}`, 'v6'), 'v6');
   await running.waitForEvent((e) => e.event === 'close' && e.conn === 2);
-  const clients = running.events().filter((e) => e.event === 'open').map((e) => String(e.client));
+  const clients = running
+    .events()
+    .filter((e) => e.event === 'open')
+    .map((e) => String(e.client));
   assert.match(clients[0]!, /^127\.0\.0\.1:\d+$/);
   assert.match(clients[1]!, /^\[::1\]:\d+$/);
 });
@@ -189,9 +192,13 @@ test('--inetd: the listening socket is fd 0, as inetd or systemd pass it', async
   const target = await echo();
   // A helper binds 127.0.0.1:0, prints the port, moves the socket onto fd 0 and becomes the proxy.
   const script = LISTENING_STDIN_LAUNCHER;
-  const proc = spawn('/usr/bin/python3', ['-c', script, process.execPath, CLI, '--log-format', 'json', '--inetd', `127.0.0.1:${target.port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    '/usr/bin/python3',
+    ['-c', script, process.execPath, CLI, '--log-format', 'json', '--inetd', `127.0.0.1:${target.port}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const exited = once(proc, 'exit');
   cleanups.push(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {

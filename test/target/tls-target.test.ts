@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, test } from 'node:test';
+import tls from 'node:tls';
 import { connectTarget, targetTlsContext } from '../../src/target/connect.js';
 import type { Target, TargetTls } from '../../src/target/target.js';
 import { readAll, startServer, type TestServer } from '../helpers/targets.js';
@@ -144,7 +144,10 @@ test('a target that never answers the TLS hello times out; a refused port is sti
 test('the CA file is checked: missing or without a certificate is a StartupError naming it', async () => {
   const missing = path.join(pki.dir, 'missing-ca.pem');
   assert.throws(() => targetTlsContext(missing), { name: 'StartupError', message: `cannot read --ssl-target-ca file ${missing}: ENOENT` });
-  assert.throws(() => targetTlsContext(leaf.key), { name: 'StartupError', message: `--ssl-target-ca file ${leaf.key}: no PEM certificate in it` });
+  assert.throws(() => targetTlsContext(leaf.key), {
+    name: 'StartupError',
+    message: `--ssl-target-ca file ${leaf.key}: no PEM certificate in it`,
+  });
   await assert.rejects(connectTarget(target('localhost', echo.port, { ca: missing }), { timeoutMs: 2000 }), { name: 'StartupError' });
   assert.equal(targetTlsContext(pki.ca.cert), targetTlsContext(pki.ca.cert), 'read and parsed once');
 });

@@ -3,12 +3,12 @@ import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, test } from 'node:test';
+import tls from 'node:tls';
 import { StartupError } from '../../src/errors.js';
 import { cipherList, TlsContextStore } from '../../src/tls/context.js';
 import { captureLog } from './log-capture.js';
-import { createPki, replaceAtomically, type Issued, type Pki } from './pki.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from './pki.js';
 
 let pki: Pki;
 let server: Issued;
@@ -34,12 +34,17 @@ test('a separate key file, and an encrypted key with its password', () => {
   const store = TlsContextStore.open({ cert: server.cert, key: server.key }, captureLog().logger, { watch: false });
   assert.equal(servedFingerprint(store), server.fingerprint);
   const locked = pki.issue('locked', pki.ca, { password: 's3cret' });
-  assert.doesNotThrow(() => TlsContextStore.open({ cert: locked.cert, key: locked.key, keyPassword: 's3cret' }, captureLog().logger, { watch: false }));
-  assert.throws(() => TlsContextStore.open({ cert: locked.cert, key: locked.key, keyPassword: 'wrong' }, captureLog().logger, { watch: false }), (err: Error) => {
-    assert.ok(err instanceof StartupError);
-    assert.match(err.message, /wrong or missing key password \(--key-password\)/);
-    return true;
-  });
+  assert.doesNotThrow(() =>
+    TlsContextStore.open({ cert: locked.cert, key: locked.key, keyPassword: 's3cret' }, captureLog().logger, { watch: false }),
+  );
+  assert.throws(
+    () => TlsContextStore.open({ cert: locked.cert, key: locked.key, keyPassword: 'wrong' }, captureLog().logger, { watch: false }),
+    (err: Error) => {
+      assert.ok(err instanceof StartupError);
+      assert.match(err.message, /wrong or missing key password \(--key-password\)/);
+      return true;
+    },
+  );
 });
 
 test('start-up errors name the file or option at fault', () => {
@@ -47,12 +52,24 @@ test('start-up errors name the file or option at fault', () => {
   const open = (options: Parameters<typeof TlsContextStore.open>[0]) => () => TlsContextStore.open(options, log, { watch: false });
   const missing = path.join(pki.dir, 'nope.pem');
   assert.throws(open({ cert: missing }), { name: 'StartupError', message: `cannot read TLS certificate file ${missing}: no such file` });
-  assert.throws(open({ cert: server.cert }), { name: 'StartupError', message: new RegExp(`TLS key file ${server.cert}: no PEM private key in it \\(give the key file with --key\\)`) });
+  assert.throws(open({ cert: server.cert }), {
+    name: 'StartupError',
+    message: new RegExp(`TLS key file ${server.cert}: no PEM private key in it \\(give the key file with --key\\)`),
+  });
   assert.throws(open({ cert: server.key, key: server.key }), { name: 'StartupError', message: /no PEM certificate/ });
   const stranger = pki.issue('stranger', pki.ca);
-  assert.throws(open({ cert: server.cert, key: stranger.key }), { name: 'StartupError', message: /the private key does not belong to the certificate/ });
-  assert.throws(open({ cert: server.cert, key: server.key, ciphers: 'NO-SUCH-CIPHER' }), { name: 'StartupError', message: /no usable cipher in --ssl-ciphers/ });
-  assert.throws(open({ cert: server.cert, key: server.key, verifyClient: true, cafile: missing }), { name: 'StartupError', message: `cannot read TLS CA file ${missing}: no such file` });
+  assert.throws(open({ cert: server.cert, key: stranger.key }), {
+    name: 'StartupError',
+    message: /the private key does not belong to the certificate/,
+  });
+  assert.throws(open({ cert: server.cert, key: server.key, ciphers: 'NO-SUCH-CIPHER' }), {
+    name: 'StartupError',
+    message: /no usable cipher in --ssl-ciphers/,
+  });
+  assert.throws(open({ cert: server.cert, key: server.key, verifyClient: true, cafile: missing }), {
+    name: 'StartupError',
+    message: `cannot read TLS CA file ${missing}: no such file`,
+  });
 });
 
 test('--ssl-version maps to the minimum protocol version', () => {
@@ -126,7 +143,13 @@ test('TLS 1.3 uses AES-128-GCM when the client offers it, even second; AES-256-G
   await once(listener, 'listening');
   const { port } = listener.address() as { port: number };
   const negotiated = async (ciphers?: string): Promise<string> => {
-    const socket = tls.connect({ port, host: '127.0.0.1', ca: fs.readFileSync(pki.ca.cert), servername: 'localhost', ...(ciphers ? { ciphers } : {}) });
+    const socket = tls.connect({
+      port,
+      host: '127.0.0.1',
+      ca: fs.readFileSync(pki.ca.cert),
+      servername: 'localhost',
+      ...(ciphers ? { ciphers } : {}),
+    });
     await once(socket, 'secureConnect');
     const name = socket.getCipher().name;
     socket.destroy();
@@ -142,11 +165,20 @@ test('TLS 1.3 uses AES-128-GCM when the client offers it, even second; AES-256-G
   }
 });
 
-test('cipherList: the TLS 1.3 preference before the TLS 1.2 list given or Node\'s; a list naming TLS 1.3 suites is kept', () => {
+test("cipherList: the TLS 1.3 preference before the TLS 1.2 list given or Node's; a list naming TLS 1.3 suites is kept", () => {
   const tls13 = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
-  assert.equal(cipherList('ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384'), `${tls13}:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384`);
-  assert.equal(cipherList('TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256'), 'TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256');
+  assert.equal(
+    cipherList('ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384'),
+    `${tls13}:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384`,
+  );
+  assert.equal(
+    cipherList('TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256'),
+    'TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256',
+  );
   const fallback = cipherList(undefined).split(':');
   assert.deepEqual(fallback.slice(0, 3), tls13.split(':'));
-  assert.deepEqual(fallback.slice(3), tls.DEFAULT_CIPHERS.split(':').filter((name) => !name.startsWith('TLS_')));
+  assert.deepEqual(
+    fallback.slice(3),
+    tls.DEFAULT_CIPHERS.split(':').filter((name) => !name.startsWith('TLS_')),
+  );
 });

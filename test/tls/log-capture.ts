@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** A real pino logger whose JSON lines are kept in memory, for asserting on log events. */
 export interface CapturedLog {

@@ -40,8 +40,27 @@ function makeCa(dir: string, name: string): Issued {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   openssl(
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
     dir,
   );
   return { cert, key, fingerprint: fingerprintOf(cert) };
@@ -62,16 +81,76 @@ export function createPki(): Pki {
       const ext = path.join(dir, `${name}.ext`);
       const usage = options.usage ?? 'serverAuth';
       const san = options.san ?? (usage === 'serverAuth' ? 'DNS:localhost,IP:127.0.0.1,IP:::1' : undefined);
-      fs.writeFileSync(ext, [`basicConstraints=CA:FALSE`, `extendedKeyUsage=${usage}`, ...(san ? [`subjectAltName=${san}`] : [])].join('\n') + '\n');
+      fs.writeFileSync(
+        ext,
+        [`basicConstraints=CA:FALSE`, `extendedKeyUsage=${usage}`, ...(san ? [`subjectAltName=${san}`] : [])].join('\n') + '\n',
+      );
       const keyArgs = options.password ? ['-passout', `pass:${options.password}`] : ['-nodes'];
-      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', ...keyArgs, '-keyout', key, '-out', csr, '-subj', `/CN=${name}`], dir);
-      openssl(['x509', '-req', '-in', csr, '-CA', issuer.cert, '-CAkey', issuer.key, '-set_serial', String(serial++), '-days', '1', '-extfile', ext, '-out', cert], dir);
+      openssl(
+        [
+          'req',
+          '-new',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          ...keyArgs,
+          '-keyout',
+          key,
+          '-out',
+          csr,
+          '-subj',
+          `/CN=${name}`,
+        ],
+        dir,
+      );
+      openssl(
+        [
+          'x509',
+          '-req',
+          '-in',
+          csr,
+          '-CA',
+          issuer.cert,
+          '-CAkey',
+          issuer.key,
+          '-set_serial',
+          String(serial++),
+          '-days',
+          '1',
+          '-extfile',
+          ext,
+          '-out',
+          cert,
+        ],
+        dir,
+      );
       return { cert, key, fingerprint: fingerprintOf(cert) };
     },
     selfSigned(name) {
       const file = path.join(dir, `${name}.pem`);
-      openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-out', file, '-keyout', file, '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], dir);
+      openssl(
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-out',
+          file,
+          '-keyout',
+          file,
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        ],
+        dir,
+      );
       return { file, fingerprint: fingerprintOf(file) };
     },
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),

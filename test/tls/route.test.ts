@@ -4,8 +4,8 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, test } from 'node:test';
+import tls from 'node:tls';
 import type { ClientOptions } from 'ws';
 import { TlsContextStore } from '../../src/tls/context.js';
 import { createPlainRefusedRoute, isTlsHello } from '../../src/tls/route.js';
@@ -13,7 +13,7 @@ import { readAll } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { getRequest, startFront, tlsExchange } from './front.js';
 import { captureLog } from './log-capture.js';
-import { createPki, replaceAtomically, type Issued, type Pki } from './pki.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from './pki.js';
 
 let pki: Pki;
 let server: Issued;
@@ -33,7 +33,12 @@ function freshStore(options: { verifyClient?: boolean; minVersion?: 'tlsv1_3' } 
   fs.copyFileSync(server.cert, cert);
   fs.copyFileSync(server.key, key);
   const store = TlsContextStore.open(
-    { cert, key, ...(options.verifyClient ? { verifyClient: true, cafile: pki.ca.cert } : {}), ...(options.minVersion ? { minVersion: options.minVersion } : {}) },
+    {
+      cert,
+      key,
+      ...(options.verifyClient ? { verifyClient: true, cafile: pki.ca.cert } : {}),
+      ...(options.minVersion ? { minVersion: options.minVersion } : {}),
+    },
     log.logger,
     { debounceMs: 50 },
   );
@@ -148,12 +153,20 @@ test('--verify-client: no certificate and a certificate from another CA are refu
     assert.equal(noneLog.level, 30);
     assert.equal(noneLog.reason, 'no client certificate');
 
-    const wrong = await tlsExchange(front.port, { ca, cert: fs.readFileSync(stranger.cert), key: fs.readFileSync(stranger.key) }, getRequest('/wrong'));
+    const wrong = await tlsExchange(
+      front.port,
+      { ca, cert: fs.readFileSync(stranger.cert), key: fs.readFileSync(stranger.key) },
+      getRequest('/wrong'),
+    );
     assert.equal(wrong.data, '', 'nothing is served to a client the CA did not vouch for');
     const wrongLog = await log.waitFor((e) => e.event === 'tls-failed' && e !== noneLog);
     assert.match(String(wrongLog.reason), /^client certificate not trusted \(UNABLE_TO_(GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE)\)$/);
 
-    const right = await tlsExchange(front.port, { ca, cert: fs.readFileSync(good.cert), key: fs.readFileSync(good.key) }, getRequest('/right'));
+    const right = await tlsExchange(
+      front.port,
+      { ca, cert: fs.readFileSync(good.cert), key: fs.readFileSync(good.key) },
+      getRequest('/right'),
+    );
     assert.equal(right.error, undefined);
     assert.match(right.data, /\r\n\r\ntls \/right$/);
     assert.equal(log.events.filter((e) => e.event === 'tls-failed').length, 2);
@@ -220,7 +233,10 @@ test('the handshake deadline: a stalled TLS hello is dropped; after TLS the dead
     assert.equal(silent.error, undefined);
     assert.match(silent.data, /^HTTP\/1\.1 408 /);
     assert.ok(front.expired.length >= 1);
-    assert.ok(front.expired.every((socket) => (socket as tls.TLSSocket).encrypted === true), 'only the TLS socket expired, not the raw one');
+    assert.ok(
+      front.expired.every((socket) => (socket as tls.TLSSocket).encrypted === true),
+      'only the TLS socket expired, not the raw one',
+    );
   } finally {
     await front.close();
     store.close();
@@ -231,7 +247,10 @@ test('garbage after a TLS first byte (or an SSLv2 hello) is logged at info and d
   const { store, log } = freshStore();
   const front = await startFront({ store, log });
   try {
-    const garbage = [Buffer.from('\x16GARBAGE GARBAGE GARBAGE', 'latin1'), Buffer.concat([Buffer.from([0x80, 0x41]), Buffer.alloc(65, 'A')])];
+    const garbage = [
+      Buffer.from('\x16GARBAGE GARBAGE GARBAGE', 'latin1'),
+      Buffer.concat([Buffer.from([0x80, 0x41]), Buffer.alloc(65, 'A')]),
+    ];
     for (const bytes of garbage) {
       const socket = net.connect(front.port, '127.0.0.1');
       socket.on('error', () => undefined);

@@ -2,14 +2,14 @@
 // public key; signed, encrypted, expired, not yet valid, and wrong-key tokens.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createSecretKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CompactEncrypt, EncryptJWT, SignJWT } from 'jose';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
 import type { TestServer } from '../helpers/targets.js';
-import { attempt, startNamedServer, tempDir, type Outcome } from './support.js';
+import { attempt, type Outcome, startNamedServer, tempDir } from './support.js';
 
 const temp = tempDir();
 let a: TestServer;
@@ -46,7 +46,8 @@ before(async () => {
   fs.writeFileSync(files.secret, `${secretBytes.toString('base64url')}\n`);
   fs.writeFileSync(files.rsa, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   fs.writeFileSync(files.ec, ec.publicKey.export({ type: 'spki', format: 'pem' }));
-  const start = (file: string): Promise<RunningProxy> => startProxy(['--token-plugin', 'JWTTokenApi', '--token-source', file, '127.0.0.1:0']);
+  const start = (file: string): Promise<RunningProxy> =>
+    startProxy(['--token-plugin', 'JWTTokenApi', '--token-source', file, '127.0.0.1:0']);
   [hmacProxy, rsaProxy, ecProxy] = await Promise.all([start(files.secret), start(files.rsa), start(files.ec)]);
 });
 after(async () => {
@@ -87,10 +88,18 @@ describe('JWTTokenApi: signed tokens', () => {
   test('signed with another key: 403, for each kind of key', async () => {
     const otherSecret = await sign({ host: '127.0.0.1', port: a.port }, createSecretKey(randomBytes(32)), 'HS256');
     assert.match(refusedWith(await attempt(`${hmacProxy.url}/?token=${otherSecret}`), 403), /signature/);
-    const otherRsa = await sign({ host: '127.0.0.1', port: a.port }, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'RS256');
+    const otherRsa = await sign(
+      { host: '127.0.0.1', port: a.port },
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+      'RS256',
+    );
     assert.match(refusedWith(await attempt(`${rsaProxy.url}/?token=${otherRsa}`), 403), /signature/);
     // An HMAC token signed with the RSA public key as secret (algorithm confusion) is refused too.
-    const confused = await sign({ host: '127.0.0.1', port: a.port }, createSecretKey(Buffer.from(rsa.publicKey.export({ type: 'spki', format: 'pem' }))), 'HS256');
+    const confused = await sign(
+      { host: '127.0.0.1', port: a.port },
+      createSecretKey(Buffer.from(rsa.publicKey.export({ type: 'spki', format: 'pem' }))),
+      'HS256',
+    );
     assert.equal((await attempt(`${rsaProxy.url}/?token=${confused}`)).status, 403);
   });
 
@@ -104,30 +113,44 @@ describe('JWTTokenApi: signed tokens', () => {
 describe('JWTTokenApi: encrypted tokens', () => {
   test('RSA: a signed JWT encrypted to the public key (as Python websockify expects) is decrypted with the private key', async () => {
     const inner = await sign({ host: '127.0.0.1', port: a.port, exp: now() + 600 }, rsa.privateKey, 'RS256');
-    const token = await new CompactEncrypt(new TextEncoder().encode(inner)).setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'JWT' }).encrypt(rsa.publicKey);
+    const token = await new CompactEncrypt(new TextEncoder().encode(inner))
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'JWT' })
+      .encrypt(rsa.publicKey);
     assert.equal(token.split('.').length, 5);
     assert.deepEqual(await attempt(`${rsaProxy.url}/?token=${token}`), { status: 101, said: 'server A' });
   });
 
   test('RSA: encrypted claims without a signature inside are refused (anyone may encrypt to a public key)', async () => {
-    const token = await new EncryptJWT({ host: '127.0.0.1', port: a.port }).setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' }).encrypt(rsa.publicKey);
+    const token = await new EncryptJWT({ host: '127.0.0.1', port: a.port })
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+      .encrypt(rsa.publicKey);
     assert.match(refusedWith(await attempt(`${rsaProxy.url}/?token=${token}`), 403), /without a signed JWT/);
   });
 
   test('secret key: encrypted claims (dir, A256GCM) and a nested signed JWT both work; expiry still applies', async () => {
-    const plain = await new EncryptJWT({ host: '127.0.0.1', port: b.port }).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(secret);
+    const plain = await new EncryptJWT({ host: '127.0.0.1', port: b.port })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+      .encrypt(secret);
     assert.deepEqual(await attempt(`${hmacProxy.url}/?token=${plain}`), { status: 101, said: 'server B' });
     const inner = await sign({ host: '127.0.0.1', port: a.port }, secret, 'HS256');
-    const nested = await new CompactEncrypt(new TextEncoder().encode(inner)).setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' }).encrypt(secret);
+    const nested = await new CompactEncrypt(new TextEncoder().encode(inner))
+      .setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM' })
+      .encrypt(secret);
     assert.deepEqual(await attempt(`${hmacProxy.url}/?token=${nested}`), { status: 101, said: 'server A' });
-    const expired = await new EncryptJWT({ host: '127.0.0.1', port: b.port, exp: now() - 60 }).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(secret);
+    const expired = await new EncryptJWT({ host: '127.0.0.1', port: b.port, exp: now() - 60 })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+      .encrypt(secret);
     assert.match(refusedWith(await attempt(`${hmacProxy.url}/?token=${expired}`), 403), /expired/);
   });
 
   test('encrypted with another key: 403; with a public key file only: 403 saying so', async () => {
-    const other = await new EncryptJWT({ host: '127.0.0.1', port: b.port }).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(createSecretKey(randomBytes(32)));
+    const other = await new EncryptJWT({ host: '127.0.0.1', port: b.port })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+      .encrypt(createSecretKey(randomBytes(32)));
     assert.match(refusedWith(await attempt(`${hmacProxy.url}/?token=${other}`), 403), /decrypted/);
-    const toEc = await new EncryptJWT({ host: '127.0.0.1', port: b.port }).setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' }).encrypt(ec.publicKey);
+    const toEc = await new EncryptJWT({ host: '127.0.0.1', port: b.port })
+      .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' })
+      .encrypt(ec.publicKey);
     assert.match(refusedWith(await attempt(`${ecProxy.url}/?token=${toEc}`), 403), /public key only/);
   });
 });
@@ -181,11 +204,14 @@ describe('JWTTokenApi: key files and tokens made by Python websockify (jwcrypto)
     const minted = spawnSync('/usr/bin/python3', ['-c', JWCRYPTO_MINT, temp.dir, String(a.port)], { encoding: 'utf8' });
     assert.equal(minted.status, 0, `python3-jwcrypto (a dependency of Debian's websockify) is needed: ${minted.stderr}`);
     const tokens = JSON.parse(minted.stdout) as Record<'hs' | 'hsJwe' | 'rs' | 'rsJwe', string>;
-    const start = (file: string): Promise<RunningProxy> => startProxy(['--token-plugin', 'JWTTokenApi', '--token-source', path.join(temp.dir, file), '127.0.0.1:0']);
+    const start = (file: string): Promise<RunningProxy> =>
+      startProxy(['--token-plugin', 'JWTTokenApi', '--token-source', path.join(temp.dir, file), '127.0.0.1:0']);
     const [bySecret, byRsa] = await Promise.all([start('py-secret.key'), start('py-rsa.pem')]);
     try {
-      for (const token of [tokens.hs, tokens.hsJwe]) assert.deepEqual(await attempt(`${bySecret.url}/?token=${token}`), { status: 101, said: 'server A' });
-      for (const token of [tokens.rs, tokens.rsJwe]) assert.deepEqual(await attempt(`${byRsa.url}/?token=${token}`), { status: 101, said: 'server A' });
+      for (const token of [tokens.hs, tokens.hsJwe])
+        assert.deepEqual(await attempt(`${bySecret.url}/?token=${token}`), { status: 101, said: 'server A' });
+      for (const token of [tokens.rs, tokens.rsJwe])
+        assert.deepEqual(await attempt(`${byRsa.url}/?token=${token}`), { status: 101, said: 'server A' });
       assert.equal((await attempt(`${byRsa.url}/?token=${tokens.hs}`)).status, 403);
     } finally {
       await Promise.all([bySecret.stop(), byRsa.stop()]);

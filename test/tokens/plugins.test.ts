@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
 import { runCli, startProxy } from '../helpers/proxy.js';
 import type { TestServer } from '../helpers/targets.js';
 import { createPki } from '../tls/pki.js';
@@ -88,7 +88,10 @@ describe('a custom plugin module loaded from a path', () => {
     } finally {
       await proxy.stop();
     }
-    assert.ok(proxy.events().some((e) => e.event === 'custom-plugin-closed'), 'close() was not called on stop');
+    assert.ok(
+      proxy.events().some((e) => e.event === 'custom-plugin-closed'),
+      'close() was not called on stop',
+    );
   });
 
   test('a module that cannot be loaded, lacks a factory, or whose factory throws stops the start (exit 1)', async () => {
@@ -115,7 +118,16 @@ describe('--ssl-target with a token plugin', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const file = path.join(temp.dir, 'tls-tokens');
     fs.writeFileSync(file, `secure: 127.0.0.1:${(server.address() as net.AddressInfo).port}\n`);
-    const proxy = await startProxy(['--token-plugin', 'TokenFile', '--token-source', file, '--ssl-target', '--ssl-target-ca', pki.ca.cert, '127.0.0.1:0']);
+    const proxy = await startProxy([
+      '--token-plugin',
+      'TokenFile',
+      '--token-source',
+      file,
+      '--ssl-target',
+      '--ssl-target-ca',
+      pki.ca.cert,
+      '127.0.0.1:0',
+    ]);
     try {
       assert.deepEqual(await attempt(`${proxy.url}/?token=secure`), { status: 101, said: 'tls target' });
     } finally {
@@ -130,12 +142,21 @@ describe('token options on the command line', () => {
   const usage: Array<{ args: string[]; problem: RegExp }> = [
     { args: ['--token-source', 'x', '0', '127.0.0.1:1'], problem: /--token-source needs --token-plugin/ },
     { args: ['--host-token', '0', '127.0.0.1:1'], problem: /--host-token needs --token-plugin/ },
-    { args: ['--token-plugin', 'TokenFile', '--token-source', 'f', '0', '127.0.0.1:1'], problem: /token plugin .* chooses each connection's target, so the fixed target '127\.0\.0\.1:1' cannot be given too/ },
-    { args: ['--token-plugin', 'TokenFile', '--token-source', 'f', '--unix-target', '/tmp/s', '0'], problem: /--unix-target cannot be used with --token-plugin/ },
+    {
+      args: ['--token-plugin', 'TokenFile', '--token-source', 'f', '0', '127.0.0.1:1'],
+      problem: /token plugin .* chooses each connection's target, so the fixed target '127\.0\.0\.1:1' cannot be given too/,
+    },
+    {
+      args: ['--token-plugin', 'TokenFile', '--token-source', 'f', '--unix-target', '/tmp/s', '0'],
+      problem: /--unix-target cannot be used with --token-plugin/,
+    },
     { args: ['--target-config', 'f', '0', '127.0.0.1:1'], problem: /--target-config\) chooses each connection's target/ },
     { args: ['--target-config', 'f', '--token-plugin', 'TokenFile', '0'], problem: /old spelling of --token-plugin TokenFile/ },
     { args: ['--token-plugin', 'TokenFiles', '0'], problem: /unknown plugin 'TokenFiles' \(TokenFile, ReadOnlyTokenFile/ },
-    { args: ['--token-plugin', 'TokenFile', '--token-source', 'f', '0', '--', 'true'], problem: /-- PROGRAM cannot be used with --token-plugin/ },
+    {
+      args: ['--token-plugin', 'TokenFile', '--token-source', 'f', '0', '--', 'true'],
+      problem: /-- PROGRAM cannot be used with --token-plugin/,
+    },
   ];
   for (const { args, problem } of usage) {
     test(`usage error (exit 2): ${args.join(' ')}`, async () => {

@@ -1,15 +1,15 @@
 // TokenRedis against a real redis-server started here on a free port: tokens added and removed while the
 // proxy runs, values in both formats, a namespace, Redis stopped (503) and back (service resumes).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { parseRedisSource } from '../../src/tokens/redis.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { unusedPort, type TestServer } from '../helpers/targets.js';
-import { attempt, startNamedServer, tempDir, type Outcome } from './support.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { type TestServer, unusedPort } from '../helpers/targets.js';
+import { attempt, type Outcome, startNamedServer, tempDir } from './support.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -22,7 +22,11 @@ class RedisServer {
   ) {}
 
   async start(): Promise<void> {
-    const proc = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      REDIS_SERVER,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.proc = proc;
     let output = '';
     proc.stdout!.setEncoding('utf8');
@@ -69,7 +73,13 @@ describe('TokenRedis source format', () => {
     assert.deepEqual(parseRedisSource('redis.example'), { host: 'redis.example', port: 6379, db: 0, password: undefined, prefix: '' });
     assert.deepEqual(parseRedisSource('r:6380:2:secret:app'), { host: 'r', port: 6380, db: 2, password: 'secret', prefix: 'app:' });
     assert.deepEqual(parseRedisSource('r:::pass'), { host: 'r', port: 6379, db: 0, password: 'pass', prefix: '' });
-    assert.deepEqual(parseRedisSource('r::::"first:second"'), { host: 'r', port: 6379, db: 0, password: undefined, prefix: 'first:second:' });
+    assert.deepEqual(parseRedisSource('r::::"first:second"'), {
+      host: 'r',
+      port: 6379,
+      db: 0,
+      password: undefined,
+      prefix: 'first:second:',
+    });
     assert.deepEqual(parseRedisSource('"::1":6390:1:"pa:ss"'), { host: '::1', port: 6390, db: 1, password: 'pa:ss', prefix: '' });
     assert.throws(() => parseRedisSource('r:notaport'), /invalid port 'notaport'/);
     assert.throws(() => parseRedisSource('r:1:x'), /invalid database number 'x'/);
@@ -155,7 +165,10 @@ describe('TokenRedis with Redis down at start-up', () => {
       await redis.start();
       client = new Redis({ host: '127.0.0.1', port: redis.port });
       await client.set('alpha', `127.0.0.1:${target.port}`);
-      assert.deepEqual(await eventually(`${proxy.url}/?token=alpha`, (outcome) => outcome.status !== 503), { status: 101, said: 'server A' });
+      assert.deepEqual(await eventually(`${proxy.url}/?token=alpha`, (outcome) => outcome.status !== 503), {
+        status: 101,
+        said: 'server A',
+      });
     } finally {
       client?.disconnect();
       await proxy.stop();

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { runCli, startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { unusedPort, type TestServer } from '../helpers/targets.js';
+import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
+import { type TestServer, unusedPort } from '../helpers/targets.js';
 import { attempt, startNamedServer } from './support.js';
 
 let a: TestServer;
@@ -74,7 +74,13 @@ describe('BaseTokenAPI (host:port as text)', () => {
 
 describe('JSONTokenApi ({"host": ..., "port": ...})', () => {
   test('the JSON answer names the target; unknown, malformed and unreachable as for text', async () => {
-    const proxy = await startProxy(['--token-plugin', 'JSONTokenApi', '--token-source', `http://127.0.0.1:${apiPort}/json/%s`, '127.0.0.1:0']);
+    const proxy = await startProxy([
+      '--token-plugin',
+      'JSONTokenApi',
+      '--token-source',
+      `http://127.0.0.1:${apiPort}/json/%s`,
+      '127.0.0.1:0',
+    ]);
     try {
       assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), { status: 101, said: 'server A' });
       assert.equal((await attempt(`${proxy.url}/?token=nobody`)).status, 404);
@@ -82,7 +88,13 @@ describe('JSONTokenApi ({"host": ..., "port": ...})', () => {
     } finally {
       await proxy.stop();
     }
-    const down = await startProxy(['--token-plugin', 'JSONTokenApi', '--token-source', `http://127.0.0.1:${await unusedPort()}/json/%s`, '127.0.0.1:0']);
+    const down = await startProxy([
+      '--token-plugin',
+      'JSONTokenApi',
+      '--token-source',
+      `http://127.0.0.1:${await unusedPort()}/json/%s`,
+      '127.0.0.1:0',
+    ]);
     try {
       const outcome = await attempt(`${down.url}/?token=alpha`);
       assert.equal(outcome.status, 503);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -46,7 +46,10 @@ function buildTree(): { base: string; root: string } {
 /** A log destination that keeps every line, parsed. */
 function captureLog(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'info', base: undefined }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'info', base: undefined },
+    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
@@ -103,7 +106,10 @@ function rawRequest(port: number, requestLine: string): Promise<string> {
   });
 }
 
-async function waitForLog(lines: Array<Record<string, unknown>>, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+async function waitForLog(
+  lines: Array<Record<string, unknown>>,
+  match: (line: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>> {
   for (let i = 0; i < 100; i++) {
     const line = lines.find(match);
     if (line) return line;
@@ -379,7 +385,9 @@ describe('failures never crash the server', () => {
           });
         });
         req.setTimeout(10_000, () => req.destroy(new Error('no end within 10 s')));
-        req.on('error', (err) => (err.message === 'aborted' || (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+        req.on('error', (err) =>
+          err.message === 'aborted' || (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err),
+        );
       });
       assert.equal(declared, BIG_SIZE);
       assert.ok(received < declared, `received ${received} of ${declared}`);
@@ -393,8 +401,14 @@ describe('failures never crash the server', () => {
 describe('start-up', () => {
   test('a root that is missing or not a directory is a StartupError', () => {
     const { logger } = captureLog();
-    assert.throws(() => createWebHandler({ root: join(tree.base, 'missing'), fileOnly: false, logger }), (err: unknown) => err instanceof StartupError && /missing/.test(err.message));
-    assert.throws(() => createWebHandler({ root: join(tree.base, 'secret'), fileOnly: false, logger }), (err: unknown) => err instanceof StartupError && /not a directory/.test(err.message));
+    assert.throws(
+      () => createWebHandler({ root: join(tree.base, 'missing'), fileOnly: false, logger }),
+      (err: unknown) => err instanceof StartupError && /missing/.test(err.message),
+    );
+    assert.throws(
+      () => createWebHandler({ root: join(tree.base, 'secret'), fileOnly: false, logger }),
+      (err: unknown) => err instanceof StartupError && /not a directory/.test(err.message),
+    );
   });
 
   test('a root reached through a symbolic link is served (its real path is the root)', async () => {

@@ -10,7 +10,18 @@ import { after, before, describe, test } from 'node:test';
 import { startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
-import { assertTools, descendants, echoSession, eventsNamed, isRunning, PYTHON, receive, skipWithout, waitForCount, waitUntil } from './support.js';
+import {
+  assertTools,
+  descendants,
+  echoSession,
+  eventsNamed,
+  isRunning,
+  PYTHON,
+  receive,
+  skipWithout,
+  waitForCount,
+  waitUntil,
+} from './support.js';
 
 const SOCAT = '/usr/bin/socat';
 
@@ -72,7 +83,15 @@ describe('--wrap-mode exit', () => {
   });
 
   test('a program killed by signal n makes the proxy exit with 128 + n', async () => {
-    const proxy = await startProxy([`127.0.0.1:${await unusedPort()}`, '--wrap-mode', 'exit', '--', '/bin/sh', '-c', 'sleep 1; kill -TERM $$']);
+    const proxy = await startProxy([
+      `127.0.0.1:${await unusedPort()}`,
+      '--wrap-mode',
+      'exit',
+      '--',
+      '/bin/sh',
+      '-c',
+      'sleep 1; kill -TERM $$',
+    ]);
     try {
       assert.equal((await proxy.exited).code, 128 + os.constants.signals.SIGTERM);
     } finally {
@@ -82,7 +101,9 @@ describe('--wrap-mode exit', () => {
 });
 
 describe('--wrap-mode ignore', () => {
-  test('serves after the program daemonizes, and the daemon goes when the proxy is killed with SIGKILL', { skip: skipWithout(PYTHON) }, async () => {
+  test('serves after the program daemonizes, and the daemon goes when the proxy is killed with SIGKILL', {
+    skip: skipWithout(PYTHON),
+  }, async () => {
     assertTools(PYTHON);
     const port = await unusedPort();
     const pidFile = path.join(dir, 'daemon.pid');
@@ -168,7 +189,9 @@ describe('the program never outlives the proxy', () => {
     });
   }
 
-  test('after SIGKILL of the proxy, a program that ignores SIGTERM gets SIGKILL after the grace period', { skip: skipWithout(PYTHON) }, async () => {
+  test('after SIGKILL of the proxy, a program that ignores SIGTERM gets SIGKILL after the grace period', {
+    skip: skipWithout(PYTHON),
+  }, async () => {
     assertTools(PYTHON);
     const port = await unusedPort();
     const proxy = await startProxy([`127.0.0.1:${port}`, '--', PYTHON, '-c', STUBBORN, String(port)]);
@@ -199,7 +222,9 @@ describe('a program that does not listen', () => {
     }
   });
 
-  test('a statically linked program: the warning says that the shim is not loaded in it', { skip: skipWithout('/usr/bin/cc') }, async () => {
+  test('a statically linked program: the warning says that the shim is not loaded in it', {
+    skip: skipWithout('/usr/bin/cc'),
+  }, async () => {
     assertTools('/usr/bin/cc');
     const source = path.join(dir, 'static.c');
     const binary = path.join(dir, 'static-server');

@@ -13,7 +13,10 @@ function config(argv: string[]): Config {
 }
 
 function usageError(argv: string[], message: RegExp): void {
-  assert.throws(() => parseArgs(argv), (err: unknown) => err instanceof UsageError && message.test(err.message));
+  assert.throws(
+    () => parseArgs(argv),
+    (err: unknown) => err instanceof UsageError && message.test(err.message),
+  );
 }
 
 describe('wrap options', () => {

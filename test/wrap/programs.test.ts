@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { assertTools, echoSession, eventsNamed, PYTHON, receive, skipWithout, waitForCount } from './support.js';
@@ -20,7 +20,15 @@ describe('wrapped programs', () => {
     assertTools(SOCAT);
     const port = await unusedPort();
     // Without `fork`, socat serves one connection and exits: each session needs a respawn.
-    const proxy = await startProxy(['--wrap-mode', 'respawn', `127.0.0.1:${port}`, '--', 'socat', `TCP-LISTEN:${port},reuseaddr`, 'EXEC:cat']);
+    const proxy = await startProxy([
+      '--wrap-mode',
+      'respawn',
+      `127.0.0.1:${port}`,
+      '--',
+      'socat',
+      `TCP-LISTEN:${port},reuseaddr`,
+      'EXEC:cat',
+    ]);
     try {
       assert.match(String(eventsNamed(proxy, 'listening')[0]?.msg), /the wrapped program 'socat /);
       for (let session = 1; session <= 3; session++) {
@@ -41,12 +49,25 @@ describe('wrapped programs', () => {
     }
   });
 
-  test('python3 -m http.server --bind :: : the IPv6 bind is moved to ::1, and a request through the WebSocket gets a 200', { skip: skipWithout(PYTHON) }, async () => {
+  test('python3 -m http.server --bind :: : the IPv6 bind is moved to ::1, and a request through the WebSocket gets a 200', {
+    skip: skipWithout(PYTHON),
+  }, async () => {
     assertTools(PYTHON);
     const port = await unusedPort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wrap-http-'));
     fs.writeFileSync(path.join(dir, 'hello.txt'), 'hello through the wrap\n');
-    const proxy = await startProxy([`127.0.0.1:${port}`, '--', PYTHON, '-m', 'http.server', '--bind', '::', '--directory', dir, String(port)]);
+    const proxy = await startProxy([
+      `127.0.0.1:${port}`,
+      '--',
+      PYTHON,
+      '-m',
+      'http.server',
+      '--bind',
+      '::',
+      '--directory',
+      dir,
+      String(port),
+    ]);
     let ws: WebSocket | undefined;
     try {
       const listening = await waitForCount(proxy, 'program-listening', 1);
@@ -67,7 +88,9 @@ describe('wrapped programs', () => {
     }
   });
 
-  test("the seed's telnet example: inetd running telnetd on the wrapped port, in respawn mode, reaches a shell", { skip: skipWithout(INETD, TELNETD) }, async () => {
+  test("the seed's telnet example: inetd running telnetd on the wrapped port, in respawn mode, reaches a shell", {
+    skip: skipWithout(INETD, TELNETD),
+  }, async () => {
     assertTools(INETD, TELNETD);
     const port = await unusedPort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wrap-telnet-'));
@@ -78,7 +101,16 @@ describe('wrapped programs', () => {
     let ws: WebSocket | undefined;
     try {
       // -d keeps inetd in the foreground; its own pid file stays out of /run.
-      proxy = await startProxy(['--wrap-mode', 'respawn', `127.0.0.1:${port}`, '--', INETD, '-d', `--pidfile=${path.join(dir, 'inetd.pid')}`, conf]);
+      proxy = await startProxy([
+        '--wrap-mode',
+        'respawn',
+        `127.0.0.1:${port}`,
+        '--',
+        INETD,
+        '-d',
+        `--pidfile=${path.join(dir, 'inetd.pid')}`,
+        conf,
+      ]);
       await waitForCount(proxy, 'program-listening', 1);
       ws = await openClient(proxy.url, 'binary');
       const shell = telnetClient(ws);

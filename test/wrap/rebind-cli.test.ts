@@ -34,15 +34,33 @@ sys.exit(3)
 
   test('the -- is optional, as in Python websockify', async () => {
     const [oldPort, newPort] = [await unusedPort(), await unusedPort()];
-    const result = rebind([String(oldPort), String(newPort), PYTHON, '-c', `import socket; s = socket.socket(); s.bind(('', ${oldPort})); print(s.getsockname()[1])`]);
+    const result = rebind([
+      String(oldPort),
+      String(newPort),
+      PYTHON,
+      '-c',
+      `import socket; s = socket.socket(); s.bind(('', ${oldPort})); print(s.getsockname()[1])`,
+    ]);
     assert.equal(result.stdout, `${newPort}\n`);
   });
 
   test('SIGTERM to rebind reaches the program; its death by signal is 128 + n', async () => {
     const [oldPort, newPort] = [await unusedPort(), await unusedPort()];
-    const proc = spawn(process.execPath, [REBIND, String(oldPort), String(newPort), '--', PYTHON, '-c', `import socket, time; s = socket.socket(); s.bind(('', ${oldPort})); s.listen(); time.sleep(600)`], {
-      stdio: 'ignore',
-    });
+    const proc = spawn(
+      process.execPath,
+      [
+        REBIND,
+        String(oldPort),
+        String(newPort),
+        '--',
+        PYTHON,
+        '-c',
+        `import socket, time; s = socket.socket(); s.bind(('', ${oldPort})); s.listen(); time.sleep(600)`,
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
     try {
       // Listening on the new port means the program runs.
       await waitUntil(() => loopbackListener(newPort) === '127.0.0.1', 'the program to listen on the new port');

@@ -105,7 +105,10 @@ export function receive(ws: WebSocket, size: number, timeoutMs = 20000): Promise
       if (length >= size) done();
     };
     const onClose = (): void => done();
-    const timer = setTimeout(() => reject(new Error(`received ${length} of ${size} bytes in ${timeoutMs} ms: ${Buffer.concat(chunks).toString()}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`received ${length} of ${size} bytes in ${timeoutMs} ms: ${Buffer.concat(chunks).toString()}`)),
+      timeoutMs,
+    );
     ws.on('message', onMessage);
     ws.on('close', onClose);
   });
