@@ -87,5 +87,5 @@ export function createLogger(options: LogOptions): Logger {
     });
   }
   const hooks = options.format === 'text' ? { logMethod: withoutFields } : {};
-  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, hooks }, pino.multistream(streams));
+  return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks }, pino.multistream(streams));
 }

@@ -36,7 +36,7 @@ function captureLogger(): { logger: Logger; lines: Array<Record<string, unknown>
       done();
     },
   });
-  return { logger: pino({ level: 'debug', base: undefined }, sink), lines };
+  return { logger: pino({ level: 'debug', base: null }, sink), lines };
 }
 
 type Call = { direction: 'toClient' | 'fromClient'; data: Buffer };

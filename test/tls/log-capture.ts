@@ -14,7 +14,7 @@ export function captureLog(): CapturedLog {
   const events: Array<Record<string, unknown>> = [];
   const waiters = new Set<() => void>();
   const logger = pino(
-    { level: 'debug', base: undefined },
+    { level: 'debug', base: null },
     {
       write(line: string) {
         events.push(JSON.parse(line) as Record<string, unknown>);

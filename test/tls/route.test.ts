@@ -63,7 +63,7 @@ async function openWss(port: number): Promise<{ ws: Awaited<ReturnType<typeof op
   };
   const ws = await openClient(`wss://localhost:${port}/`, undefined, {
     ca,
-    checkServerIdentity: checkServerIdentity as unknown as ClientOptions['checkServerIdentity'],
+    checkServerIdentity: checkServerIdentity as unknown as NonNullable<ClientOptions['checkServerIdentity']>,
   });
   return { ws, fingerprint };
 }
