@@ -1,6 +1,6 @@
+import type { TargetPattern } from './admission/policy.js';
 import type { LogOptions } from './log/logger.js';
-import type { TargetPattern } from './route/policy.js';
-import type { Target, TargetTls } from './target/target.js';
+import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
 
 /** TLS on the listening port, sniffed per connection beside plain ones. */

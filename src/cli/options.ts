@@ -1,12 +1,12 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { parseTargetPattern, type TargetPattern } from '../admission/policy.js';
 import { builtinAuthPluginName, isAuthModulePath } from '../auth/load.js';
 import { type Config, DEFAULTS, type ListenSpec, type WrapMode } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseSyslogServer } from '../log/syslog.js';
-import { parseTargetPattern, type TargetPattern } from '../route/policy.js';
-import { parseHostPort } from '../target/address.js';
-import type { Target, TargetTls } from '../target/target.js';
+import { parseHostPort } from '../targets/address.js';
+import type { Target, TargetTls } from '../targets/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
 import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
 

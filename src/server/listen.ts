@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { ListenSpec } from '../config.js';
 import { StartupError } from '../errors.js';
-import { formatHostPort } from '../target/address.js';
+import { formatHostPort } from '../targets/address.js';
 
 /** A listening server and a description of where it listens, for the start-up log. */
 export interface Listener {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { compactDecrypt, errors, type JWTPayload, jwtDecrypt, jwtVerify } from 'jose';
 import { StartupError } from '../errors.js';
-import type { Target } from '../target/target.js';
+import type { Target } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, TokenRejectedError } from './plugin.js';
 import { parseTargetJson } from './target-text.js';
 

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HttpError, StartupError } from '../errors.js';
-import type { Target, TargetTls } from '../target/target.js';
+import type { Target, TargetTls } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
 
 type Create = (source: string | undefined, context: TokenPluginContext) => Promise<TokenPlugin> | TokenPlugin;

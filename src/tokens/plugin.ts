@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { HttpError } from '../errors.js';
-import type { Target } from '../target/target.js';
+import type { Target } from '../targets/target.js';
 
 /**
  * A source of targets by token (`--token-plugin`). Built-in plugins and users' own modules implement

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { StartupError } from '../errors.js';
-import { formatHostPort } from '../target/address.js';
-import type { Target } from '../target/target.js';
+import { formatHostPort } from '../targets/address.js';
+import type { Target } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { parseHostPort } from '../target/address.js';
-import type { Target } from '../target/target.js';
+import { parseHostPort } from '../targets/address.js';
+import type { Target } from '../targets/target.js';
 
 /**
  * Parses a target as token sources write it: `host:port`, `[v6]:port`, or Python websockify's

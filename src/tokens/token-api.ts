@@ -1,5 +1,5 @@
 import { StartupError } from '../errors.js';
-import type { Target } from '../target/target.js';
+import type { Target } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
-import type { Target } from '../target/target.js';
+import type { Target } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetText } from './target-text.js';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import type { WebSocket } from 'ws';
-import { FLASH_POLICY_REQUEST, FLASH_POLICY_RESPONSE } from '../../src/server/flash-policy.js';
+import { FLASH_POLICY_REQUEST, FLASH_POLICY_RESPONSE } from '../../src/first-bytes/flash-policy.js';
 import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';

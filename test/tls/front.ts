@@ -3,11 +3,11 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { WebSocketServer } from 'ws';
-import { armDeadline, disarmDeadline } from '../../src/server/deadline.js';
-import { createDispatcher, type FirstBytesRoute } from '../../src/server/dispatch.js';
-import { createFlashPolicyRoute } from '../../src/server/flash-policy.js';
+import { createDispatcher, type FirstBytesRoute } from '../../src/first-bytes/dispatch.js';
+import { createFlashPolicyRoute } from '../../src/first-bytes/flash-policy.js';
+import { createPlainRefusedRoute, createTlsRoute } from '../../src/first-bytes/tls.js';
+import { armDeadline, disarmDeadline } from '../../src/handshake/deadline.js';
 import type { TlsContextStore } from '../../src/tls/context.js';
-import { createPlainRefusedRoute, createTlsRoute } from '../../src/tls/route.js';
 import { type CapturedLog, captureLog } from './log-capture.js';
 
 /**

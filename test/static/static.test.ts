@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { StartupError } from '../../src/errors.js';
-import { createWebHandler } from '../../src/web/web-handler.js';
+import { createWebHandler } from '../../src/static/handler.js';
 
 const SECRET = `TOP-SECRET-${randomBytes(8).toString('hex')}`;
 const HELLO = 'hello world\n';
@@ -46,10 +46,7 @@ function buildTree(): { base: string; root: string } {
 /** A log destination that keeps every line, parsed. */
 function captureLog(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'info', base: null },
-    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  );
+  const logger = pino({ level: 'info', base: null }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   return { logger, lines };
 }
 

@@ -5,8 +5,8 @@ import type net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
-import { connectTarget, targetTlsContext } from '../../src/target/connect.js';
-import type { Target, TargetTls } from '../../src/target/target.js';
+import { connectTarget, targetTlsContext } from '../../src/targets/connect.js';
+import type { Target, TargetTls } from '../../src/targets/target.js';
 import { readAll, startServer, type TestServer } from '../helpers/targets.js';
 import { createPki, type Issued, type Pki } from '../tls/pki.js';
 

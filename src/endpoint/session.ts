@@ -2,11 +2,11 @@ import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { Bridge, type BridgeHook, type BridgeSummary, createTargetReads } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
+import type { Upgraded } from '../handshake/upgrade.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
-import { peerAddress } from '../target/address.js';
-import { type ConnectOptions, connectTarget } from '../target/connect.js';
-import { describeTarget } from '../target/target.js';
-import type { Upgraded } from './upgrade.js';
+import { peerAddress } from '../targets/address.js';
+import { type ConnectOptions, connectTarget } from '../targets/connect.js';
+import { describeTarget } from '../targets/target.js';
 
 /** What every session shares: how to connect, and who observes. */
 export interface SessionContext {

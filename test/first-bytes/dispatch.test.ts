@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, test } from 'node:test';
-import { createDispatcher, type DispatchOptions, type FirstBytesRoute } from '../../src/server/dispatch.js';
+import { createDispatcher, type DispatchOptions, type FirstBytesRoute } from '../../src/first-bytes/dispatch.js';
 
 /*
  * The first-bytes dispatcher on real loopback sockets: the client writes, the server side of the

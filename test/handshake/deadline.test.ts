@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { armDeadline, disarmDeadline } from '../../src/server/deadline.js';
+import { armDeadline, disarmDeadline } from '../../src/handshake/deadline.js';
 
 /* The handshake deadline on real loopback sockets. */
 

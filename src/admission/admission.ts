@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthPlugin, AuthRequest } from '../auth/plugin.js';
 import { HttpError } from '../errors.js';
-import type { Target } from '../target/target.js';
+import type { Target } from '../targets/target.js';
 import { type TokenPlugin, TokenSourceError } from '../tokens/plugin.js';
 
 /** Decides, before the upgrade, whether a handshake may pass and where it goes. */

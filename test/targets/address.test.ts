@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { formatHostPort, parseHostPort, parsePort } from '../../src/target/address.js';
+import { formatHostPort, parseHostPort, parsePort } from '../../src/targets/address.js';
 
 test('listen addresses: port alone, host:port, bracketed and bare IPv6, empty host', () => {
   assert.deepEqual(parseHostPort('6080', 'listen', false), { host: '', port: 6080 });

@@ -1,10 +1,10 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { armDeadline, disarmDeadline } from '../server/deadline.js';
-import type { FirstBytesRoute } from '../server/dispatch.js';
-import { peerAddress } from '../target/address.js';
-import type { TlsContextStore } from './context.js';
+import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
+import { peerAddress } from '../targets/address.js';
+import type { TlsContextStore } from '../tls/context.js';
+import type { FirstBytesRoute } from './dispatch.js';
 
 /** Options for {@link createTlsRoute}. */
 export interface TlsRouteOptions {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import path from 'node:path';
 import { test } from 'node:test';
+import { parseTargetPattern, TargetPolicy } from '../../src/admission/policy.js';
 import { UsageError } from '../../src/errors.js';
-import { parseTargetPattern, TargetPolicy } from '../../src/route/policy.js';
-import type { Target } from '../../src/target/target.js';
+import type { Target } from '../../src/targets/target.js';
 
 /** A policy made of `patterns`, as `--allow-target` builds it. */
 function policy(...patterns: string[]): TargetPolicy {

@@ -7,13 +7,13 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import type { ClientOptions } from 'ws';
+import { createPlainRefusedRoute, isTlsHello } from '../../src/first-bytes/tls.js';
 import { TlsContextStore } from '../../src/tls/context.js';
-import { createPlainRefusedRoute, isTlsHello } from '../../src/tls/route.js';
 import { readAll } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
-import { getRequest, startFront, tlsExchange } from './front.js';
-import { captureLog } from './log-capture.js';
-import { createPki, type Issued, type Pki, replaceAtomically } from './pki.js';
+import { getRequest, startFront, tlsExchange } from '../tls/front.js';
+import { captureLog } from '../tls/log-capture.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from '../tls/pki.js';
 
 let pki: Pki;
 let server: Issued;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { createDispatcher } from '../../src/server/dispatch.js';
-import { createFlashPolicyRoute, FLASH_POLICY_RESPONSE, isFlashPolicyRequest } from '../../src/server/flash-policy.js';
+import { createDispatcher } from '../../src/first-bytes/dispatch.js';
+import { createFlashPolicyRoute, FLASH_POLICY_RESPONSE, isFlashPolicyRequest } from '../../src/first-bytes/flash-policy.js';
 import { readAll } from '../helpers/targets.js';
 import { type CapturedLog, captureLog } from '../tls/log-capture.js';
 

@@ -2,8 +2,8 @@ import dns from 'node:dns';
 import net from 'node:net';
 import path from 'node:path';
 import { HttpError, UsageError } from '../errors.js';
-import type { Target } from '../target/target.js';
-import { describeTarget } from '../target/target.js';
+import type { Target } from '../targets/target.js';
+import { describeTarget } from '../targets/target.js';
 import type { Admission } from './admission.js';
 
 /** The host part of a TCP pattern. */

@@ -1,10 +1,10 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { Admission } from '../admission/admission.js';
 import { chooseSubprotocol, parseOfferedProtocols, type SubprotocolChoice } from '../bridge/encoding.js';
 import { HttpError } from '../errors.js';
-import type { Admission } from '../route/admission.js';
-import type { Target } from '../target/target.js';
+import type { Target } from '../targets/target.js';
 import { disarmDeadline } from './deadline.js';
 import { writeHttpError } from './http-response.js';
 
