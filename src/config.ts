@@ -1,7 +1,9 @@
 import type { TargetPattern } from './admission/policy.js';
+import type { AuthPlugin } from './auth/plugin.js';
 import type { LogOptions } from './log/logger.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
+import type { TokenPlugin } from './tokens/plugin.js';
 
 /** TLS on the listening port, sniffed per connection beside plain ones. */
 export interface ListenTls extends TlsServerOptions {
@@ -34,7 +36,7 @@ export type ListenSpec =
 /** Everything the proxy needs, validated; built by the CLI or by a program embedding the proxy. */
 export interface ProxyConfig {
   listen: ListenSpec;
-  /** The fixed target; absent when a token plugin chooses each connection's target ({@link tokens}). */
+  /** The fixed target; absent when a token plugin ({@link tokens}) or a wrapped program ({@link wrap}) chooses it. */
   target?: Target | undefined;
   /** Targets by token (`--token-plugin`); see {@link TokensConfig}. */
   tokens?: TokensConfig | undefined;
@@ -66,8 +68,8 @@ export interface ProxyConfig {
   tls?: ListenTls | undefined;
   /** Static files on the same port (`--web`); without it plain HTTP requests get 405. */
   web?: WebConfig | undefined;
-  /** How the listening line names the target when its address alone would not say it (a wrapped program). */
-  targetLabel?: string | undefined;
+  /** A program to run behind the proxy, the target of every connection (`-- PROGRAM`). */
+  wrap?: WrapConfig | undefined;
   /** Access control on each handshake (`--auth-plugin`); see {@link AuthConfig}. */
   auth?: AuthConfig | undefined;
   /** `--allow-target`: the only targets connections may reach; unset = any. */
@@ -76,8 +78,8 @@ export interface ProxyConfig {
 
 /** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */
 export interface AuthConfig {
-  /** A built-in plugin's name, or the absolute path of the user's module. */
-  plugin: string;
+  /** A built-in plugin's name, the absolute path of the user's module, or a plugin object. */
+  plugin: string | AuthPlugin;
   /** The plugin's argument (`--auth-source`), if given. */
   source?: string | undefined;
   /** Check web requests (`--web`) too (`--web-auth`). */
@@ -86,8 +88,8 @@ export interface AuthConfig {
 
 /** `--token-plugin NAME --token-source ARG [--host-token]` (or the deprecated `--target-config FILE`). */
 export interface TokensConfig {
-  /** A built-in plugin's name, or the path of the user's module. */
-  plugin: string;
+  /** A built-in plugin's name, the path of the user's module, or a plugin object. */
+  plugin: string | TokenPlugin;
   /** The plugin's argument (`--token-source`), if given. */
   source?: string | undefined;
   /** Take the token from the Host header rather than the `token` query parameter (`--host-token`). */
@@ -131,11 +133,9 @@ export interface WrapConfig {
   mode: WrapMode;
 }
 
-/** The whole run-time configuration: the proxy, its logging, and how the process runs. */
+/** The whole run-time configuration of the command: the proxy, its logging, and how the process runs. */
 export interface Config {
   proxy: ProxyConfig;
   log: LogOptions;
   daemon: DaemonConfig;
-  /** The wrapped program; `proxy.target` is then a placeholder that the CLI replaces with its loopback port. */
-  wrap?: WrapConfig | undefined;
 }

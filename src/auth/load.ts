@@ -29,6 +29,9 @@ const BUILTIN: Readonly<Record<string, AuthPluginFactory>> = {
   ClientCertCNAuth: createClientCertCnAuth,
 };
 
+/** The built-in plugins' factories by name, for library users who build a plugin themselves. */
+export const builtInAuthPlugins: Readonly<Record<string, AuthPluginFactory>> = BUILTIN;
+
 /** Python websockify's module path, accepted before a built-in name so that its command lines carry over. */
 const PYTHON_PREFIX = 'websockify.auth_plugins.';
 
@@ -72,13 +75,17 @@ async function loadModule(file: string, source: string | undefined, context: Aut
   } catch (err) {
     throw new StartupError(`--auth-plugin ${where}: ${(err as Error)?.message ?? String(err)}`);
   }
-  const authenticate = (plugin as Partial<AuthPlugin> | undefined)?.authenticate;
-  if (typeof authenticate !== 'function')
+  if (typeof (plugin as Partial<AuthPlugin> | undefined)?.authenticate !== 'function')
     throw new StartupError(`--auth-plugin: ${where}'s factory must return an object with an authenticate(request) method`);
+  return guarded(plugin as AuthPlugin);
+}
+
+/** A user's plugin (a module's, or a library user's object), its refusals turned into HTTP answers. */
+function guarded(plugin: AuthPlugin): AuthPlugin {
   return {
     async authenticate(request) {
       try {
-        await authenticate.call(plugin, request);
+        await plugin.authenticate(request);
       } catch (err) {
         throw asHttpError(err);
       }
@@ -88,10 +95,11 @@ async function loadModule(file: string, source: string | undefined, context: Aut
 
 /**
  * Builds the `--auth-plugin` plugin: a built-in by name (`BasicHTTPAuth`, `ExpectOrigin`,
- * `ClientCertCNAuth`) or a user's module by path (see {@link AuthPluginFactory}).
+ * `ClientCertCNAuth`), a user's module by path (see {@link AuthPluginFactory}), or a plugin object.
  * @throws StartupError for an unknown name, a module that does not load, or a source the plugin rejects.
  */
-export async function loadAuthPlugin(name: string, source: string | undefined, logger: Logger): Promise<AuthPlugin> {
+export async function loadAuthPlugin(name: string | AuthPlugin, source: string | undefined, logger: Logger): Promise<AuthPlugin> {
+  if (typeof name !== 'string') return guarded(name);
   const context: AuthPluginContext = { logger };
   const builtin = builtinAuthPluginName(name);
   if (builtin) return BUILTIN[builtin]!(source, context);

@@ -82,8 +82,8 @@ const TEXT = { binary: false } as const;
 export class Bridge {
   bytesFromClient = 0;
   bytesFromTarget = 0;
-  /** Cleared by a heartbeat ping, set again by the pong. */
-  alive = true;
+  /** Cleared by each heartbeat ping, set again by the client's pong. */
+  private answeredPing = true;
   private readonly startedAt = performance.now();
   private readonly highWaterMark: number;
   private sentClose: { code: number; reason: string; initiator: Initiator } | undefined;
@@ -152,6 +152,25 @@ export class Bridge {
     if (this.sentClose || this.ws.readyState !== WebSocket.OPEN) return;
     this.sentClose = { code, reason, initiator };
     this.ws.close(code, closeReason(reason));
+  }
+
+  /**
+   * One heartbeat: pings the client, or drops it when the previous ping has had no pong.
+   * @returns false when the client was dropped.
+   */
+  heartbeat(): boolean {
+    if (!this.answeredPing) {
+      this.terminate('Heartbeat timeout');
+      return false;
+    }
+    this.answeredPing = false;
+    this.ws.ping();
+    return true;
+  }
+
+  /** @internal The client answered a ping. */
+  handlePong(): void {
+    this.answeredPing = true;
   }
 
   /** Drops both legs at once, for an unanswered heartbeat or a shutdown that ran out of time. */
@@ -399,5 +418,5 @@ function onLingerTimeout(bridge: Bridge): void {
   bridge.handleLingerTimeout();
 }
 function onPong(this: WebSocket): void {
-  bridgeOf(this).alive = true;
+  bridgeOf(this).handlePong();
 }

@@ -2,9 +2,7 @@
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
-import { DEFAULTS } from '../config.js';
-import { createLogger } from '../log/logger.js';
-import { ProxyServer } from '../server/proxy.js';
+import { createProxy } from '../index.js';
 
 /**
  * The quick start: a small line service on a loopback port (it greets, then echoes each line back in
@@ -29,18 +27,13 @@ async function demo(): Promise<void> {
   await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
   const servicePort = (service.address() as net.AddressInfo).port;
 
-  const logger = createLogger({ format: 'text', verbose: false, legacySyslog: false });
-  const proxy = new ProxyServer(
-    {
-      ...DEFAULTS,
-      listen: { kind: 'tcp', host: '', port },
-      target: { kind: 'tcp', host: '127.0.0.1', port: servicePort },
-      // The browser side (wstelnet.html, websock.js), built next to this file by `npm install`.
-      web: { root: fileURLToPath(new URL('../../web', import.meta.url)), fileOnly: false },
-    },
-    logger,
-  );
-  await proxy.start();
+  const proxy = createProxy({
+    listen: port,
+    target: `127.0.0.1:${servicePort}`,
+    // The browser side (wstelnet.html, websock.js), built next to this file by `npm install`.
+    web: fileURLToPath(new URL('../../web', import.meta.url)),
+  });
+  await proxy.listen();
 
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['binary']);
   let received = '';
@@ -57,7 +50,7 @@ async function demo(): Promise<void> {
   ws.on('error', (err) => process.stderr.write(`demo client: ${err.message}\n`));
 
   const stop = (): void => {
-    void proxy.stop('demo stopped').then(() => process.exit(0));
+    void proxy.close('demo stopped').then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -3,7 +3,6 @@ import './heap.js';
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../server/proxy.js';
-import { WrappedProgram } from '../wrap/program.js';
 import { closeInheritedFiles, detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
 import { parseArgs, usageLine } from './options.js';
 
@@ -28,19 +27,9 @@ async function main(): Promise<number> {
   if (config.daemon.detach && !daemonChild) return detach(config.proxy.listen.kind === 'inetd');
   try {
     const logger = createLogger({ ...config.log, detached: daemonChild });
-    // Before listening: a shim that was not built is a start-up error.
-    const wrap = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
-    const proxyConfig = wrap
-      ? {
-          ...config.proxy,
-          target: wrap.target,
-          targetLabel: `the wrapped program '${wrap.commandLine}' on loopback port ${wrap.target.port}`,
-        }
-      : config.proxy;
-    const proxy = new ProxyServer(proxyConfig, logger);
-    // Before start(): SIGHUP's default action ends the process, and a reload may come as soon as we listen.
+    const proxy = new ProxyServer(config.proxy, logger);
+    // Before listening: SIGHUP's default action ends the process, and a reload may come as soon as we listen.
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
-    const listening = await proxy.start();
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (signalled) {
@@ -48,22 +37,17 @@ async function main(): Promise<number> {
         process.exit(1);
       }
       signalled = true;
-      void proxy.stop(`received ${signal}`);
+      void proxy.close(`received ${signal}`);
     };
+    await proxy.listen();
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    // The program binds the port the proxy listens on (the kernel's choice when it was 0).
-    wrap?.start(
-      Number(/:(\d+)$/.exec(listening)?.[1]),
-      (status) => void proxy.stop(`${config.wrap!.command} exited with status ${status}`),
-    );
     // Only now: whoever reads the pid file (or sees the starting command exit) may signal at once.
     if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
     if (daemonChild) reportReady();
     await proxy.closed;
-    await wrap?.stop();
     // --wrap-mode exit: the program's status, when it ended by itself.
-    return wrap?.status ?? 0;
+    return proxy.programStatus ?? 0;
   } catch (err) {
     // The detached copy's stderr is /dev/null: even an unexpected error is worth a line in the foreground.
     if (daemonChild) reportFailure(1, err instanceof Error ? err.message : String(err));

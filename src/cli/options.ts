@@ -1,14 +1,13 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseTargetPattern, type TargetPattern } from '../admission/policy.js';
-import { builtinAuthPluginName, isAuthModulePath } from '../auth/load.js';
-import { type Config, DEFAULTS, type ListenSpec, type WrapMode } from '../config.js';
+import { parseTargetPattern } from '../admission/policy.js';
+import { type Config, DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseSyslogServer } from '../log/syslog.js';
-import { parseHostPort } from '../targets/address.js';
-import type { Target, TargetTls } from '../targets/target.js';
-import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
-import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
+import { type ProxyOptions, resolveOptions } from '../options.js';
+import { TLS_DEFAULTS } from '../tls/context.js';
+import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
+import { VERSION } from '../version.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
@@ -46,9 +45,10 @@ function syslogServer(text: string): string {
 }
 
 /** Collects the repeatable `--allow-target`, each pattern checked now so that a typo is a usage error. */
-function allowTargetPattern(text: string, previous: TargetPattern[]): TargetPattern[] {
+function allowTargetPattern(text: string, previous: string[]): string[] {
   try {
-    return [...previous, parseTargetPattern(text)];
+    parseTargetPattern(text);
+    return [...previous, text];
   } catch (err) {
     throw new InvalidArgumentError(`${(err as Error).message}.`);
   }
@@ -152,65 +152,25 @@ export function buildProgram(): Command {
         .choices(['exit', 'ignore', 'respawn'])
         .default('exit'),
     )
+    .version(`websockify-ts ${VERSION}`, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined });
 }
 
-interface ParsedOptions {
-  cert: string;
-  key?: string;
-  keyPassword?: string;
-  sslOnly?: true;
-  sslCiphers?: string;
-  sslVersion: TlsMinVersion;
-  verifyClient?: true;
-  cafile?: string;
-  sslTarget?: true;
-  sslTargetCa?: string;
-  sslTargetInsecure?: true;
-  web?: string;
-  fileOnly?: true;
-  tokenPlugin?: string;
-  tokenSource?: string;
-  hostToken?: true;
-  targetConfig?: string;
-  authPlugin?: string;
-  authSource?: string;
-  webAuth?: true;
-  allowTarget: TargetPattern[];
+/** The command line's own options besides the proxy's: how the process runs. */
+interface CommandOptions {
   daemon?: true;
   pidFile?: string;
-  wrapMode: WrapMode;
-  verbose?: true;
-  traffic?: true;
-  record?: string;
-  runOnce?: true;
-  timeout: number;
-  idleTimeout: number;
-  heartbeat: number;
-  preferIpv6?: true;
-  unixListen?: string;
-  unixListenMode: number;
-  inetd?: true;
-  unixTarget?: string;
-  logFile?: string;
-  syslog?: string;
-  legacySyslog?: true;
-  logFormat: 'text' | 'json';
-  handshakeTimeout: number;
-  connectTimeout: number;
-  shutdownTimeout: number;
-  maxMessageSize: number;
-  maxHeaderSize: number;
 }
 
-/** The outcome of parsing: a configuration to run, or text to print before exiting 0 (`--help`). */
+/** The outcome of parsing: a configuration to run, or text to print before exiting 0 (`--help`, `--version`). */
 export type ParseResult = { kind: 'run'; config: Config } | { kind: 'exit'; output: string };
 
 /**
- * Turns argv (without `node` and the script) into a validated configuration.
+ * Turns argv (without `node` and the script) into a validated configuration: commander reads the flags
+ * into the library's {@link ProxyOptions}, which the library checks and resolves.
  * @throws UsageError naming the problem, for the CLI to print with the usage line and exit 2.
  */
 export function parseArgs(argv: readonly string[]): ParseResult {
@@ -233,196 +193,30 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     }
     throw err;
   }
-  const opts = program.opts<ParsedOptions>();
+  const { daemon, pidFile, ...opts } = program.opts<ProxyOptions & CommandOptions>();
+  const given = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
   const positional = [...program.args];
-  const tokenPlugin = opts.targetConfig !== undefined ? 'TokenFile' : opts.tokenPlugin;
-  checkCombinations(opts, wrapped, tokenPlugin);
-  const listen = listenOf(opts, positional);
-  const targetTls: TargetTls | undefined = opts.sslTarget && {
-    insecure: opts.sslTargetInsecure ?? false,
-    ca: opts.sslTargetCa && resolve(opts.sslTargetCa),
-  };
-  const target = targetOf(opts, positional, {
-    wrapped,
-    tokenPlugin,
-    targetTls,
-    wrapModeGiven: program.getOptionValueSource('wrapMode') === 'cli',
-  });
-
-  return {
-    kind: 'run',
-    config: {
-      proxy: {
-        listen,
-        target,
-        // Paths made absolute now, as Python websockify does for --target-config.
-        tokens:
-          tokenPlugin === undefined
-            ? undefined
-            : {
-                plugin: isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
-                source: opts.targetConfig !== undefined ? resolve(opts.targetConfig) : opts.tokenSource,
-                fromHost: opts.hostToken ?? false,
-                targetTls,
-              },
-        preferIpv6: opts.preferIpv6 ?? DEFAULTS.preferIpv6,
-        runOnce: opts.runOnce ?? DEFAULTS.runOnce,
-        timeout: opts.timeout,
-        idleTimeout: opts.idleTimeout,
-        heartbeat: opts.heartbeat,
-        handshakeTimeout: opts.handshakeTimeout,
-        connectTimeout: opts.connectTimeout,
-        shutdownTimeout: opts.shutdownTimeout,
-        maxMessageSize: opts.maxMessageSize,
-        maxHeaderSize: opts.maxHeaderSize,
-        traffic: opts.traffic ?? DEFAULTS.traffic,
-        // Absolute, as Python websockify: the files land where the user meant even if the cwd changes.
-        record: opts.record === undefined ? undefined : resolve(opts.record),
-        tls: {
-          cert: resolve(opts.cert),
-          key: opts.key && resolve(opts.key),
-          keyPassword: opts.keyPassword,
-          ciphers: opts.sslCiphers,
-          minVersion: opts.sslVersion,
-          verifyClient: opts.verifyClient ?? false,
-          cafile: opts.cafile && resolve(opts.cafile),
-          sslOnly: opts.sslOnly ?? false,
-          explicit: opts.cert !== TLS_DEFAULTS.cert || opts.key !== undefined,
-        },
-        web: opts.web === undefined ? undefined : { root: resolve(opts.web), fileOnly: opts.fileOnly ?? false },
-        // A module path is made absolute now: a daemon changes its directory before loading it.
-        auth:
-          opts.authPlugin === undefined
-            ? undefined
-            : {
-                plugin: isAuthModulePath(opts.authPlugin) ? resolve(opts.authPlugin) : opts.authPlugin,
-                source: opts.authSource,
-                web: opts.webAuth ?? false,
-              },
-        allowTarget: opts.allowTarget.length > 0 ? opts.allowTarget : undefined,
-      },
-      daemon: { detach: opts.daemon ?? false, pidFile: opts.pidFile && resolve(opts.pidFile) },
-      wrap: wrapped && { command: wrapped[0]!, args: wrapped.slice(1), mode: opts.wrapMode },
-      log: {
-        format: opts.logFormat,
-        verbose: opts.verbose ?? false,
-        file: opts.logFile && resolve(opts.logFile),
-        syslog: opts.syslog,
-        legacySyslog: opts.legacySyslog ?? false,
-      },
-    },
-  };
-}
-
-/** The option that names the token plugin, for messages. */
-function tokenOptionOf(opts: ParsedOptions): string {
-  return opts.targetConfig !== undefined ? '--target-config' : '--token-plugin';
-}
-
-/** Options that need, exclude or contradict each other. */
-function checkCombinations(opts: ParsedOptions, wrapped: readonly string[] | undefined, tokenPlugin: string | undefined): void {
-  if (opts.legacySyslog && !opts.syslog) throw new UsageError('--legacy-syslog needs --syslog');
-  if (opts.inetd && opts.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
-  if (opts.fileOnly && !opts.web) throw new UsageError('--file-only needs --web');
-  if (opts.targetConfig !== undefined && (opts.tokenPlugin || opts.tokenSource !== undefined)) {
-    throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
-  }
-  if (opts.tokenSource !== undefined && !opts.tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
-  if (opts.hostToken && !tokenPlugin) throw new UsageError('--host-token needs --token-plugin');
-  if (opts.tokenPlugin && !isTokenModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
-    throw new UsageError(
-      `--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`,
-    );
-  }
-  if (tokenPlugin && wrapped)
-    throw new UsageError(`-- PROGRAM cannot be used with ${tokenOptionOf(opts)}: the wrapped program is the only target`);
-  if (opts.authSource !== undefined && !opts.authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
-  if (opts.webAuth && !opts.authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
-  if (opts.webAuth && !opts.web) throw new UsageError('--web-auth needs --web');
-  if (opts.authPlugin && !isAuthModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
-    throw new UsageError(
-      `--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`,
-    );
-  }
-  // Without --verify-client no certificate is ever verified, so every connection would be refused.
-  if (opts.authPlugin && builtinAuthPluginName(opts.authPlugin) === 'ClientCertCNAuth' && !opts.verifyClient)
-    throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
-  if (opts.cafile && !opts.verifyClient) throw new UsageError('--cafile needs --verify-client');
-  if ((opts.sslTargetCa || opts.sslTargetInsecure) && !opts.sslTarget)
-    throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
-  if (opts.sslTargetCa && opts.sslTargetInsecure) throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
-}
-
-/** Where to listen: `--inetd`, `--unix-listen`, or the first positional argument (taken from `positional`). */
-function listenOf(opts: ParsedOptions, positional: string[]): ListenSpec {
-  let listen: ListenSpec;
-  if (opts.inetd) listen = { kind: 'inetd' };
-  else if (opts.unixListen) listen = { kind: 'unix', path: resolve(opts.unixListen), mode: opts.unixListenMode };
-  else {
-    const text = positional.shift();
-    if (text === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
-    listen = { kind: 'tcp', ...parseHostPort(text, 'listen address', false, true) };
-  }
   // With --inetd or --unix-listen the only positional argument is the target.
-  if (listen.kind !== 'tcp' && positional.length > 1) {
+  const listen = opts.inetd || opts.unixListen ? undefined : positional.shift();
+  if (listen === undefined && !opts.inetd && !opts.unixListen)
+    throw new UsageError('missing the listen address: [source_addr:]source_port');
+  if (listen === undefined && positional.length > 1) {
     throw new UsageError(
       `too many arguments: ${opts.inetd ? '--inetd' : '--unix-listen'} replaces the listen address, so '${positional[0]}' is extra`,
     );
   }
-  return listen;
-}
-
-/**
- * The fixed target: the wrapped program's (a placeholder the CLI fills in), none with a token plugin,
- * `--unix-target`, or the remaining positional argument.
- */
-function targetOf(
-  opts: ParsedOptions,
-  positional: string[],
-  how: {
-    wrapped: readonly string[] | undefined;
-    tokenPlugin: string | undefined;
-    targetTls: TargetTls | undefined;
-    wrapModeGiven: boolean;
-  },
-): Target | undefined {
-  let target: Target | undefined;
-  if (how.wrapped) {
-    if (how.wrapped.length === 0) throw new UsageError('missing the program to wrap after --');
-    if (opts.inetd || opts.unixListen)
-      throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
-    if (opts.unixTarget || opts.sslTarget)
-      throw new UsageError(
-        `${opts.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`,
-      );
-    if (positional.length > 0)
-      throw new UsageError(`too many arguments: the wrapped program is the target, so '${positional[0]}' is extra`);
-    // A placeholder: the CLI replaces it with the loopback port the program's socket is moved to.
-    target = { kind: 'tcp', host: '127.0.0.1', port: 0 };
-  } else if (how.wrapModeGiven) {
-    throw new UsageError('--wrap-mode needs a program to wrap (-- PROGRAM)');
-  } else if (how.tokenPlugin) {
-    // The plugin chooses each connection's target; a fixed one as well would silently lose to it.
-    const option = tokenOptionOf(opts);
-    if (opts.unixTarget)
-      throw new UsageError(`--unix-target cannot be used with ${option}: the token plugin chooses each connection's target`);
-    if (positional.length > 0) {
-      throw new UsageError(
-        `a token plugin (${option}) chooses each connection's target, so the fixed target '${positional[0]}' cannot be given too`,
-      );
-    }
-  } else if (opts.unixTarget) {
-    if (opts.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
-    target = { kind: 'unix', path: resolve(opts.unixTarget) };
-  } else {
-    const text = positional.shift();
-    if (text === undefined)
-      throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
-    if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
-    target = { kind: 'tcp', ...parseHostPort(text, 'target', true), tls: how.targetTls };
-  }
+  const target = positional.shift();
   if (positional.length > 0) throw new UsageError(`too many arguments: ${positional.join(' ')}`);
-  return target;
+  const { proxy, log } = resolveOptions({
+    ...opts,
+    listen,
+    target,
+    program: wrapped,
+    // Only what the user named: a certificate named explicitly must load, and --wrap-mode needs a program.
+    cert: given('cert') ? opts.cert : undefined,
+    wrapMode: given('wrapMode') ? opts.wrapMode : undefined,
+  });
+  return { kind: 'run', config: { proxy, log, daemon: { detach: daemon ?? false, pidFile: pidFile && resolve(pidFile) } } };
 }
 
 /** The one-line usage hint printed after a usage error. */

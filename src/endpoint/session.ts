@@ -16,9 +16,28 @@ export interface SessionContext {
   hooks: readonly BridgeHook[];
   /** `--record FILE`: record each session to `FILE.<id>`. */
   record?: string | undefined;
+  /** Called once the handshake is done, before the target is connected. */
+  opened(info: SessionInfo): void;
   /** Called once when the session has fully ended. */
-  ended(session: Session, summary: BridgeSummary): void;
+  ended(session: Session, info: SessionEndInfo): void;
 }
+
+/** A session's facts as its opening log line has them. */
+export interface SessionInfo {
+  /** The session's number, unique in this process: `conn N` in log lines, `FILE.N` for `--record`. */
+  id: number;
+  /** The client's address (`host:port`, or `unix` on a Unix socket). */
+  client: string;
+  /** Where the session goes: `host:port` or `unix:PATH`. */
+  target: string;
+  /** The chosen subprotocol: `binary`, `base64`, or `none`. */
+  protocol: string;
+  /** The request's path and query. */
+  path: string;
+}
+
+/** A session's facts as its closing log line has them: bytes each way, duration, close code, who closed. */
+export interface SessionEndInfo extends SessionInfo, BridgeSummary {}
 
 const kSession = Symbol('session');
 type Tagged<T> = T & { [kSession]: Session };
@@ -42,6 +61,8 @@ export class Session {
   private readonly ws: WebSocket;
   /** The handshake's outcome, dropped once read: a long session need not keep its request alive. */
   private upgraded: Upgraded | undefined;
+  /** Set by start(). */
+  private info!: SessionInfo;
 
   constructor(
     readonly id: number,
@@ -66,10 +87,13 @@ export class Session {
     const target = describeTarget(upgraded.target);
     const client = peerAddress(req.socket);
     const protocol = choice.protocol ?? 'none';
+    const path = req.url ?? '/';
+    this.info = { id: this.id, client, target, protocol, path };
     this.log.info(
-      { event: 'open', conn: this.id, client, target, protocol, path: req.url },
-      `conn ${this.id}: ${client} connected (${req.url}, protocol ${protocol}); proxying to ${target}`,
+      { event: 'open', conn: this.id, client, target, protocol, path },
+      `conn ${this.id}: ${client} connected (${path}, protocol ${protocol}); proxying to ${target}`,
     );
+    this.context.opened(this.info);
     const reads = createTargetReads();
     let targetSocket;
     try {
@@ -134,6 +158,6 @@ export class Session {
       `conn ${this.id}: closed by ${summary.initiator}, code ${summary.code}${why}; ` +
         `${summary.bytesFromClient} bytes from client, ${summary.bytesFromTarget} bytes from target, ${(summary.durationMs / 1000).toFixed(3)} s`,
     );
-    this.context.ended(this, summary);
+    this.context.ended(this, { ...this.info, ...summary });
   }
 }

@@ -1,5 +1,6 @@
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
 
 /**
  * Answers on a raw socket (outside node:http's response object: before an upgrade, or for a request the
@@ -27,4 +28,9 @@ export function writeHttpError(socket: Duplex, status: number, reason: string, h
 export function answerRequest(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...headers });
   res.end(`${status} ${reason}\n`);
+}
+
+/** One log line per request refused with an HTTP status (the handshake, or a plain request). */
+export function logRefusal(logger: Logger, req: IncomingMessage, status: number, reason: string): void {
+  logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
 }

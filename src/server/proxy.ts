@@ -1,39 +1,44 @@
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { authRequestOf, createAdmission } from '../admission/admission.js';
-import { guardAdmission, TargetPolicy } from '../admission/policy.js';
-import { loadAuthPlugin } from '../auth/load.js';
-import type { AuthPlugin } from '../auth/plugin.js';
-import type { BridgeHook } from '../bridge/bridge.js';
-import { trafficHook } from '../bridge/traffic.js';
+import type { TargetSource } from '../admission/target-source.js';
 import type { ProxyConfig } from '../config.js';
-import { Session } from '../endpoint/session.js';
-import { HttpError, StartupError } from '../errors.js';
+import type { Endpoint, EndpointEvents } from '../endpoint/endpoint.js';
+import { openEndpoint } from '../endpoint/open.js';
+import { StartupError } from '../errors.js';
 import { createDispatcher, type FirstBytesRoute } from '../first-bytes/dispatch.js';
 import { createFlashPolicyRoute } from '../first-bytes/flash-policy.js';
 import { createPlainRefusedRoute, createTlsRoute } from '../first-bytes/tls.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
-import { answerRequest, writeHttpError } from '../handshake/http-response.js';
+import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
-import { createUpgrader } from '../handshake/upgrade.js';
-import type { WebHandler } from '../static/handler.js';
-import { createWebHandler } from '../static/handler.js';
+import { createLogger } from '../log/logger.js';
+import { type ProxyOptions, resolveOptions } from '../options.js';
+import { createWebHandler, type WebHandler } from '../static/handler.js';
+import { withWebAuth } from '../static/web-auth.js';
 import { peerAddress } from '../targets/address.js';
-import { targetTlsContext } from '../targets/connect.js';
-import { describeTarget } from '../targets/target.js';
 import { TlsContextStore } from '../tls/context.js';
-import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
-import type { TokenPlugin } from '../tokens/plugin.js';
+import { WrappedProgram } from '../wrap/program.js';
+import { Lifecycle } from './lifecycle.js';
 import { openListener } from './listen.js';
 
+/** The events of a {@link ProxyServer}: those of every session, and its own start and end. */
+export interface ProxyEvents extends EndpointEvents {
+  /** Listening, at the address given (`host:port`, a socket path, or the inetd socket). */
+  listening: [address: string];
+  /** Stopped: every session closed, the listener and the target source released. */
+  close: [];
+}
+
 /**
- * The proxy: owns the listener, the path of each connection through the stages (first-bytes dispatch,
- * HTTP, upgrade, session), and the lifecycle (run-once, timeouts, heartbeat, graceful stop).
+ * The whole proxy, as the `websockify` command runs it: a listener whose connections go through the
+ * stages (first-bytes dispatch, TLS, HTTP, `--web`, upgrade, admission, session), and the lifecycle
+ * (run-once, timeouts, graceful stop). It wires the stages; each lives in its own module.
  */
-export class ProxyServer {
+export class ProxyServer extends EventEmitter<ProxyEvents> {
   /** Resolves when the proxy has stopped and every session is closed. */
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
@@ -41,155 +46,163 @@ export class ProxyServer {
   // gets the answer.
   private readonly listener = net.createServer({ noDelay: true, allowHalfOpen: true });
   private readonly sockets = new Set<Duplex>();
-  private readonly sessions = new Set<Session>();
-  private readonly hooks: BridgeHook[];
-  private nextId = 1;
-  private stopping = false;
-  private accepting = true;
-  private timers: NodeJS.Timeout[] = [];
-  private idleTimer: NodeJS.Timeout | undefined;
-  /** Recordings of ended sessions still being written: the process must not exit before their 'EOF'. */
-  private readonly recordings = new Set<Promise<void>>();
+  private readonly lifecycle: Lifecycle;
+  private endpoint: Endpoint | undefined;
+  private targets: TargetSource | undefined;
+  private program: WrappedProgram | undefined;
   /** The listening port's TLS certificate, when TLS is on. */
   private tls: TlsContextStore | undefined;
-  /** Chooses each connection's target by token (`--token-plugin`). */
-  private tokens: TokenPlugin | undefined;
-  /** Set while a stop waits for the last session to end. */
-  private drained: (() => void) | undefined;
+  private where: string | undefined;
+  private stopping = false;
+  private accepting = true;
 
+  /**
+   * @param config the resolved configuration (see `resolveOptions`; {@link createProxy} takes options).
+   * @param logger where the proxy logs.
+   */
   constructor(
     private readonly config: ProxyConfig,
     private readonly logger: Logger,
   ) {
+    super();
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.hooks = config.traffic ? [trafficHook] : [];
+    this.lifecycle = new Lifecycle(
+      config,
+      {
+        stopAccepting: () => this.stopAccepting(),
+        stop: (why) => void this.close(why),
+        sessions: () => this.endpoint?.sessionCount ?? 0,
+      },
+      logger,
+    );
+  }
+
+  /** Where the proxy listens, once it does. */
+  get address(): string | undefined {
+    return this.where;
+  }
+
+  /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
+  get programStatus(): number | undefined {
+    return this.program?.status;
   }
 
   /**
-   * Starts listening and returns where (for a port of 0, the chosen port).
-   * @throws StartupError when the listening socket cannot be opened.
+   * Loads what the stages need (certificate, plugins, the program to wrap), then listens.
+   * @returns where it listens (for a port of 0, the chosen port).
+   * @throws StartupError when something cannot be loaded or the listening socket cannot be opened;
+   *   nothing is left open then.
    */
-  async start(): Promise<string> {
-    const { config } = this;
+  async listen(): Promise<string> {
+    const { config, logger } = this;
     this.tls = this.openTls();
-    const web = config.web ? createWebHandler({ ...config.web, logger: this.logger }) : undefined;
-    if (config.target?.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
-    if (config.tokens?.targetTls) targetTlsContext(config.tokens.targetTls.ca);
-    // Before the token plugin, which may hold a connection open: a bad auth source stops the start here.
-    const auth = config.auth && (await loadAuthPlugin(config.auth.plugin, config.auth.source, this.logger));
-    const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
-    // Before the listener: a bad token source stops the start (StartupError) with nothing bound.
-    const tokens = config.tokens;
-    this.tokens =
-      tokens &&
-      (await loadTokenPlugin(tokens.plugin, tokens.source, this.logger, {
-        timeoutMs: lookupTimeoutFor(config.handshakeTimeout),
-        targetTls: tokens.targetTls,
-      }));
-    const upgrade = createUpgrader({
-      maxMessageSize: config.maxMessageSize,
-      admit: guardAdmission(
-        createAdmission({
-          auth,
-          target: config.target,
-          tokens: this.tokens && tokens && { plugin: this.tokens, fromHost: tokens.fromHost },
-        }),
-        policy,
-      ),
-      accepted: (upgraded) => this.openSession(upgraded),
-      refused: (req, err) => this.logRefused(req, err.status, err.message),
-    });
+    const files = config.web && createWebHandler({ ...config.web, logger });
+    // A download may take longer than a handshake (and --web-auth's check is bounded by it): the web
+    // server's own timeouts apply from the moment the files are served.
+    const web: WebHandler | undefined =
+      files &&
+      ((req, res) => {
+        disarmDeadline(req.socket);
+        files(req, res);
+      });
+    const { endpoint, targets, auth } = await openEndpoint(config, logger);
+    this.endpoint = endpoint;
+    this.targets = targets;
+    this.program = targets instanceof WrappedProgram ? targets : undefined;
+    this.follow(endpoint);
     const http = createHttpStage(config.maxHeaderSize, {
-      upgrade: (req, socket, head) =>
-        this.accepting ? upgrade(req, socket, head) : writeHttpError(socket, 503, 'server is shutting down'),
-      request: (req, res) => {
-        // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
-        const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
-        if (web && !isHandshake) return void this.serveWeb(web, config.auth?.web ? auth : undefined, req, res);
-        const status = isHandshake ? 400 : 405;
-        const reason = isHandshake
-          ? 'WebSocket handshake without Connection: Upgrade'
-          : `${req.method} is not served here: this port proxies WebSocket connections`;
-        this.logRefused(req, status, reason);
-        answerRequest(res, status, reason, isHandshake ? {} : { Allow: 'GET' });
-      },
-      rejected: (_socket, status, reason) =>
-        this.logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
+      upgrade: (req, socket, head) => this.endpoint?.handleUpgrade(req, socket, head),
+      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web),
+      rejected: (_socket, status, reason) => logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
     });
     const dispatch = createDispatcher({ routes: this.firstBytesRoutes(http), fallback: http });
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
-    const { description } = await openListener(config.listen, config.preferIpv6, this.listener).catch(async (err: unknown) => {
-      await this.tokens?.close?.(); // an open Redis connection would keep an embedding program alive
+    let description: string;
+    try {
+      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener));
+    } catch (err) {
+      // An open Redis connection or a watcher would keep an embedding program alive.
+      await targets.close?.();
+      this.tls?.close();
       throw err;
-    });
+    }
+    this.where = description;
     // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
-    this.listener.on('error', (err) => this.logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
+    this.listener.on('error', (err) => logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
     if (config.tls?.verifyClient && !config.tls.sslOnly) {
       // As in Python websockify, but easy to miss: the check guards TLS connections only.
       const why = this.tls ? 'plain connections are' : 'TLS is off, so every connection is';
-      this.logger.warn(
+      logger.warn(
         { event: 'verify-client-plain' },
         `--verify-client checks TLS clients only: ${why} accepted without a certificate (add --ssl-only to refuse plain ones)`,
       );
     }
     this.logListening(description);
-    this.armLifecycleTimers();
+    // The program binds the port the proxy listens on (the kernel's choice when it was 0).
+    this.program?.start(
+      Number(/:(\d+)$/.exec(description)?.[1]),
+      (status) => void this.close(`${config.wrap?.command} exited with status ${status}`),
+    );
+    this.lifecycle.started();
+    this.emit('listening', description);
     return description;
-  }
-
-  /** Serves a `--web` request, with `--web-auth` only once the auth plugin lets it pass (refusals answered and logged). */
-  private async serveWeb(web: WebHandler, auth: AuthPlugin | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      await auth?.authenticate(authRequestOf(req));
-    } catch (err) {
-      const refusal =
-        err instanceof HttpError ? err : new HttpError(500, `internal error in the auth plugin: ${(err as Error)?.message ?? String(err)}`);
-      this.logRefused(req, refusal.status, refusal.message);
-      if (res.headersSent || !req.socket.writable) return; // the handshake deadline answered first
-      answerRequest(res, refusal.status, refusal.message, refusal.headers);
-      return;
-    }
-    // A download may take longer than a handshake; the web server's own timeouts apply from here.
-    disarmDeadline(req.socket);
-    web(req, res);
   }
 
   /**
    * Graceful stop: no new connections; each session is closed with 1001 after what is in flight; those
-   * still open after the shutdown timeout are cut. Resolves {@link closed}.
+   * still open after the shutdown timeout are cut; then the target source (plugin, program) is released.
+   * Resolves {@link closed}; calling it again returns the same promise.
    */
-  async stop(why: string): Promise<void> {
+  async close(why = 'closed by the program'): Promise<void> {
     if (this.stopping) return this.closed;
     this.stopping = true;
     this.stopAccepting();
-    this.logger.info(
-      { event: 'stopping', reason: why, sessions: this.sessions.size },
-      `stopping (${why}); ${this.sessions.size} open session(s)`,
-    );
-    for (const timer of this.timers) clearInterval(timer);
-    clearTimeout(this.idleTimer);
-    for (const session of this.sessions) session.shutdown();
-    const deadline = setTimeout(() => {
-      for (const session of this.sessions) session.terminate('shutdown timeout');
-    }, this.config.shutdownTimeout * 1000);
-    if (this.sessions.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-    // A stalled disk must not hold the exit past the shutdown timeout.
-    if (this.recordings.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(this.recordings),
-        new Promise((resolve) => (timer = setTimeout(resolve, this.config.shutdownTimeout * 1000))),
-      ]);
-      clearTimeout(timer);
-    }
-    clearTimeout(deadline);
+    this.lifecycle.dispose();
+    const sessions = this.endpoint?.sessionCount ?? 0;
+    this.logger.info({ event: 'stopping', reason: why, sessions }, `stopping (${why}); ${sessions} open session(s)`);
+    await this.endpoint?.shutdown();
     this.tls?.close();
-    await Promise.resolve(this.tokens?.close?.()).catch((err: Error) =>
-      this.logger.warn({ event: 'token-plugin-close', err: err.message }, `closing the token plugin: ${err.message}`),
+    await Promise.resolve(this.targets?.close?.()).catch((err: Error) =>
+      this.logger.warn({ event: 'target-source-close', err: err.message }, `closing the target source: ${err.message}`),
     );
     for (const socket of this.sockets) socket.destroy();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
+    this.emit('close');
+  }
+
+  /** Reads the TLS certificate and key again (SIGHUP); new connections get the new ones. */
+  reloadTls(why: string): void {
+    if (this.tls) this.tls.reload(why);
+    else this.logger.info({ event: 'tls-reload-skipped', cause: why }, `${why}: TLS is off, no certificate to reload`);
+  }
+
+  /** Follows the endpoint's sessions for the lifecycle, and passes its events on. */
+  private follow(endpoint: Endpoint): void {
+    endpoint.on('session-open', (info) => {
+      this.lifecycle.opened();
+      this.emit('session-open', info);
+    });
+    endpoint.on('session-close', (info) => {
+      this.emit('session-close', info);
+      if (endpoint.sessionCount === 0 && !this.stopping) this.lifecycle.idle();
+    });
+    endpoint.on('refused', (req, err) => this.emit('refused', req, err));
+  }
+
+  /** Plain requests: `--web` (its downloads outlive the handshake deadline), else 405. */
+  private requestHandler(web: WebHandler | undefined): (req: IncomingMessage, res: ServerResponse) => void {
+    return (req, res) => {
+      // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
+      const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
+      if (web && !isHandshake) return web(req, res);
+      const status = isHandshake ? 400 : 405;
+      const reason = isHandshake
+        ? 'WebSocket handshake without Connection: Upgrade'
+        : `${req.method} is not served here: this port proxies WebSocket connections`;
+      logRefusal(this.logger, req, status, reason);
+      answerRequest(res, status, reason, isHandshake ? {} : { Allow: 'GET' });
+    };
   }
 
   private stopAccepting(): void {
@@ -234,10 +247,6 @@ export class ProxyServer {
   /** The start-up line: where it listens, where connections go, and whether TLS is on. */
   private logListening(description: string): void {
     const { config } = this;
-    const tokens = config.tokens;
-    const proxying = tokens
-      ? `the target each token names (${tokens.plugin}, token from ${tokens.fromHost ? 'the Host header' : '?token='})`
-      : (config.targetLabel ?? (config.target ? describeTarget(config.target) : 'no target'));
     const tls = this.tls
       ? config.tls?.sslOnly
         ? 'TLS only'
@@ -245,21 +254,17 @@ export class ProxyServer {
       : config.tls
         ? `plain only, no TLS certificate at ${config.tls.cert}`
         : 'plain only';
+    const tokens = config.tokens && (typeof config.tokens.plugin === 'string' ? config.tokens.plugin : 'plugin object');
     this.logger.info(
       {
         event: 'listening',
         listen: description,
-        target: config.target && describeTarget(config.target),
-        tokens: tokens?.plugin,
+        target: config.target && this.targets?.describe(),
+        tokens,
         tls: this.tls ? (config.tls?.sslOnly ? 'only' : 'on') : 'off',
       },
-      `listening on ${description}, proxying to ${proxying} (${tls})`,
+      `listening on ${description}, proxying to ${this.targets?.describe()} (${tls})`,
     );
-  }
-
-  /** One log line per request refused with an HTTP status. */
-  private logRefused(req: IncomingMessage, status: number, reason: string): void {
-    this.logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
   }
 
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
@@ -275,92 +280,24 @@ export class ProxyServer {
 
   /**
    * Loads the listening port's certificate. A missing default `self.pem` turns TLS off (the listening
-   * line says so), as in Python websockify; a certificate named on the command line, or `--ssl-only`,
-   * must load.
+   * line says so), as in Python websockify; a certificate named explicitly, or `sslOnly`, must load.
    */
   private openTls(): TlsContextStore | undefined {
     const tls = this.config.tls;
     if (!tls) return undefined;
-    // The listening line says which it is.
     if (!tls.explicit && !tls.sslOnly && !fs.existsSync(tls.cert)) return undefined;
     if (tls.sslOnly && !fs.existsSync(tls.cert)) throw new StartupError(`--ssl-only: certificate file ${tls.cert} not found`);
     return TlsContextStore.open(tls, this.logger);
   }
+}
 
-  /** Reads the TLS certificate and key again (SIGHUP); new connections get the new ones. */
-  reloadTls(why: string): void {
-    if (this.tls) this.tls.reload(why);
-    else this.logger.info({ event: 'tls-reload-skipped', cause: why }, `${why}: TLS is off, no certificate to reload`);
-  }
-
-  private openSession(upgraded: ConstructorParameters<typeof Session>[1]): void {
-    if (this.config.runOnce) this.stopAccepting();
-    clearTimeout(this.idleTimer);
-    const session = new Session(this.nextId++, upgraded, {
-      connect: { preferIpv6: this.config.preferIpv6, timeoutMs: this.config.connectTimeout * 1000 },
-      logger: this.logger,
-      hooks: this.hooks,
-      record: this.config.record,
-      ended: (ended) => this.sessionEnded(ended),
-    });
-    this.sessions.add(session);
-    void session.start();
-  }
-
-  private sessionEnded(session: Session): void {
-    this.sessions.delete(session);
-    const recording = session.recorder?.finished;
-    if (recording) {
-      this.recordings.add(recording);
-      void recording.then(() => this.recordings.delete(recording));
-    }
-    if (this.sessions.size > 0) return;
-    if (this.stopping) return this.drained?.();
-    if (this.config.runOnce) void this.stop('--run-once: the session ended');
-    else if (!this.accepting) void this.stop('--timeout reached and no session is open');
-    else this.armIdleTimer();
-  }
-
-  private armIdleTimer(): void {
-    if (this.config.idleTimeout <= 0) return;
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(
-      () => void this.stop(`--idle-timeout: no session for ${this.config.idleTimeout} s`),
-      this.config.idleTimeout * 1000,
-    );
-  }
-
-  private armLifecycleTimers(): void {
-    const { timeout, heartbeat } = this.config;
-    this.armIdleTimer();
-    if (timeout > 0) {
-      this.timers.push(
-        setTimeout(() => {
-          this.logger.info({ event: 'timeout' }, `--timeout ${timeout} s reached: no new connections`);
-          this.stopAccepting();
-          if (this.sessions.size === 0) void this.stop('--timeout reached and no session is open');
-        }, timeout * 1000),
-      );
-    }
-    if (heartbeat > 0) {
-      this.timers.push(
-        setInterval(() => {
-          for (const session of this.sessions) {
-            const bridge = session.bridge;
-            if (!bridge) continue;
-            if (!bridge.alive) {
-              this.logger.info(
-                { event: 'heartbeat-timeout', conn: session.id },
-                `conn ${session.id}: no pong within ${heartbeat} s, dropping`,
-              );
-              bridge.terminate('Heartbeat timeout');
-              continue;
-            }
-            bridge.alive = false;
-            bridge.ws.ping();
-          }
-        }, heartbeat * 1000),
-      );
-    }
-  }
+/**
+ * Creates the whole proxy from options named as the command line's flags (see {@link ProxyOptions});
+ * call `listen()` to start it and `close()` to stop it gracefully. Logs as the command does unless
+ * `options.logger` is given.
+ * @throws UsageError when the options are malformed or contradict each other.
+ */
+export function createProxy(options: ProxyOptions): ProxyServer {
+  const { proxy, log } = resolveOptions(options);
+  return new ProxyServer(proxy, options.logger ?? createLogger(log));
 }

@@ -23,6 +23,9 @@ const BUILT_IN: Record<string, Create> = {
   TokenRedis: async (source, context) => (await import('./redis.js')).createRedisPlugin(source, context),
 };
 
+/** The built-in plugins' factories by name, for library users who build a plugin themselves. */
+export const builtInTokenPlugins: Readonly<Record<string, TokenPluginFactory>> = BUILT_IN;
+
 /** The built-in plugin names, for help and error messages. */
 export const TOKEN_PLUGIN_NAMES: readonly string[] = Object.keys(BUILT_IN);
 
@@ -61,15 +64,17 @@ export interface LoadOptions {
 
 /**
  * Creates the token plugin `name` (a built-in name, or a path to a module whose default export is a
- * {@link TokenPluginFactory}) with `source` (`--token-source`).
+ * {@link TokenPluginFactory}) with `source` (`--token-source`); a plugin object is used as it is.
  * @throws StartupError when the plugin is unknown, the module unusable, or the source bad.
  */
 export async function loadTokenPlugin(
-  name: string,
+  name: string | TokenPlugin,
   source: string | undefined,
   logger: Logger,
   options: LoadOptions = {},
 ): Promise<TokenPlugin> {
+  // A library user's plugin object is held to the interface as a module's is.
+  if (typeof name !== 'string') return options.targetTls ? withTargetTls(guarded(name), options.targetTls) : guarded(name);
   const context: TokenPluginContext = { logger, timeoutMs: options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS };
   const builtIn = builtInTokenPlugin(name);
   let plugin: TokenPlugin;

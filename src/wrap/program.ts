@@ -5,8 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { TargetSource } from '../admission/target-source.js';
 import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';
+import type { Target } from '../targets/target.js';
 import { freeLoopbackPort, type LoopbackHost, loopbackListener } from './loopback.js';
 import { locateShim, shimEnvironment } from './shim.js';
 import { TOKEN_VARIABLE, Watchdog } from './watchdog.js';
@@ -24,17 +26,6 @@ const RESPAWN_MAX_DELAY_MS = 30_000;
 const KILL_GRACE_SECONDS = 5;
 /** Longest output line logged as one; longer ones are split, so that output without newlines stays bounded. */
 const MAX_LINE = 8192;
-
-/** The wrapped program's target: the loopback port its listening socket was moved to. */
-export interface WrapTarget {
-  kind: 'tcp';
-  /**
-   * 127.0.0.1 until the program is seen listening on ::1 (an IPv6 bind): the object is shared with the
-   * proxy, which reads it for each connection.
-   */
-  host: LoopbackHost;
-  port: number;
-}
 
 /** The absolute path of `command` as execvp would find it, or undefined. */
 function findCommand(command: string): string | undefined {
@@ -67,9 +58,11 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null): number 
  * It never outlives the proxy: a {@link Watchdog} stops it when the proxy stops or dies, and the shim
  * gives the direct child a parent-death signal as well.
  */
-export class WrappedProgram {
-  /** Where the proxy connects each WebSocket. */
-  readonly target: WrapTarget;
+export class WrappedProgram implements TargetSource {
+  /** The loopback port the program's listening socket is moved to. */
+  readonly port: number;
+  /** 127.0.0.1 until the program is seen listening on ::1 (an IPv6 bind). */
+  private host: LoopbackHost = '127.0.0.1';
   /** In `exit` mode, the program's exit status once it has exited by itself. */
   status: number | undefined;
   private readonly name: string;
@@ -92,7 +85,7 @@ export class WrappedProgram {
     private readonly executable: string,
     port: number,
   ) {
-    this.target = { kind: 'tcp', host: '127.0.0.1', port };
+    this.port = port;
     this.name = path.basename(config.command);
   }
 
@@ -106,6 +99,21 @@ export class WrappedProgram {
     const executable = findCommand(config.command);
     if (!executable) throw new StartupError(`cannot wrap ${config.command}: command not found or not executable`);
     return new WrappedProgram(config, logger, shim, executable, await freeLoopbackPort());
+  }
+
+  /** Every connection goes to the program's moved port. */
+  targetFor(): Target {
+    return { kind: 'tcp', host: this.host, port: this.port };
+  }
+
+  /** For the listening line. */
+  describe(): string {
+    return `the wrapped program '${this.commandLine}' on loopback port ${this.port}`;
+  }
+
+  /** Stops the program when the proxy stops. */
+  close(): Promise<void> {
+    return this.stop();
   }
 
   /** The command line, for log lines. */
@@ -136,7 +144,7 @@ export class WrappedProgram {
   private spawnProgram(): void {
     this.startedAt = Date.now();
     const env = {
-      ...shimEnvironment(process.env, this.shim, { oldPort: this.oldPort, newPort: this.target.port, parentPid: process.pid }),
+      ...shimEnvironment(process.env, this.shim, { oldPort: this.oldPort, newPort: this.port, parentPid: process.pid }),
       [TOKEN_VARIABLE]: this.token,
     };
     // detached: a session and process group of its own, so that the watchdog can stop the group and a
@@ -170,10 +178,10 @@ export class WrappedProgram {
         pid: child.pid,
         command: this.commandLine,
         port: this.oldPort,
-        moved: this.target.port,
+        moved: this.port,
         restart: this.restarts,
       },
-      `started ${this.commandLine} (pid ${child.pid}); its port ${this.oldPort} is moved to loopback port ${this.target.port}`,
+      `started ${this.commandLine} (pid ${child.pid}); its port ${this.oldPort} is moved to loopback port ${this.port}`,
     );
     this.watchListening(child);
   }
@@ -244,12 +252,12 @@ export class WrappedProgram {
     const since = Date.now();
     let warned = false;
     const check = (): void => {
-      const host = loopbackListener(this.target.port);
+      const host = loopbackListener(this.port);
       if (host) {
-        this.target.host = host;
+        this.host = host;
         this.logger.info(
-          { event: 'program-listening', pid: child.pid, host, port: this.target.port },
-          `${this.name} listens on ${host === '::1' ? '[::1]' : host}:${this.target.port} (its port ${this.oldPort})`,
+          { event: 'program-listening', pid: child.pid, host, port: this.port },
+          `${this.name} listens on ${host === '::1' ? '[::1]' : host}:${this.port} (its port ${this.oldPort})`,
         );
         return;
       }

@@ -21,19 +21,19 @@ function usageError(argv: string[], message: RegExp): void {
 
 describe('wrap options', () => {
   test('everything after -- is the program and its arguments, options included; the mode defaults to exit', () => {
-    const { wrap, proxy } = config(['-v', '2023', '--', 'vncserver', '-geometry', '800x600', '--', '-v']);
-    assert.deepEqual(wrap, { command: 'vncserver', args: ['-geometry', '800x600', '--', '-v'], mode: 'exit' });
+    const { proxy } = config(['-v', '2023', '--', 'vncserver', '-geometry', '800x600', '--', '-v']);
+    assert.deepEqual(proxy.wrap, { command: 'vncserver', args: ['-geometry', '800x600', '--', '-v'], mode: 'exit' });
     assert.deepEqual(proxy.listen, { kind: 'tcp', host: '', port: 2023 });
   });
 
   test('--wrap-mode takes exit, ignore or respawn', () => {
-    assert.equal(config(['--wrap-mode', 'respawn', '127.0.0.1:2023', '--', 'x']).wrap?.mode, 'respawn');
-    assert.equal(config(['--wrap-mode=ignore', '2023', '--', 'x']).wrap?.mode, 'ignore');
+    assert.equal(config(['--wrap-mode', 'respawn', '127.0.0.1:2023', '--', 'x']).proxy.wrap?.mode, 'respawn');
+    assert.equal(config(['--wrap-mode=ignore', '2023', '--', 'x']).proxy.wrap?.mode, 'ignore');
     usageError(['--wrap-mode', 'restart', '2023', '--', 'x'], /restart/);
   });
 
   test('no wrap without --', () => {
-    assert.equal(config(['2023', 'localhost:5900']).wrap, undefined);
+    assert.equal(config(['2023', 'localhost:5900']).proxy.wrap, undefined);
   });
 
   test('usage errors', () => {

@@ -1,0 +1,129 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Admission } from '../admission/admission.js';
+import type { BridgeHook } from '../bridge/bridge.js';
+import { startHeartbeat } from '../bridge/heartbeat.js';
+import type { HttpError } from '../errors.js';
+import { logRefusal, writeHttpError } from '../handshake/http-response.js';
+import { createUpgrader } from '../handshake/upgrade.js';
+import type { ConnectOptions } from '../targets/connect.js';
+import { Session, type SessionEndInfo, type SessionInfo } from './session.js';
+
+/** What an {@link Endpoint} is made of. */
+export interface EndpointOptions {
+  /** The route stage: auth, the target, `--allow-target`. */
+  admit: Admission;
+  /** Largest message accepted from a client, in bytes (close 1009 beyond). */
+  maxMessageSize: number;
+  /** How sessions connect their target. */
+  connect: ConnectOptions;
+  logger: Logger;
+  /** Observers of every session's traffic (`--traffic`). */
+  hooks: readonly BridgeHook[];
+  /** `--record FILE`: each session is recorded to `FILE.<id>`. */
+  record?: string | undefined;
+  /** Ping clients every N seconds, dropping those that do not answer; 0 = off. */
+  heartbeat: number;
+  /** Seconds a graceful shutdown gives sessions (and recordings) before they are cut. */
+  shutdownTimeout: number;
+}
+
+/** The events of an {@link Endpoint}, and of the proxy and upgrade handler built on it. */
+export interface EndpointEvents {
+  /** A WebSocket handshake completed; its target is being connected. */
+  'session-open': [info: SessionInfo];
+  /** A session ended: both legs closed, its log line written. */
+  'session-close': [info: SessionEndInfo];
+  /** A handshake was refused with an HTTP status (already answered and logged). */
+  refused: [req: IncomingMessage, error: HttpError];
+}
+
+/**
+ * The WebSocket end of the proxy: everything after a request is parsed. Each upgrade request goes
+ * through admission (auth, target, policy), the WebSocket handshake, then a {@link Session} that
+ * bridges it to its target. Tracks the open sessions for the heartbeat and a graceful shutdown.
+ * Used by the proxy's own listener and by upgrade handlers on users' servers alike.
+ */
+export class Endpoint extends EventEmitter<EndpointEvents> {
+  /** Handles an HTTP upgrade request: refuses it with an HTTP status, or opens a session. */
+  readonly handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  private readonly sessions = new Set<Session>();
+  /** Recordings of ended sessions still being written: a shutdown waits for their end. */
+  private readonly recordings = new Set<Promise<void>>();
+  private readonly stopHeartbeat: (() => void) | undefined;
+  private nextId = 1;
+  private accepting = true;
+  private drained: (() => void) | undefined;
+
+  constructor(private readonly options: EndpointOptions) {
+    super();
+    const upgrade = createUpgrader({
+      maxMessageSize: options.maxMessageSize,
+      admit: options.admit,
+      accepted: (upgraded) => this.open(upgraded),
+      refused: (req, err) => {
+        logRefusal(options.logger, req, err.status, err.message);
+        this.emit('refused', req, err);
+      },
+    });
+    this.handleUpgrade = (req, socket, head) => {
+      if (this.accepting) upgrade(req, socket, head);
+      else writeHttpError(socket, 503, 'server is shutting down');
+    };
+    this.stopHeartbeat = options.heartbeat > 0 ? startHeartbeat(options.heartbeat, this.sessions, options.logger) : undefined;
+  }
+
+  /** Open sessions (handshake done, not yet ended). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Graceful stop: new handshakes get 503; each session is closed with 1001 after what is in flight;
+   * those still open after the shutdown timeout are cut. Resolves once every session has ended and its
+   * recording is written (a stalled disk waits no longer than the shutdown timeout).
+   */
+  async shutdown(): Promise<void> {
+    this.accepting = false;
+    this.stopHeartbeat?.();
+    const ms = this.options.shutdownTimeout * 1000;
+    for (const session of this.sessions) session.shutdown();
+    const cut = setTimeout(() => {
+      for (const session of this.sessions) session.terminate('shutdown timeout');
+    }, ms);
+    if (this.sessions.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    clearTimeout(cut);
+    if (this.recordings.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.recordings), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  private open(upgraded: ConstructorParameters<typeof Session>[1]): void {
+    const { options } = this;
+    const session = new Session(this.nextId++, upgraded, {
+      connect: options.connect,
+      logger: options.logger,
+      hooks: options.hooks,
+      record: options.record,
+      opened: (info) => this.emit('session-open', info),
+      ended: (ended, info) => this.ended(ended, info),
+    });
+    this.sessions.add(session);
+    void session.start();
+  }
+
+  private ended(session: Session, info: SessionEndInfo): void {
+    this.sessions.delete(session);
+    const recording = session.recorder?.finished;
+    if (recording) {
+      this.recordings.add(recording);
+      void recording.then(() => this.recordings.delete(recording));
+    }
+    this.emit('session-close', info);
+    if (this.sessions.size === 0) this.drained?.();
+  }
+}

@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import { createAdmission } from '../admission/admission.js';
+import { guardAdmission, TargetPolicy } from '../admission/policy.js';
+import { fixedTarget, type TargetSource, tokenTargets } from '../admission/target-source.js';
+import { loadAuthPlugin } from '../auth/load.js';
+import type { AuthPlugin } from '../auth/plugin.js';
+import { trafficHook } from '../bridge/traffic.js';
+import type { ProxyConfig } from '../config.js';
+import { StartupError } from '../errors.js';
+import { targetTlsContext } from '../targets/connect.js';
+import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
+import { WrappedProgram } from '../wrap/program.js';
+import { Endpoint } from './endpoint.js';
+
+/** An endpoint ready for upgrade requests, with what it was built from. */
+export interface OpenedEndpoint {
+  endpoint: Endpoint;
+  /** Where its sessions go; close it after the endpoint's shutdown. */
+  targets: TargetSource;
+  /** The auth plugin, for `--web-auth`. */
+  auth: AuthPlugin | undefined;
+}
+
+/**
+ * Builds the WebSocket end of a configuration: the auth plugin, the target source (wrapped program,
+ * token plugin or fixed target), `--allow-target`, and the {@link Endpoint} that admits and bridges.
+ * @throws StartupError when a plugin, a certificate or the program cannot be loaded; nothing is left open.
+ */
+export async function openEndpoint(config: ProxyConfig, logger: Logger): Promise<OpenedEndpoint> {
+  // Read now, so that a missing --ssl-target-ca file stops the start instead of failing each session.
+  if (config.target?.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
+  if (config.tokens?.targetTls) targetTlsContext(config.tokens.targetTls.ca);
+  // Before the token plugin, which may hold a connection open: a bad auth source stops the start here.
+  const auth = config.auth && (await loadAuthPlugin(config.auth.plugin, config.auth.source, logger));
+  const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
+  const targets = await openTargets(config, logger);
+  const endpoint = new Endpoint({
+    admit: guardAdmission(createAdmission({ auth, targets }), policy),
+    maxMessageSize: config.maxMessageSize,
+    connect: { preferIpv6: config.preferIpv6, timeoutMs: config.connectTimeout * 1000 },
+    logger,
+    hooks: config.traffic ? [trafficHook] : [],
+    record: config.record,
+    heartbeat: config.heartbeat,
+    shutdownTimeout: config.shutdownTimeout,
+  });
+  return { endpoint, targets, auth };
+}
+
+/** The wrapped program, the token plugin, or the fixed target. */
+async function openTargets(config: ProxyConfig, logger: Logger): Promise<TargetSource> {
+  if (config.wrap) return WrappedProgram.prepare(config.wrap, logger);
+  const { tokens } = config;
+  if (tokens) {
+    const plugin = await loadTokenPlugin(tokens.plugin, tokens.source, logger, {
+      timeoutMs: lookupTimeoutFor(config.handshakeTimeout),
+      targetTls: tokens.targetTls,
+    });
+    return tokenTargets(plugin, { fromHost: tokens.fromHost, name: typeof tokens.plugin === 'string' ? tokens.plugin : 'plugin object' });
+  }
+  if (config.target) return fixedTarget(config.target);
+  throw new StartupError('no target: give a target, a token plugin, or a program to wrap');
+}

@@ -1,0 +1,21 @@
+// The library's public API: what `import ... from 'websockify-ts'` gives. docs/API.md describes each export.
+
+export type { AuthPluginContext, AuthPluginFactory } from './auth/load.js';
+export { builtInAuthPlugins } from './auth/load.js';
+export type { AuthPlugin, AuthRequest } from './auth/plugin.js';
+export type { BridgeSummary, Initiator } from './bridge/bridge.js';
+export type { EndpointEvents } from './endpoint/endpoint.js';
+export type { SessionEndInfo, SessionInfo } from './endpoint/session.js';
+export type { UpgradeHandler, UpgradeHandlerOptions } from './endpoint/upgrade-handler.js';
+export { createUpgradeHandler } from './endpoint/upgrade-handler.js';
+export { HttpError, StartupError, UsageError } from './errors.js';
+export type { Logger, LogOptions } from './log/logger.js';
+export { createLogger } from './log/logger.js';
+export type { ProxyOptions } from './options.js';
+export type { ProxyEvents } from './server/proxy.js';
+export { createProxy, ProxyServer } from './server/proxy.js';
+export type { Target, TargetTls } from './targets/target.js';
+export { builtInTokenPlugins } from './tokens/load.js';
+export type { TokenPlugin, TokenPluginContext, TokenPluginFactory } from './tokens/plugin.js';
+export { TokenRejectedError, TokenSourceError } from './tokens/plugin.js';
+export { VERSION } from './version.js';

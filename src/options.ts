@@ -1,0 +1,332 @@
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
+import { builtinAuthPluginName, isAuthModulePath } from './auth/load.js';
+import type { AuthPlugin } from './auth/plugin.js';
+import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './config.js';
+import { UsageError } from './errors.js';
+import type { LogOptions } from './log/logger.js';
+import { parseSyslogServer } from './log/syslog.js';
+import { parseHostPort } from './targets/address.js';
+import type { Target, TargetTls } from './targets/target.js';
+import { TLS_DEFAULTS, type TlsMinVersion } from './tls/context.js';
+import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from './tokens/load.js';
+import type { TokenPlugin } from './tokens/plugin.js';
+
+/**
+ * The proxy's options: the command line's flags in camelCase, with the same meanings and defaults
+ * (docs/API.md lists each). Paths are taken relative to the current directory.
+ */
+export interface ProxyOptions {
+  /** `[host:]port` to listen on (`'6080'`, `'127.0.0.1:6080'`, `'[::1]:0'`), or a port number. Port 0: the kernel chooses. */
+  listen?: string | number | undefined;
+  /** Listen on this Unix socket instead of a TCP port. */
+  unixListen?: string | undefined;
+  /** File mode of the `unixListen` socket. Default 0o600. */
+  unixListenMode?: number | undefined;
+  /** The listening socket is file descriptor 0 (inetd, systemd). Default false. */
+  inetd?: boolean | undefined;
+  /** The fixed target, `host:port` or `[ipv6]:port`. */
+  target?: string | undefined;
+  /** Connect each WebSocket to this Unix socket. */
+  unixTarget?: string | undefined;
+  /** A program to run and proxy to, its listening port moved to loopback: `[command, ...args]` (`-- PROGRAM`). */
+  program?: readonly string[] | undefined;
+  /** When the program exits: `exit` (default) stops the proxy, `ignore`, or `respawn`. */
+  wrapMode?: WrapMode | undefined;
+  /** Choose each connection's target by its token: a built-in plugin's name, a module path, or a plugin object. */
+  tokenPlugin?: string | TokenPlugin | undefined;
+  /** The token plugin's argument (a file, directory, URL, key file, Redis address). */
+  tokenSource?: string | undefined;
+  /** Take the token from the Host header instead of `?token=`. Default false. */
+  hostToken?: boolean | undefined;
+  /** Deprecated: the same as `tokenPlugin: 'TokenFile', tokenSource: FILE`. */
+  targetConfig?: string | undefined;
+  /** Check each handshake: a built-in plugin's name, a module path, or a plugin object. */
+  authPlugin?: string | AuthPlugin | undefined;
+  /** The auth plugin's argument. */
+  authSource?: string | undefined;
+  /** Check `web` requests with the auth plugin too. Default false. */
+  webAuth?: boolean | undefined;
+  /** The only targets connections may reach (host, `*.domain`, IP, CIDR, each with `:port` or `:low-high`; `unix:PATH`). Default any. */
+  allowTarget?: readonly string[] | undefined;
+  /** Serve static files from this directory on the same port. */
+  web?: string | undefined;
+  /** With `web`, no directory listings. Default false. */
+  fileOnly?: boolean | undefined;
+  /** Record each session to `FILE.<session number>`. */
+  record?: string | undefined;
+  /** TLS certificate file (may hold the key). Default `self.pem`; TLS is off when the default is absent. */
+  cert?: string | undefined;
+  /** TLS private key file, if separate. */
+  key?: string | undefined;
+  /** Password of an encrypted private key. */
+  keyPassword?: string | undefined;
+  /** Refuse plain connections. Default false. */
+  sslOnly?: boolean | undefined;
+  /** Cipher list for TLS 1.2 and below, in the server's order of preference. Default Node's. */
+  sslCiphers?: string | undefined;
+  /** Lowest TLS version. Default `default` (TLS 1.2). */
+  sslVersion?: TlsMinVersion | undefined;
+  /** TLS clients must present a certificate signed by `cafile`. Default false. */
+  verifyClient?: boolean | undefined;
+  /** Authorities trusted for client certificates (needs `verifyClient`). */
+  cafile?: string | undefined;
+  /** Connect to the target over TLS, verifying it. Default false. */
+  sslTarget?: boolean | undefined;
+  /** With `sslTarget`, trust only these authorities. */
+  sslTargetCa?: string | undefined;
+  /** With `sslTarget`, accept any certificate. Default false. */
+  sslTargetInsecure?: boolean | undefined;
+  /** Serve one session, then stop. Default false. */
+  runOnce?: boolean | undefined;
+  /** Seconds after which to stop accepting; the proxy stops once no session is open. Default 0 (never). */
+  timeout?: number | undefined;
+  /** Seconds without any session before the proxy stops. Default 0 (never). */
+  idleTimeout?: number | undefined;
+  /** Ping each client every N seconds; drop it when the pong is late. Default 0 (off). */
+  heartbeat?: number | undefined;
+  /** Resolve host names to IPv6 first. Default false. */
+  preferIpv6?: boolean | undefined;
+  /** Seconds a connection has to complete its handshake. Default 5. */
+  handshakeTimeout?: number | undefined;
+  /** Seconds to connect the target. Default 10. */
+  connectTimeout?: number | undefined;
+  /** Seconds a graceful stop gives sessions before they are cut. Default 10. */
+  shutdownTimeout?: number | undefined;
+  /** Largest message from a client, in bytes. Default 16 MiB. */
+  maxMessageSize?: number | undefined;
+  /** Largest HTTP request head, in bytes. Default 16 KiB. */
+  maxHeaderSize?: number | undefined;
+  /** Print a character per message moved on stdout. Default false. */
+  traffic?: boolean | undefined;
+  /** Log debug events. Default false. */
+  verbose?: boolean | undefined;
+  /** Also append log lines to this file. */
+  logFile?: string | undefined;
+  /** Also log to syslog: a socket path such as `/dev/log`, or UDP `host:port`. */
+  syslog?: string | undefined;
+  /** RFC 3164 syslog messages instead of RFC 5424. Default false. */
+  legacySyslog?: boolean | undefined;
+  /** `text` (default) or `json` log lines. */
+  logFormat?: 'text' | 'json' | undefined;
+  /** A pino logger to log to instead of one made from the log options above. */
+  logger?: Logger | undefined;
+}
+
+/** The options, checked and resolved: the proxy's configuration and where it logs. */
+export interface ResolvedOptions {
+  proxy: ProxyConfig;
+  log: LogOptions;
+}
+
+/** A non-negative number of seconds. */
+function seconds(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw new UsageError(`${name}: expected a number of seconds (0 or more), got ${value}`);
+  return value;
+}
+
+/** A positive whole number of bytes. */
+function bytes(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`${name}: expected a positive number of bytes, got ${value}`);
+  return value;
+}
+
+/** An absolute path, as Python websockify makes them: a daemon changes its directory later. */
+function absolute(path: string | undefined): string | undefined {
+  return path === undefined ? undefined : resolve(path);
+}
+
+/**
+ * Checks the options and turns them into the proxy's configuration, with every default filled in.
+ * @throws UsageError naming the option that is malformed, missing, or contradicts another.
+ */
+export function resolveOptions(options: ProxyOptions): ResolvedOptions {
+  checkCombinations(options);
+  const targetTls: TargetTls | undefined = options.sslTarget
+    ? { insecure: options.sslTargetInsecure ?? false, ca: absolute(options.sslTargetCa) }
+    : undefined;
+  const tokenPlugin = options.targetConfig !== undefined ? 'TokenFile' : options.tokenPlugin;
+  const { program } = options;
+  return {
+    proxy: {
+      listen: listenOf(options),
+      target: targetOf(options, targetTls),
+      tokens:
+        tokenPlugin === undefined
+          ? undefined
+          : {
+              plugin: typeof tokenPlugin === 'string' && isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
+              source: options.targetConfig !== undefined ? resolve(options.targetConfig) : options.tokenSource,
+              fromHost: options.hostToken ?? false,
+              targetTls,
+            },
+      wrap: program && { command: program[0]!, args: program.slice(1), mode: options.wrapMode ?? 'exit' },
+      preferIpv6: options.preferIpv6 ?? DEFAULTS.preferIpv6,
+      runOnce: options.runOnce ?? DEFAULTS.runOnce,
+      timeout: seconds('--timeout', options.timeout, DEFAULTS.timeout),
+      idleTimeout: seconds('--idle-timeout', options.idleTimeout, DEFAULTS.idleTimeout),
+      heartbeat: seconds('--heartbeat', options.heartbeat, DEFAULTS.heartbeat),
+      handshakeTimeout: seconds('--handshake-timeout', options.handshakeTimeout, DEFAULTS.handshakeTimeout),
+      connectTimeout: seconds('--connect-timeout', options.connectTimeout, DEFAULTS.connectTimeout),
+      shutdownTimeout: seconds('--shutdown-timeout', options.shutdownTimeout, DEFAULTS.shutdownTimeout),
+      maxMessageSize: bytes('--max-message-size', options.maxMessageSize, DEFAULTS.maxMessageSize),
+      maxHeaderSize: bytes('--max-header-size', options.maxHeaderSize, DEFAULTS.maxHeaderSize),
+      traffic: options.traffic ?? DEFAULTS.traffic,
+      record: absolute(options.record),
+      tls: {
+        cert: resolve(options.cert ?? TLS_DEFAULTS.cert),
+        key: absolute(options.key),
+        keyPassword: options.keyPassword,
+        ciphers: options.sslCiphers,
+        minVersion: options.sslVersion ?? TLS_DEFAULTS.minVersion,
+        verifyClient: options.verifyClient ?? false,
+        cafile: absolute(options.cafile),
+        sslOnly: options.sslOnly ?? false,
+        explicit: options.cert !== undefined || options.key !== undefined,
+      },
+      web: options.web === undefined ? undefined : { root: resolve(options.web), fileOnly: options.fileOnly ?? false },
+      auth:
+        options.authPlugin === undefined
+          ? undefined
+          : {
+              plugin:
+                typeof options.authPlugin === 'string' && isAuthModulePath(options.authPlugin)
+                  ? resolve(options.authPlugin)
+                  : options.authPlugin,
+              source: options.authSource,
+              web: options.webAuth ?? false,
+            },
+      allowTarget: allowTargetOf(options.allowTarget),
+    },
+    log: {
+      format: options.logFormat ?? 'text',
+      verbose: options.verbose ?? false,
+      file: absolute(options.logFile),
+      syslog: options.syslog,
+      legacySyslog: options.legacySyslog ?? false,
+    },
+  };
+}
+
+/** Each `--allow-target` pattern parsed; undefined (any target) when there are none. */
+function allowTargetOf(patterns: readonly string[] | undefined): TargetPattern[] | undefined {
+  if (!patterns || patterns.length === 0) return undefined;
+  return patterns.map((text) => {
+    try {
+      return parseTargetPattern(text);
+    } catch (err) {
+      throw new UsageError(`--allow-target: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** The option that names the token plugin, for messages. */
+function tokenOptionOf(options: ProxyOptions): string {
+  return options.targetConfig !== undefined ? '--target-config' : '--token-plugin';
+}
+
+/** Options that need, exclude or contradict each other, and names that must be known. */
+function checkCombinations(options: ProxyOptions): void {
+  const { tokenPlugin, authPlugin, program } = options;
+  const tokens = options.targetConfig !== undefined || tokenPlugin !== undefined;
+  if (options.legacySyslog && !options.syslog) throw new UsageError('--legacy-syslog needs --syslog');
+  if (options.syslog !== undefined) {
+    try {
+      parseSyslogServer(options.syslog);
+    } catch (err) {
+      throw new UsageError(`--syslog: ${(err as Error).message}`);
+    }
+  }
+  if (options.inetd && options.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
+  if (options.fileOnly && !options.web) throw new UsageError('--file-only needs --web');
+  if (options.targetConfig !== undefined && (tokenPlugin || options.tokenSource !== undefined)) {
+    throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
+  }
+  if (options.tokenSource !== undefined && !tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
+  if (options.hostToken && !tokens) throw new UsageError('--host-token needs --token-plugin');
+  if (typeof tokenPlugin === 'string' && !isTokenModulePath(tokenPlugin) && !builtInTokenPlugin(tokenPlugin)) {
+    throw new UsageError(
+      `--token-plugin: unknown plugin '${tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`,
+    );
+  }
+  if (tokens && program)
+    throw new UsageError(`-- PROGRAM cannot be used with ${tokenOptionOf(options)}: the wrapped program is the only target`);
+  if (options.authSource !== undefined && !authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
+  if (options.webAuth && !authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
+  if (options.webAuth && !options.web) throw new UsageError('--web-auth needs --web');
+  if (typeof authPlugin === 'string' && !isAuthModulePath(authPlugin) && !builtinAuthPluginName(authPlugin)) {
+    throw new UsageError(
+      `--auth-plugin: unknown plugin '${authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`,
+    );
+  }
+  // Without --verify-client no certificate is ever verified, so every connection would be refused.
+  if (typeof authPlugin === 'string' && builtinAuthPluginName(authPlugin) === 'ClientCertCNAuth' && !options.verifyClient) {
+    throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
+  }
+  if (options.cafile && !options.verifyClient) throw new UsageError('--cafile needs --verify-client');
+  if ((options.sslTargetCa || options.sslTargetInsecure) && !options.sslTarget) {
+    throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
+  }
+  if (options.sslTargetCa && options.sslTargetInsecure)
+    throw new UsageError('--ssl-target-ca and --ssl-target-insecure contradict each other');
+  if (options.wrapMode !== undefined && !program) throw new UsageError('--wrap-mode needs a program to wrap (-- PROGRAM)');
+  if (
+    options.unixListenMode !== undefined &&
+    (!Number.isInteger(options.unixListenMode) || options.unixListenMode < 0 || options.unixListenMode > 0o777)
+  ) {
+    throw new UsageError(`--unix-listen-mode: expected a file mode from 0 to 0o777, got ${options.unixListenMode}`);
+  }
+}
+
+/** Where to listen: `inetd`, `unixListen`, or `listen`. */
+function listenOf(options: ProxyOptions): ListenSpec {
+  if (options.inetd) return { kind: 'inetd' };
+  if (options.unixListen)
+    return { kind: 'unix', path: resolve(options.unixListen), mode: options.unixListenMode ?? DEFAULTS.unixListenMode };
+  if (options.listen === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
+  return { kind: 'tcp', ...parseHostPort(String(options.listen), 'listen address', false, true) };
+}
+
+/** The fixed target: none with a token plugin or a wrapped program, `unixTarget`, or `target`. */
+function targetOf(options: ProxyOptions, targetTls: TargetTls | undefined): Target | undefined {
+  const { program } = options;
+  if (program) {
+    if (program.length === 0) throw new UsageError('missing the program to wrap after --');
+    if (options.inetd || options.unixListen)
+      throw new UsageError('-- PROGRAM needs a TCP listen port (the port the program binds), not --inetd or --unix-listen');
+    if (options.unixTarget || options.sslTarget) {
+      throw new UsageError(
+        `${options.unixTarget ? '--unix-target' : '--ssl-target'} cannot be used with -- PROGRAM: the wrapped program is the target`,
+      );
+    }
+    if (options.target !== undefined)
+      throw new UsageError(`too many arguments: the wrapped program is the target, so '${options.target}' is extra`);
+    return undefined;
+  }
+  if (options.targetConfig !== undefined || options.tokenPlugin !== undefined) {
+    // The plugin chooses each connection's target; a fixed one as well would silently lose to it.
+    const option = tokenOptionOf(options);
+    if (options.unixTarget)
+      throw new UsageError(`--unix-target cannot be used with ${option}: the token plugin chooses each connection's target`);
+    if (options.target !== undefined) {
+      throw new UsageError(
+        `a token plugin (${option}) chooses each connection's target, so the fixed target '${options.target}' cannot be given too`,
+      );
+    }
+    return undefined;
+  }
+  if (options.unixTarget) {
+    if (options.sslTarget) throw new UsageError('--ssl-target needs a TCP target, not --unix-target');
+    if (options.target !== undefined) throw new UsageError(`too many arguments: ${options.target}`);
+    return { kind: 'unix', path: resolve(options.unixTarget) };
+  }
+  const text = options.target;
+  if (text === undefined)
+    throw new UsageError('missing the target: target_addr:target_port (or --unix-target FILE, or --token-plugin NAME)');
+  if (!text.includes(':')) throw new UsageError(`target: expected target_addr:target_port, got '${text}'`);
+  return { kind: 'tcp', ...parseHostPort(text, 'target', true), tls: targetTls };
+}

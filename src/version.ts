@@ -1,0 +1,5 @@
+import { readFileSync } from 'node:fs';
+
+/** This package's version, from its package.json (two levels above dist/src/). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
