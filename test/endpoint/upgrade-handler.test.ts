@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type net from 'node:net';
+import { after, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { createUpgradeHandler, type SessionEndInfo, type TokenPlugin, UsageError } from '../../src/index.js';
+import { startEchoServer } from '../helpers/targets.js';
+import { collect, openClient } from '../helpers/ws-client.js';
+
+const quiet = pino({ level: 'silent' });
+
+/** A plain node:http server of the test's own on a loopback port, answering 'app' to plain requests. */
+async function appServer(): Promise<{ server: http.Server; base: string }> {
+  const server = http.createServer((_req, res) => res.end('app'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return { server, base: `127.0.0.1:${(server.address() as net.AddressInfo).port}` };
+}
+
+describe('createUpgradeHandler', () => {
+  test('bridges upgrade requests for its path on the caller’s server, which keeps serving its own requests', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { server, base } = await appServer();
+    const bridge = await createUpgradeHandler({ path: '/websockify', target: `127.0.0.1:${echo.port}`, logger: quiet });
+    after(() => bridge.close());
+    server.on('upgrade', bridge.handleUpgrade);
+    const ended = once(bridge, 'session-close') as Promise<[SessionEndInfo]>;
+    const ws = await openClient(`ws://${base}/websockify?x=1`, 'binary');
+    const received = collect(ws);
+    ws.send(Buffer.alloc(100_000, 7));
+    let got = 0;
+    ws.on('message', (data: Buffer) => {
+      got += data.length;
+      if (got === 100_000) ws.close();
+    });
+    assert.equal((await received).data.length, 100_000);
+    const [info] = await ended;
+    assert.equal(info.bytesFromClient, 100_000);
+    assert.equal(info.path, '/websockify?x=1');
+    assert.equal(await (await fetch(`http://${base}/`)).text(), 'app');
+  });
+
+  test('handleUpgrade leaves other paths to other listeners and says so', async () => {
+    const { server, base } = await appServer();
+    const bridge = await createUpgradeHandler({ path: '/websockify', target: '127.0.0.1:9', logger: quiet });
+    after(() => bridge.close());
+    const others: string[] = [];
+    server.on('upgrade', (req, socket, head) => {
+      if (bridge.handleUpgrade(req, socket, head)) return;
+      others.push(req.url ?? '');
+      socket.end('HTTP/1.1 418 I am a teapot\r\nConnection: close\r\n\r\n');
+    });
+    await assert.rejects(openClient(`ws://${base}/elsewhere`, 'binary'), /HTTP 418/);
+    assert.deepEqual(others, ['/elsewhere']);
+  });
+
+  test('attach(): other paths get 404 when no other upgrade listener is there', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { server, base } = await appServer();
+    const bridge = (await createUpgradeHandler({ path: '/ws', target: `127.0.0.1:${echo.port}`, logger: quiet })).attach(server);
+    after(() => bridge.close());
+    await assert.rejects(openClient(`ws://${base}/other`, 'binary'), /HTTP 404/);
+    const ws = await openClient(`ws://${base}/ws`, 'binary');
+    ws.close();
+  });
+
+  test('the same admission as the proxy: token plugin objects, 404 for unknown tokens', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { server, base } = await appServer();
+    const tokens: TokenPlugin = {
+      lookup: async (token) => (token === 'a' ? { kind: 'tcp', host: '127.0.0.1', port: echo.port } : undefined),
+    };
+    const bridge = (await createUpgradeHandler({ tokenPlugin: tokens, logger: quiet })).attach(server);
+    after(() => bridge.close());
+    await assert.rejects(openClient(`ws://${base}/?token=b`, 'binary'), /HTTP 404/);
+    const ws = await openClient(`ws://${base}/?token=a`, 'binary');
+    ws.close();
+  });
+
+  test('close(): open sessions end with 1001; later handshakes get 503', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { server, base } = await appServer();
+    const bridge = (await createUpgradeHandler({ target: `127.0.0.1:${echo.port}`, logger: quiet })).attach(server);
+    const opened = once(bridge, 'session-open');
+    const ws = await openClient(`ws://${base}/`, 'binary');
+    const received = collect(ws);
+    await opened;
+    assert.equal(bridge.sessionCount, 1);
+    await bridge.close();
+    assert.equal((await received).code, 1001);
+    assert.equal(bridge.sessionCount, 0);
+    await assert.rejects(openClient(`ws://${base}/`, 'binary'), /HTTP 503/);
+  });
+
+  test('options that belong to the caller’s server are refused, not half-applied', async () => {
+    await assert.rejects(
+      createUpgradeHandler({ target: '127.0.0.1:9', logger: quiet, ...({ web: '/tmp' } as object) }),
+      (err: unknown) => err instanceof UsageError && /web: not an option of an upgrade handler/.test(err.message),
+    );
+    await assert.rejects(
+      createUpgradeHandler({ logger: quiet }),
+      (err: unknown) => err instanceof UsageError && /missing the target/.test(err.message),
+    );
+  });
+});
