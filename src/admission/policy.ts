@@ -2,6 +2,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import path from 'node:path';
 import { HttpError, UsageError } from '../errors.js';
+import { MAX_PORT, portFromText } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { describeTarget } from '../targets/target.js';
 import type { Admission } from './admission.js';
@@ -29,11 +30,11 @@ function invalid(why: string): UsageError {
 }
 
 function parsePorts(spec: string): readonly [number, number] {
-  if (spec === '*') return [1, 65535];
-  const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec);
-  const low = Number(match?.[1]);
-  const high = match?.[2] === undefined ? low : Number(match[2]);
-  if (!match || low < 1 || high > 65535 || low > high)
+  if (spec === '*') return [1, MAX_PORT];
+  const [lowText = '', highText = lowText, extra] = spec.split('-');
+  const low = portFromText(lowText);
+  const high = portFromText(highText);
+  if (low === undefined || high === undefined || extra !== undefined || low > high)
     throw invalid(`invalid port or port range '${spec}' (expected N, N-M or * within 1-65535)`);
   return [low, high];
 }

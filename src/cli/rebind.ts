@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { StartupError } from '../errors.js';
+import { portFromText } from '../targets/address.js';
 import { locateShim, shimEnvironment } from '../wrap/shim.js';
 
 /**
@@ -19,10 +20,9 @@ const USAGE = 'usage: rebind OLD_PORT NEW_PORT [--] PROGRAM [ARGS...]';
 
 /** A port 1-65535 from the command line. */
 function port(text: string | undefined, what: string): number {
-  if (text === undefined || !/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw new Error(`${what}: expected a port 1-65535, got '${text ?? ''}'`);
-  }
-  return Number(text);
+  const port = text === undefined ? undefined : portFromText(text);
+  if (port === undefined) throw new Error(`${what}: expected a port 1-65535, got '${text ?? ''}'`);
+  return port;
 }
 
 /** Runs the program and resolves with the status to exit with. */

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { portFromText } from '../targets/address.js';
 
 /** Options for the syslog destination. */
 export interface SyslogOptions {
@@ -102,8 +103,8 @@ export function parseSyslogServer(server: string): SyslogServer {
 
 function parsePort(text: string, bad: (why: string) => Error): number {
   if (text === '') throw bad("the port after ':' is missing");
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw bad(`port "${text}" is not a number from 1 to 65535`);
+  const port = portFromText(text);
+  if (port === undefined) throw bad(`port "${text}" is not a number from 1 to 65535`);
   return port;
 }
 

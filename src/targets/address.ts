@@ -6,16 +6,34 @@ export interface HostPort {
   port: number;
 }
 
+/** The highest port number TCP and UDP have. */
+export const MAX_PORT = 65535;
+
+/**
+ * Whether `value` is a port number: an integer from 1 to {@link MAX_PORT}, or from 0 with `allowZero`
+ * (let the kernel choose, which only a listener may ask for).
+ */
+export function isPort(value: unknown, allowZero = false): value is number {
+  return Number.isInteger(value) && (value as number) >= (allowZero ? 0 : 1) && (value as number) <= MAX_PORT;
+}
+
+/**
+ * The port that `text` writes in decimal, or undefined when it is not one (see {@link isPort}). At most
+ * five digits: no sign, exponent, fraction or space, which Number() would quietly accept.
+ */
+export function portFromText(text: string, allowZero = false): number | undefined {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  return isPort(port, allowZero) ? port : undefined;
+}
+
 /**
  * Parses a port number; `allowZero` admits 0 (let the kernel choose), which only a listener may use.
  * @throws UsageError naming `what` when the text is not an integer in range.
  */
 export function parsePort(text: string, what: string, allowZero = false): number {
-  const min = allowZero ? 0 : 1;
-  if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > 65535) {
-    throw new UsageError(`${what}: invalid port '${text}' (expected ${min}-65535)`);
-  }
-  return Number(text);
+  const port = portFromText(text, allowZero);
+  if (port === undefined) throw new UsageError(`${what}: invalid port '${text}' (expected ${allowZero ? 0 : 1}-${MAX_PORT})`);
+  return port;
 }
 
 /**

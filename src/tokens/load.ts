@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HttpError, StartupError } from '../errors.js';
+import { isPort } from '../targets/address.js';
 import type { Target, TargetTls } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
 
@@ -136,15 +137,8 @@ function guarded(plugin: TokenPlugin): TokenPlugin {
 /** A target as a user's plugin returned it, checked and copied. */
 function checkedTarget(value: unknown): Target {
   const target = value as Partial<{ kind: unknown; host: unknown; port: unknown; path: unknown }>;
-  if (
-    target.kind === 'tcp' &&
-    typeof target.host === 'string' &&
-    target.host !== '' &&
-    Number.isInteger(target.port) &&
-    (target.port as number) >= 1 &&
-    (target.port as number) <= 65535
-  ) {
-    return { kind: 'tcp', host: target.host, port: target.port as number };
+  if (target.kind === 'tcp' && typeof target.host === 'string' && target.host !== '' && isPort(target.port)) {
+    return { kind: 'tcp', host: target.host, port: target.port };
   }
   if (target.kind === 'unix' && typeof target.path === 'string' && path.isAbsolute(target.path)) return { kind: 'unix', path: target.path };
   throw new TokenSourceError(`token plugin returned ${JSON.stringify(value)}, not {kind: 'tcp', host, port} or {kind: 'unix', path}`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { formatHostPort, parseHostPort, parsePort } from '../../src/targets/address.js';
+import { formatHostPort, isPort, parseHostPort, parsePort, portFromText } from '../../src/targets/address.js';
 
 test('listen addresses: port alone, host:port, bracketed and bare IPv6, empty host', () => {
   assert.deepEqual(parseHostPort('6080', 'listen', false), { host: '', port: 6080 });
@@ -29,4 +29,16 @@ test('the message names what was wrong', () => {
 test('IPv6 literals are bracketed when printed', () => {
   assert.equal(formatHostPort('::1', 80), '[::1]:80');
   assert.equal(formatHostPort('127.0.0.1', 80), '127.0.0.1:80');
+});
+
+test('port numbers: integers 1-65535, 0 only when allowed; as text, decimal digits only', () => {
+  for (const good of [1, 80, 65535]) assert.equal(isPort(good), true, String(good));
+  for (const bad of [0, -1, 65536, 1.5, Number.NaN, '80', undefined]) assert.equal(isPort(bad), false, String(bad));
+  assert.equal(isPort(0, true), true);
+  assert.equal(portFromText('5900'), 5900);
+  assert.equal(portFromText('00080'), 80);
+  assert.equal(portFromText('0'), undefined);
+  assert.equal(portFromText('0', true), 0);
+  // What Number() would take but a port is not written as.
+  for (const bad of ['', ' 80', '+80', '-1', '8e1', '0x50', '80.0', '65536', '000080']) assert.equal(portFromText(bad), undefined, bad);
 });
