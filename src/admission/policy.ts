@@ -2,7 +2,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import path from 'node:path';
 import { HttpError, UsageError } from '../errors.js';
-import { MAX_PORT, portFromText } from '../targets/address.js';
+import { MAX_PORT, portFromText, splitHostPort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { describeTarget } from '../targets/target.js';
 import type { Admission } from './admission.js';
@@ -92,19 +92,16 @@ export function parseTargetPattern(text: string): TargetPattern {
       .join('[^/]*');
     return { kind: 'unix', path: new RegExp(`^${source}$`) };
   }
-  let hostSpec = text;
-  let portSpec = '*';
-  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
-  if (bracketed) {
-    hostSpec = bracketed[1]!;
-    portSpec = bracketed[2] ?? '*';
+  const split = splitHostPort(text);
+  if (!split) throw invalid('malformed brackets');
+  let { host: hostSpec, port: portSpec = '*' } = split;
+  if (split.bracketed) {
     if (!net.isIPv6(hostSpec.split('/')[0]!)) throw invalid(`'[${hostSpec}]' is not an IPv6 address or range`);
-  } else if (text.includes('[') || text.includes(']')) {
-    throw invalid('malformed brackets');
-  } else if ((text.match(/:/g) ?? []).length === 1) {
-    [hostSpec = '', portSpec = ''] = text.split(':');
-  } else if (text.includes(':') && !net.isIPv6(text.split('/')[0]!)) {
-    throw invalid('an IPv6 address followed by a port needs brackets, as in [fd00::1]:5900');
+  } else if (hostSpec.includes(':')) {
+    // More than one colon: unlike a target, a pattern takes that as a bare IPv6 address or range, without a port.
+    if (!net.isIPv6(text.split('/')[0]!)) throw invalid('an IPv6 address followed by a port needs brackets, as in [fd00::1]:5900');
+    hostSpec = text;
+    portSpec = '*';
   }
   if (hostSpec === '') throw invalid('missing the host (use * for any host)');
   return { kind: 'tcp', host: parseHost(hostSpec), ports: parsePorts(portSpec) };

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { portFromText } from '../targets/address.js';
+import { portFromText, splitHostPort } from '../targets/address.js';
 
 /** Options for the syslog destination. */
 export interface SyslogOptions {
@@ -76,27 +76,14 @@ export function parseSyslogServer(server: string): SyslogServer {
   if (server.includes('/')) return { kind: 'unix', path: path.resolve(server) };
   if (/\s/.test(server)) throw bad('it contains whitespace');
 
-  let host: string;
-  let portText: string | undefined;
-  if (server.startsWith('[')) {
-    const m = /^\[([^\]]*)\](?::(.*))?$/.exec(server);
-    if (!m) throw bad('the bracketed IPv6 address is malformed');
-    host = m[1] ?? '';
-    portText = m[2];
+  const split = splitHostPort(server);
+  if (!split) throw bad(server.startsWith('[') ? 'the bracketed IPv6 address is malformed' : 'brackets belong around an IPv6 address');
+  const { host, port: portText } = split;
+  if (split.bracketed) {
     if (!net.isIPv6(host)) throw bad(`"${host}" is not an IPv6 address`);
   } else {
-    const colon = server.lastIndexOf(':');
-    if (colon < 0) {
-      host = server;
-    } else {
-      host = server.slice(0, colon);
-      portText = server.slice(colon + 1);
-      if (host.includes(':') && !net.isIPv6(host)) {
-        throw bad(`"${host}" is not an IPv6 address; write IPv6 as [address]:port`);
-      }
-    }
+    if (host.includes(':') && !net.isIPv6(host)) throw bad(`"${host}" is not an IPv6 address; write IPv6 as [address]:port`);
     if (host === '') throw bad('the host is missing');
-    if (/[[\]]/.test(host)) throw bad(`"${host}" is not a valid host`);
   }
   return { kind: 'udp', host, port: portText === undefined ? DEFAULT_SYSLOG_PORT : parsePort(portText, bad) };
 }

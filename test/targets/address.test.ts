@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { formatHostPort, isPort, parseHostPort, parsePort, portFromText } from '../../src/targets/address.js';
+import { formatHostPort, isPort, parseHostPort, parsePort, portFromText, splitHostPort } from '../../src/targets/address.js';
 
 test('listen addresses: port alone, host:port, bracketed and bare IPv6, empty host', () => {
   assert.deepEqual(parseHostPort('6080', 'listen', false), { host: '', port: 6080 });
@@ -16,7 +16,7 @@ test('listen addresses: port alone, host:port, bracketed and bare IPv6, empty ho
 test('targets need a host and a port from 1 to 65535', () => {
   assert.deepEqual(parseHostPort('vnc.example:5901', 'target', true), { host: 'vnc.example', port: 5901 });
   assert.deepEqual(parseHostPort('[2001:db8::1]:22', 'target', true), { host: '2001:db8::1', port: 22 });
-  for (const bad of ['5901', ':5901', 'host:', 'host:0', 'host:65536', 'host:x', '[::1]', '[::1', 'a:-1']) {
+  for (const bad of ['5901', ':5901', 'host:', 'host:0', 'host:65536', 'host:x', '[::1]', '[::1', 'a:-1', 'a]:80']) {
     assert.throws(() => parseHostPort(bad, 'target', true), UsageError, bad);
   }
 });
@@ -41,4 +41,15 @@ test('port numbers: integers 1-65535, 0 only when allowed; as text, decimal digi
   assert.equal(portFromText('0', true), 0);
   // What Number() would take but a port is not written as.
   for (const bad of ['', ' 80', '+80', '-1', '8e1', '0x50', '80.0', '65536', '000080']) assert.equal(portFromText(bad), undefined, bad);
+});
+
+test('splitting host:port: brackets around IPv6, else the last colon; nothing checked yet', () => {
+  assert.deepEqual(splitHostPort('example.com:80'), { host: 'example.com', port: '80', bracketed: false });
+  assert.deepEqual(splitHostPort('example.com'), { host: 'example.com', port: undefined, bracketed: false });
+  assert.deepEqual(splitHostPort('host:'), { host: 'host', port: '', bracketed: false });
+  assert.deepEqual(splitHostPort('::1:514'), { host: '::1', port: '514', bracketed: false });
+  assert.deepEqual(splitHostPort('[::1]:514'), { host: '::1', port: '514', bracketed: true });
+  assert.deepEqual(splitHostPort('[fd00::/8]'), { host: 'fd00::/8', port: undefined, bracketed: true });
+  assert.deepEqual(splitHostPort('[::1]:'), { host: '::1', port: '', bracketed: true });
+  for (const bad of ['[::1', '[::1]x', '[::1]]:80', 'a]:80', 'a[b]:80', '::1]']) assert.equal(splitHostPort(bad), undefined, bad);
 });
