@@ -2,7 +2,7 @@ import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { ListenSpec } from '../config.js';
-import { StartupError } from '../errors.js';
+import { StartupError, systemErrorText } from '../errors.js';
 import { formatHostPort } from '../targets/address.js';
 
 /** A listening server and a description of where it listens, for the start-up log. */
@@ -11,25 +11,11 @@ export interface Listener {
   description: string;
 }
 
-const REASONS: Record<string, string> = {
-  EADDRINUSE: 'address already in use',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EADDRNOTAVAIL: 'address not available on this machine',
-  EAFNOSUPPORT: 'address family not supported on this machine',
-  ENOENT: 'no such directory',
-  ENOTDIR: 'a component of the path is not a directory',
-  EROFS: 'read-only file system',
-  ENOTSOCK: 'not a socket',
-  EINVAL: 'not a listening socket',
-  ENOTFOUND: 'no such host name',
-  EAI_AGAIN: 'host name lookup failed (temporary failure)',
-};
-
 /** One line for a failure to open the listener: where, and why in words rather than an errno. */
 function startupError(where: string, err: unknown): StartupError {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return new StartupError(`cannot listen on ${where}: ${REASONS[code] ?? (err as Error).message}`);
+  // listen() on a socket (--inetd's fd 0) that is not listening says EINVAL.
+  const why = (err as NodeJS.ErrnoException).code === 'EINVAL' ? 'not a listening socket' : systemErrorText(err, { creating: true });
+  return new StartupError(`cannot listen on ${where}: ${why}`);
 }
 
 /** Resolves a listen host name, IPv6 first, for `--prefer-ipv6`. Literal addresses pass unchanged. */
