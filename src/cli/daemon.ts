@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { StartupError, systemErrorText } from '../errors.js';
+import { exitStatus } from '../exit-status.js';
 
 /**
  * Daemon mode (`-D`). Node cannot fork, so the command starts a detached copy of itself (a new session,
@@ -36,9 +36,7 @@ export async function detach(keepStdin = false): Promise<number> {
   const pipe = child.stdio[REPORT_FD] as Readable;
   let report = '';
   pipe.setEncoding('utf8');
-  const exited = new Promise<number>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0))),
-  );
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(exitStatus(code, signal))));
   // The report is one line; the pipe's end means the copy died first. A program the daemon starts might
   // hold the pipe open past the report, so the line is what counts.
   await new Promise<void>((resolve) => {

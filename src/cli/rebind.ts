@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
-import os from 'node:os';
 import { StartupError } from '../errors.js';
+import { exitStatus } from '../exit-status.js';
 import { portFromText } from '../targets/address.js';
 import { locateShim, shimEnvironment } from '../wrap/shim.js';
 
@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`rebind: ${command[0]}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`);
       resolve(err.code === 'ENOENT' ? 127 : 126);
     });
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
+    child.once('exit', (code, signal) => resolve(exitStatus(code, signal)));
   });
 }
 
