@@ -2,7 +2,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import path from 'node:path';
 import { HttpError, UsageError } from '../errors.js';
-import { MAX_PORT, portFromText, splitHostPort } from '../targets/address.js';
+import { ipv6First, MAX_PORT, portFromText, splitHostPort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { describeTarget } from '../targets/target.js';
 import type { Admission } from './admission.js';
@@ -160,7 +160,7 @@ export class TargetPolicy {
     }
     const allowed = resolved.every(({ address }) => ranges.some((p) => this.allowsAddress(p.host, addressOf(address)!)));
     if (!allowed || resolved.length === 0) return undefined;
-    const pinned = (this.options.preferIpv6 && resolved.find((a) => a.family === 6)) || resolved[0]!;
+    const pinned = (this.options.preferIpv6 ? ipv6First(resolved) : resolved)[0]!;
     // The certificate is still checked against the name the target was given by.
     const tls = target.tls && { ...target.tls, servername: target.tls.servername ?? target.host };
     return { ...target, host: pinned.address, ...(tls ? { tls } : {}) };

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { ListenSpec } from '../config.js';
 import { StartupError, systemErrorText } from '../errors.js';
-import { formatHostPort } from '../targets/address.js';
+import { formatHostPort, ipv6First } from '../targets/address.js';
 
 /** A listening server and a description of where it listens, for the start-up log. */
 export interface Listener {
@@ -22,9 +22,7 @@ function startupError(where: string, err: unknown): StartupError {
 async function resolvePreferringIpv6(host: string, where: string): Promise<string> {
   if (host === '' || net.isIP(host)) return host;
   try {
-    const addresses = await dns.lookup(host, { all: true });
-    addresses.sort((a, b) => b.family - a.family);
-    return addresses[0]!.address;
+    return ipv6First(await dns.lookup(host, { all: true }))[0]!.address;
   } catch (err) {
     throw startupError(where, err);
   }

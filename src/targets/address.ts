@@ -77,6 +77,15 @@ export function parseHostPort(text: string, what: string, requireHost: boolean, 
   return { host, port: parsePort(split.port ?? text, what, allowZeroPort) };
 }
 
+/**
+ * A name's addresses with the IPv6 ones first, each family in the resolver's order: what `-6`
+ * (`--prefer-ipv6`) asks for when listening on a name, connecting to one or pinning one.
+ */
+export function ipv6First<Address extends { family: number }>(addresses: readonly Address[]): Address[] {
+  // sort() is stable: the resolver's order holds within a family.
+  return [...addresses].sort((a, b) => (b.family === 6 ? 1 : 0) - (a.family === 6 ? 1 : 0));
+}
+
 /** Formats a host and port for logs and messages, bracketing IPv6 literals. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

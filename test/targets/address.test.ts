@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { formatHostPort, isPort, parseHostPort, parsePort, portFromText, splitHostPort } from '../../src/targets/address.js';
+import { formatHostPort, ipv6First, isPort, parseHostPort, parsePort, portFromText, splitHostPort } from '../../src/targets/address.js';
 
 test('listen addresses: port alone, host:port, bracketed and bare IPv6, empty host', () => {
   assert.deepEqual(parseHostPort('6080', 'listen', false), { host: '', port: 6080 });
@@ -52,4 +52,19 @@ test('splitting host:port: brackets around IPv6, else the last colon; nothing ch
   assert.deepEqual(splitHostPort('[fd00::/8]'), { host: 'fd00::/8', port: undefined, bracketed: true });
   assert.deepEqual(splitHostPort('[::1]:'), { host: '::1', port: '', bracketed: true });
   for (const bad of ['[::1', '[::1]x', '[::1]]:80', 'a]:80', 'a[b]:80', '::1]']) assert.equal(splitHostPort(bad), undefined, bad);
+});
+
+test('IPv6 first: the IPv6 addresses before the IPv4 ones, each family in the order given', () => {
+  const answers = [
+    { address: '10.0.0.1', family: 4 },
+    { address: 'fd00::1', family: 6 },
+    { address: '10.0.0.2', family: 4 },
+    { address: 'fd00::2', family: 6 },
+  ];
+  assert.deepEqual(
+    ipv6First(answers).map((a) => a.address),
+    ['fd00::1', 'fd00::2', '10.0.0.1', '10.0.0.2'],
+  );
+  assert.equal(answers[0]!.address, '10.0.0.1', 'the list given is left as it was');
+  assert.deepEqual(ipv6First([{ address: '10.0.0.1', family: 4 }]), [{ address: '10.0.0.1', family: 4 }]);
 });
