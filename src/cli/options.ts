@@ -1,14 +1,15 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseTargetPattern, type TargetPattern } from '../admission/policy.js';
-import { builtinAuthPluginName, isAuthModulePath } from '../auth/load.js';
+import { builtinAuthPluginName } from '../auth/load.js';
 import { type Config, DEFAULTS, type ListenSpec, type WrapMode } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseSyslogServer } from '../log/syslog.js';
+import { isModulePath } from '../plugin-module.js';
 import { parseHostPort } from '../targets/address.js';
 import type { Target, TargetTls } from '../targets/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from '../tls/context.js';
-import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
+import { builtInTokenPlugin, TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
@@ -260,7 +261,7 @@ export function parseArgs(argv: readonly string[]): ParseResult {
           tokenPlugin === undefined
             ? undefined
             : {
-                plugin: isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
+                plugin: isModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
                 source: opts.targetConfig !== undefined ? resolve(opts.targetConfig) : opts.tokenSource,
                 fromHost: opts.hostToken ?? false,
                 targetTls,
@@ -295,7 +296,7 @@ export function parseArgs(argv: readonly string[]): ParseResult {
           opts.authPlugin === undefined
             ? undefined
             : {
-                plugin: isAuthModulePath(opts.authPlugin) ? resolve(opts.authPlugin) : opts.authPlugin,
+                plugin: isModulePath(opts.authPlugin) ? resolve(opts.authPlugin) : opts.authPlugin,
                 source: opts.authSource,
                 web: opts.webAuth ?? false,
               },
@@ -329,7 +330,7 @@ function checkCombinations(opts: ParsedOptions, wrapped: readonly string[] | und
   }
   if (opts.tokenSource !== undefined && !opts.tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
   if (opts.hostToken && !tokenPlugin) throw new UsageError('--host-token needs --token-plugin');
-  if (opts.tokenPlugin && !isTokenModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
+  if (opts.tokenPlugin && !isModulePath(opts.tokenPlugin) && !builtInTokenPlugin(opts.tokenPlugin)) {
     throw new UsageError(
       `--token-plugin: unknown plugin '${opts.tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`,
     );
@@ -339,7 +340,7 @@ function checkCombinations(opts: ParsedOptions, wrapped: readonly string[] | und
   if (opts.authSource !== undefined && !opts.authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
   if (opts.webAuth && !opts.authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
   if (opts.webAuth && !opts.web) throw new UsageError('--web-auth needs --web');
-  if (opts.authPlugin && !isAuthModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
+  if (opts.authPlugin && !isModulePath(opts.authPlugin) && !builtinAuthPluginName(opts.authPlugin)) {
     throw new UsageError(
       `--auth-plugin: unknown plugin '${opts.authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`,
     );

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HttpError, StartupError } from '../errors.js';
+import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { isPort } from '../targets/address.js';
 import type { Target, TargetTls } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
@@ -36,11 +36,6 @@ export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
  */
 export function lookupTimeoutFor(handshakeTimeout: number): number {
   return Math.min(DEFAULT_LOOKUP_TIMEOUT_MS, Math.max(1, handshakeTimeout * 500));
-}
-
-/** Whether `--token-plugin` names a module file rather than a built-in plugin. */
-export function isModulePath(name: string): boolean {
-  return name.includes('/') || name.includes(path.sep) || /\.[cm]?js$/.test(name);
 }
 
 /**
@@ -82,35 +77,15 @@ export async function loadTokenPlugin(
       throw new StartupError(`token plugin ${builtIn}: ${(err as Error).message}`);
     }
   } else if (isModulePath(name)) {
-    plugin = guarded(await loadModule(path.resolve(name), source, context));
+    plugin = guarded(
+      await loadPluginModule<TokenPlugin>(name, { name: 'token plugin', method: 'lookup', parameters: 'token' }, source, context),
+    );
   } else {
     throw new StartupError(
       `unknown token plugin '${name}' (built-in: ${TOKEN_PLUGIN_NAMES.join(', ')}; or a path to your own module, such as ./my-plugin.js)`,
     );
   }
   return options.targetTls ? withTargetTls(plugin, options.targetTls) : plugin;
-}
-
-/** Imports a user's module and calls its factory. */
-async function loadModule(file: string, source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
-  let factory: unknown;
-  try {
-    factory = ((await import(pathToFileURL(file).href)) as { default?: unknown }).default;
-  } catch (err) {
-    throw new StartupError(`cannot load token plugin module ${file}: ${(err as Error).message}`);
-  }
-  if (typeof factory !== 'function')
-    throw new StartupError(`token plugin module ${file}: its default export must be a function (source, context) => plugin`);
-  let plugin: unknown;
-  try {
-    plugin = await (factory as TokenPluginFactory)(source, context);
-  } catch (err) {
-    throw new StartupError(`token plugin module ${file}: ${(err as Error).message}`);
-  }
-  if (typeof (plugin as TokenPlugin | undefined)?.lookup !== 'function') {
-    throw new StartupError(`token plugin module ${file}: its factory must return an object with a lookup(token) method`);
-  }
-  return plugin as TokenPlugin;
 }
 
 /**
