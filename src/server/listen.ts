@@ -5,9 +5,9 @@ import type { ListenSpec } from '../config.js';
 import { StartupError, systemErrorText } from '../errors.js';
 import { formatHostPort, ipv6First } from '../targets/address.js';
 
-/** A listening server and a description of where it listens, for the start-up log. */
+/** What opening the listener tells the caller, who holds the server already. */
 export interface Listener {
-  server: net.Server;
+  /** Where it listens, for the start-up log: the address and the port the kernel chose, or the path. */
   description: string;
 }
 
@@ -103,5 +103,5 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
     address && typeof address === 'object'
       ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port)
       : where;
-  return { server, description };
+  return { description };
 }
