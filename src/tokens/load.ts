@@ -28,7 +28,7 @@ const BUILT_IN: Record<string, Create> = {
 export const TOKEN_PLUGIN_NAMES: readonly string[] = Object.keys(BUILT_IN);
 
 /** A lookup may take this long unless the caller says otherwise. */
-export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
+const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
 
 /**
  * The lookup timeout for a handshake timeout in seconds: half of it, at most the default, so that a slow
