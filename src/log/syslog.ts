@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { portFromText, splitHostPort } from '../targets/address.js';
+import { formatHostPort, portFromText, splitHostPort } from '../targets/address.js';
 
 /** Options for the syslog destination. */
 export interface SyslogOptions {
@@ -304,7 +304,7 @@ class UdpTransport implements Transport {
   }
 
   private get where(): string {
-    return net.isIPv6(this.host) ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+    return formatHostPort(this.host, this.port);
   }
 
   send(rec: LogRecord): void {
