@@ -1,16 +1,17 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
-import { builtinAuthPluginName, isAuthModulePath } from './auth/load.js';
+import { builtinAuthPluginName } from './auth/load.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './config.js';
 import { UsageError } from './errors.js';
 import type { LogOptions } from './log/logger.js';
 import { parseSyslogServer } from './log/syslog.js';
+import { isModulePath } from './plugin-module.js';
 import { parseHostPort } from './targets/address.js';
 import type { Target, TargetTls } from './targets/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from './tls/context.js';
-import { builtInTokenPlugin, isModulePath as isTokenModulePath, TOKEN_PLUGIN_NAMES } from './tokens/load.js';
+import { builtInTokenPlugin, TOKEN_PLUGIN_NAMES } from './tokens/load.js';
 import type { TokenPlugin } from './tokens/plugin.js';
 
 /**
@@ -159,7 +160,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
         tokenPlugin === undefined
           ? undefined
           : {
-              plugin: typeof tokenPlugin === 'string' && isTokenModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
+              plugin: typeof tokenPlugin === 'string' && isModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
               source: options.targetConfig !== undefined ? resolve(options.targetConfig) : options.tokenSource,
               fromHost: options.hostToken ?? false,
               targetTls,
@@ -194,7 +195,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
           ? undefined
           : {
               plugin:
-                typeof options.authPlugin === 'string' && isAuthModulePath(options.authPlugin)
+                typeof options.authPlugin === 'string' && isModulePath(options.authPlugin)
                   ? resolve(options.authPlugin)
                   : options.authPlugin,
               source: options.authSource,
@@ -248,7 +249,7 @@ function checkCombinations(options: ProxyOptions): void {
   }
   if (options.tokenSource !== undefined && !tokenPlugin) throw new UsageError('--token-source needs --token-plugin');
   if (options.hostToken && !tokens) throw new UsageError('--host-token needs --token-plugin');
-  if (typeof tokenPlugin === 'string' && !isTokenModulePath(tokenPlugin) && !builtInTokenPlugin(tokenPlugin)) {
+  if (typeof tokenPlugin === 'string' && !isModulePath(tokenPlugin) && !builtInTokenPlugin(tokenPlugin)) {
     throw new UsageError(
       `--token-plugin: unknown plugin '${tokenPlugin}' (${TOKEN_PLUGIN_NAMES.join(', ')}, or a path such as ./my-tokens.js)`,
     );
@@ -258,7 +259,7 @@ function checkCombinations(options: ProxyOptions): void {
   if (options.authSource !== undefined && !authPlugin) throw new UsageError('--auth-source needs --auth-plugin');
   if (options.webAuth && !authPlugin) throw new UsageError('--web-auth needs --auth-plugin');
   if (options.webAuth && !options.web) throw new UsageError('--web-auth needs --web');
-  if (typeof authPlugin === 'string' && !isAuthModulePath(authPlugin) && !builtinAuthPluginName(authPlugin)) {
+  if (typeof authPlugin === 'string' && !isModulePath(authPlugin) && !builtinAuthPluginName(authPlugin)) {
     throw new UsageError(
       `--auth-plugin: unknown plugin '${authPlugin}' (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or a path such as ./my-auth.js)`,
     );

@@ -2,6 +2,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import path from 'node:path';
 import { HttpError, UsageError } from '../errors.js';
+import { ipv6First, MAX_PORT, portFromText, splitHostPort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { describeTarget } from '../targets/target.js';
 import type { Admission } from './admission.js';
@@ -29,11 +30,11 @@ function invalid(why: string): UsageError {
 }
 
 function parsePorts(spec: string): readonly [number, number] {
-  if (spec === '*') return [1, 65535];
-  const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec);
-  const low = Number(match?.[1]);
-  const high = match?.[2] === undefined ? low : Number(match[2]);
-  if (!match || low < 1 || high > 65535 || low > high)
+  if (spec === '*') return [1, MAX_PORT];
+  const [lowText = '', highText = lowText, extra] = spec.split('-');
+  const low = portFromText(lowText);
+  const high = portFromText(highText);
+  if (low === undefined || high === undefined || extra !== undefined || low > high)
     throw invalid(`invalid port or port range '${spec}' (expected N, N-M or * within 1-65535)`);
   return [low, high];
 }
@@ -91,19 +92,16 @@ export function parseTargetPattern(text: string): TargetPattern {
       .join('[^/]*');
     return { kind: 'unix', path: new RegExp(`^${source}$`) };
   }
-  let hostSpec = text;
-  let portSpec = '*';
-  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
-  if (bracketed) {
-    hostSpec = bracketed[1]!;
-    portSpec = bracketed[2] ?? '*';
+  const split = splitHostPort(text);
+  if (!split) throw invalid('malformed brackets');
+  let { host: hostSpec, port: portSpec = '*' } = split;
+  if (split.bracketed) {
     if (!net.isIPv6(hostSpec.split('/')[0]!)) throw invalid(`'[${hostSpec}]' is not an IPv6 address or range`);
-  } else if (text.includes('[') || text.includes(']')) {
-    throw invalid('malformed brackets');
-  } else if ((text.match(/:/g) ?? []).length === 1) {
-    [hostSpec = '', portSpec = ''] = text.split(':');
-  } else if (text.includes(':') && !net.isIPv6(text.split('/')[0]!)) {
-    throw invalid('an IPv6 address followed by a port needs brackets, as in [fd00::1]:5900');
+  } else if (hostSpec.includes(':')) {
+    // More than one colon: unlike a target, a pattern takes that as a bare IPv6 address or range, without a port.
+    if (!net.isIPv6(text.split('/')[0]!)) throw invalid('an IPv6 address followed by a port needs brackets, as in [fd00::1]:5900');
+    hostSpec = text;
+    portSpec = '*';
   }
   if (hostSpec === '') throw invalid('missing the host (use * for any host)');
   return { kind: 'tcp', host: parseHost(hostSpec), ports: parsePorts(portSpec) };
@@ -162,7 +160,7 @@ export class TargetPolicy {
     }
     const allowed = resolved.every(({ address }) => ranges.some((p) => this.allowsAddress(p.host, addressOf(address)!)));
     if (!allowed || resolved.length === 0) return undefined;
-    const pinned = (this.options.preferIpv6 && resolved.find((a) => a.family === 6)) || resolved[0]!;
+    const pinned = (this.options.preferIpv6 ? ipv6First(resolved) : resolved)[0]!;
     // The certificate is still checked against the name the target was given by.
     const tls = target.tls && { ...target.tls, servername: target.tls.servername ?? target.host };
     return { ...target, host: pinned.address, ...(tls ? { tls } : {}) };

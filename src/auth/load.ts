@@ -1,7 +1,6 @@
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HttpError, StartupError } from '../errors.js';
+import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { createBasicHttpAuth } from './basic.js';
 import { createClientCertCnAuth } from './client-cert.js';
 import { createExpectOrigin } from './origin.js';
@@ -35,11 +34,6 @@ export const builtInAuthPlugins: Readonly<Record<string, AuthPluginFactory>> = B
 /** Python websockify's module path, accepted before a built-in name so that its command lines carry over. */
 const PYTHON_PREFIX = 'websockify.auth_plugins.';
 
-/** Whether `--auth-plugin` names a module file (a path, or a file name ending in .js, .mjs or .cjs) rather than a built-in. */
-export function isAuthModulePath(name: string): boolean {
-  return name.includes('/') || name.includes('\\') || /\.[cm]?js$/.test(name);
-}
-
 /** The built-in plugin's name that `name` means (`BasicHTTPAuth` or `websockify.auth_plugins.BasicHTTPAuth`), or undefined. */
 export function builtinAuthPluginName(name: string): string | undefined {
   const bare = name.startsWith(PYTHON_PREFIX) ? name.slice(PYTHON_PREFIX.length) : name;
@@ -58,26 +52,11 @@ function asHttpError(err: unknown): unknown {
   return new HttpError(status, typeof message === 'string' && message !== '' ? message : 'refused by the auth plugin', extra);
 }
 
-/** Imports a user's module and builds its plugin; every failure is a StartupError naming the module. */
+/** A user's module's plugin, its refusals turned into the answers the upgrade stage gives. */
 async function loadModule(file: string, source: string | undefined, context: AuthPluginContext): Promise<AuthPlugin> {
-  const where = path.resolve(file);
-  let module: { default?: unknown };
-  try {
-    module = (await import(pathToFileURL(where).href)) as { default?: unknown };
-  } catch (err) {
-    throw new StartupError(`--auth-plugin: cannot load ${where}: ${(err as Error).message}`);
-  }
-  if (typeof module.default !== 'function')
-    throw new StartupError(`--auth-plugin: ${where} must default-export a function (source, context) => plugin`);
-  let plugin: unknown;
-  try {
-    plugin = await (module.default as AuthPluginFactory)(source, context);
-  } catch (err) {
-    throw new StartupError(`--auth-plugin ${where}: ${(err as Error)?.message ?? String(err)}`);
-  }
-  if (typeof (plugin as Partial<AuthPlugin> | undefined)?.authenticate !== 'function')
-    throw new StartupError(`--auth-plugin: ${where}'s factory must return an object with an authenticate(request) method`);
-  return guarded(plugin as AuthPlugin);
+  return guarded(
+    await loadPluginModule<AuthPlugin>(file, { name: 'auth plugin', method: 'authenticate', parameters: 'request' }, source, context),
+  );
 }
 
 /** A user's plugin (a module's, or a library user's object), its refusals turned into HTTP answers. */
@@ -103,7 +82,7 @@ export async function loadAuthPlugin(name: string | AuthPlugin, source: string |
   const context: AuthPluginContext = { logger };
   const builtin = builtinAuthPluginName(name);
   if (builtin) return BUILTIN[builtin]!(source, context);
-  if (isAuthModulePath(name)) return loadModule(name, source, context);
+  if (isModulePath(name)) return loadModule(name, source, context);
   throw new StartupError(
     `--auth-plugin: unknown plugin '${name}' (built-in: ${Object.keys(BUILTIN).join(', ')}; or a path to your own module, such as ./my-auth.js)`,
   );

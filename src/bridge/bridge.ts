@@ -40,16 +40,6 @@ export interface BridgeHook {
 export interface BridgeOptions {
   /** Frame encoding towards the client, from subprotocol negotiation. */
   encoding: Encoding;
-  /**
-   * Bytes allowed to queue in user space towards one side before the other side is paused.
-   * Default 256 KiB; never below the socket's own high-water mark, so a 'drain' always follows.
-   */
-  highWaterMark?: number;
-  /**
-   * After the client has gone, how long the target may go without taking any of the bytes still queued
-   * for it, and then how long it may take to answer our FIN with its own. Default 5000 ms.
-   */
-  targetLingerMs?: number;
   /** Observers of this session. */
   hooks?: readonly BridgeHook[];
   /**
@@ -58,6 +48,17 @@ export interface BridgeOptions {
    */
   reads?: TargetReads | undefined;
 }
+
+/**
+ * Bytes allowed to queue in user space towards one side before the other side is paused; never below
+ * the socket's own high-water mark, so that a 'drain' always follows.
+ */
+const HIGH_WATER_MARK = 256 * 1024;
+/**
+ * After the client has gone, how long the target may go without taking any of the bytes still queued
+ * for it, and then how long it may take to answer our FIN with its own.
+ */
+const TARGET_LINGER_MS = 5000;
 
 /** Read buffers for a target leg that a {@link Bridge} will carry: pass `onread` to `connectTarget`. */
 export function createTargetReads(): TargetReads {
@@ -105,8 +106,6 @@ export class Bridge {
   private lingerBacklog = 0;
   private finished = false;
   private targetError: NodeJS.ErrnoException | undefined;
-  /** The first error seen on either leg, for the close log line. */
-  error: Error | undefined;
 
   /**
    * Starts moving bytes at once. The WebSocket may be paused (messages held back while the target was
@@ -119,7 +118,7 @@ export class Bridge {
     readonly target: net.Socket,
     private readonly options: BridgeOptions,
   ) {
-    this.highWaterMark = Math.max(options.highWaterMark ?? 256 * 1024, clientSocket.writableHighWaterMark, target.writableHighWaterMark);
+    this.highWaterMark = Math.max(HIGH_WATER_MARK, clientSocket.writableHighWaterMark, target.writableHighWaterMark);
     (ws as Tagged<WebSocket>)[kBridge] = this;
     (target as Tagged<net.Socket>)[kBridge] = this;
     (clientSocket as Tagged<Duplex>)[kBridge] = this;
@@ -134,7 +133,7 @@ export class Bridge {
     target.on('close', onTargetClose);
     ws.on('message', onClientMessage);
     ws.on('close', onClientClose);
-    ws.on('error', onClientError);
+    // The client's 'error' is the session's to log; the 'close' that follows ends this side.
     ws.on('pong', onPong);
     if (ws.readyState === WebSocket.CLOSED) {
       // The client left while the target was connecting.
@@ -195,7 +194,7 @@ export class Bridge {
 
   private armLinger(): void {
     this.lingerBacklog = backlogOf(this.target);
-    this.lingerTimer = setTimeout(onLingerTimeout, this.options.targetLingerMs ?? 5000, this);
+    this.lingerTimer = setTimeout(onLingerTimeout, TARGET_LINGER_MS, this);
     this.lingerTimer.unref();
   }
 
@@ -343,10 +342,9 @@ export class Bridge {
     this.clientGone();
   }
 
-  /** @internal */
-  noteError(err: Error, fromTarget: boolean): void {
-    this.error ??= err;
-    if (fromTarget) this.targetError ??= err;
+  /** @internal The first error on the target leg, for the close reason when the target closes. */
+  noteTargetError(err: Error): void {
+    this.targetError ??= err;
   }
 
   /** @internal */
@@ -391,7 +389,7 @@ function onTargetEnd(this: net.Socket): void {
   bridgeOf(this).handleTargetEnd();
 }
 function onTargetError(this: net.Socket, err: Error): void {
-  bridgeOf(this).noteError(err, true);
+  bridgeOf(this).noteTargetError(err);
 }
 function onTargetClose(this: net.Socket): void {
   bridgeOf(this).handleTargetClose();
@@ -404,9 +402,6 @@ function onClientMessage(this: WebSocket, data: Buffer, isBinary: boolean): void
 }
 function onClientClose(this: WebSocket, code: number, reason: Buffer): void {
   bridgeOf(this).handleClientClose(code, reason);
-}
-function onClientError(this: WebSocket, err: Error): void {
-  bridgeOf(this).noteError(err, false);
 }
 function onClientDrain(this: Duplex): void {
   bridgeOf(this).handleClientDrain();

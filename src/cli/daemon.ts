@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import type { Readable } from 'node:stream';
-import { StartupError } from '../errors.js';
+import { StartupError, systemErrorText } from '../errors.js';
+import { exitStatus } from '../exit-status.js';
 
 /**
  * Daemon mode (`-D`). Node cannot fork, so the command starts a detached copy of itself (a new session,
@@ -36,9 +36,7 @@ export async function detach(keepStdin = false): Promise<number> {
   const pipe = child.stdio[REPORT_FD] as Readable;
   let report = '';
   pipe.setEncoding('utf8');
-  const exited = new Promise<number>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0))),
-  );
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(exitStatus(code, signal))));
   // The report is one line; the pipe's end means the copy died first. A program the daemon starts might
   // hold the pipe open past the report, so the line is what counts.
   await new Promise<void>((resolve) => {
@@ -116,15 +114,6 @@ export function reportFailure(code: number, message: string): void {
   send(`error ${code} ${message.replace(/\n/g, ' ')}`);
 }
 
-/** Why a pid file cannot be written, in words (the errno message would repeat the path). */
-const PID_FILE_ERRORS: Record<string, string> = {
-  ENOENT: 'no such directory',
-  ENOTDIR: 'a component of the path is not a directory',
-  EACCES: 'permission denied',
-  EISDIR: 'it is a directory',
-  EROFS: 'read-only file system',
-};
-
 /**
  * Writes the process id to `path` and removes the file again when the process exits (unless another
  * process has written its own id there meanwhile).
@@ -134,8 +123,7 @@ export function writePidFile(path: string): void {
   try {
     fs.writeFileSync(path, `${process.pid}\n`);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    throw new StartupError(`cannot write pid file ${path}: ${PID_FILE_ERRORS[code] ?? (err as Error).message}`);
+    throw new StartupError(`cannot write pid file ${path}: ${systemErrorText(err, { creating: true })}`);
   }
   process.once('exit', () => {
     try {

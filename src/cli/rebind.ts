@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
-import os from 'node:os';
 import { StartupError } from '../errors.js';
+import { exitStatus } from '../exit-status.js';
+import { portFromText } from '../targets/address.js';
 import { locateShim, shimEnvironment } from '../wrap/shim.js';
 
 /**
@@ -19,10 +20,9 @@ const USAGE = 'usage: rebind OLD_PORT NEW_PORT [--] PROGRAM [ARGS...]';
 
 /** A port 1-65535 from the command line. */
 function port(text: string | undefined, what: string): number {
-  if (text === undefined || !/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw new Error(`${what}: expected a port 1-65535, got '${text ?? ''}'`);
-  }
-  return Number(text);
+  const port = text === undefined ? undefined : portFromText(text);
+  if (port === undefined) throw new Error(`${what}: expected a port 1-65535, got '${text ?? ''}'`);
+  return port;
 }
 
 /** Runs the program and resolves with the status to exit with. */
@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`rebind: ${command[0]}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`);
       resolve(err.code === 'ENOENT' ? 127 : 126);
     });
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
+    child.once('exit', (code, signal) => resolve(exitStatus(code, signal)));
   });
 }
 

@@ -2,10 +2,10 @@ import type { Logger } from 'pino';
 import type { FirstBytesRoute } from './dispatch.js';
 
 /** What a Flash player sends first to ask whether it may connect. */
-export const FLASH_POLICY_REQUEST = Buffer.from('<policy-file-request/>', 'latin1');
+const FLASH_POLICY_REQUEST = Buffer.from('<policy-file-request/>', 'latin1');
 
 /** The answer: any origin may connect to any port, NUL-terminated as the policy protocol requires. */
-export const FLASH_POLICY_RESPONSE = Buffer.from(
+const FLASH_POLICY_RESPONSE = Buffer.from(
   '<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>\0',
   'latin1',
 );
@@ -14,7 +14,7 @@ export const FLASH_POLICY_RESPONSE = Buffer.from(
  * Whether a connection's first bytes are the policy request: undecided while they are still a prefix of
  * it, so a request that arrives a byte at a time is recognised.
  */
-export function isFlashPolicyRequest(head: Buffer): boolean | undefined {
+function isFlashPolicyRequest(head: Buffer): boolean | undefined {
   const compared = Math.min(head.length, FLASH_POLICY_REQUEST.length);
   if (!head.subarray(0, compared).equals(FLASH_POLICY_REQUEST.subarray(0, compared))) return false;
   return compared === FLASH_POLICY_REQUEST.length ? true : undefined;

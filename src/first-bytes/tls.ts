@@ -22,7 +22,7 @@ export interface TlsRouteOptions {
 }
 
 /** Whether a connection's first bytes are a TLS record (0x16, handshake) or an SSLv2-style hello (0x80). */
-export function isTlsHello(head: Buffer): boolean | undefined {
+function isTlsHello(head: Buffer): boolean | undefined {
   if (head.length === 0) return undefined;
   return head[0] === 0x16 || head[0] === 0x80;
 }

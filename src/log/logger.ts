@@ -1,5 +1,5 @@
 import { type DestinationStream, type LogFn, type Logger, pino, type StreamEntry } from 'pino';
-import { StartupError } from '../errors.js';
+import { StartupError, systemErrorText } from '../errors.js';
 import { createSyslogDestination } from './syslog.js';
 
 export type { Logger };
@@ -22,15 +22,6 @@ export interface LogOptions {
    */
   detached?: boolean;
 }
-
-/** Why a log file cannot be opened, in words (the errno message repeats the path). */
-const FILE_ERRORS: Record<string, string> = {
-  ENOENT: 'no such directory',
-  ENOTDIR: 'a component of the path is not a directory',
-  EACCES: 'permission denied',
-  EISDIR: 'it is a directory',
-  EROFS: 'read-only file system',
-};
 
 /** pino's level numbers as text lines name them. */
 const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
@@ -75,8 +66,7 @@ export function createLogger(options: LogOptions): Logger {
     try {
       file = pino.destination({ dest: options.file, append: true, sync: true });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      throw new StartupError(`cannot open log file ${options.file}: ${FILE_ERRORS[code] ?? (err as Error).message}`);
+      throw new StartupError(`cannot open log file ${options.file}: ${systemErrorText(err, { creating: true })}`);
     }
     streams.push({ level, stream: formatted(options.format, file) });
   }

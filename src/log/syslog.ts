@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { formatHostPort, portFromText, splitHostPort } from '../targets/address.js';
 
 /** Options for the syslog destination. */
 export interface SyslogOptions {
@@ -75,35 +76,22 @@ export function parseSyslogServer(server: string): SyslogServer {
   if (server.includes('/')) return { kind: 'unix', path: path.resolve(server) };
   if (/\s/.test(server)) throw bad('it contains whitespace');
 
-  let host: string;
-  let portText: string | undefined;
-  if (server.startsWith('[')) {
-    const m = /^\[([^\]]*)\](?::(.*))?$/.exec(server);
-    if (!m) throw bad('the bracketed IPv6 address is malformed');
-    host = m[1] ?? '';
-    portText = m[2];
+  const split = splitHostPort(server);
+  if (!split) throw bad(server.startsWith('[') ? 'the bracketed IPv6 address is malformed' : 'brackets belong around an IPv6 address');
+  const { host, port: portText } = split;
+  if (split.bracketed) {
     if (!net.isIPv6(host)) throw bad(`"${host}" is not an IPv6 address`);
   } else {
-    const colon = server.lastIndexOf(':');
-    if (colon < 0) {
-      host = server;
-    } else {
-      host = server.slice(0, colon);
-      portText = server.slice(colon + 1);
-      if (host.includes(':') && !net.isIPv6(host)) {
-        throw bad(`"${host}" is not an IPv6 address; write IPv6 as [address]:port`);
-      }
-    }
+    if (host.includes(':') && !net.isIPv6(host)) throw bad(`"${host}" is not an IPv6 address; write IPv6 as [address]:port`);
     if (host === '') throw bad('the host is missing');
-    if (/[[\]]/.test(host)) throw bad(`"${host}" is not a valid host`);
   }
   return { kind: 'udp', host, port: portText === undefined ? DEFAULT_SYSLOG_PORT : parsePort(portText, bad) };
 }
 
 function parsePort(text: string, bad: (why: string) => Error): number {
   if (text === '') throw bad("the port after ':' is missing");
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw bad(`port "${text}" is not a number from 1 to 65535`);
+  const port = portFromText(text);
+  if (port === undefined) throw bad(`port "${text}" is not a number from 1 to 65535`);
   return port;
 }
 
@@ -316,7 +304,7 @@ class UdpTransport implements Transport {
   }
 
   private get where(): string {
-    return net.isIPv6(this.host) ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+    return formatHostPort(this.host, this.port);
   }
 
   send(rec: LogRecord): void {

@@ -7,7 +7,7 @@ import { FROM_CLIENT, maxRecordLength, RECORDING_FOOTER, RECORDING_HEADER, recor
  * Default bound on a session's recording bytes waiting for the disk (32 MiB). Escaped data is up to four
  * times the traffic, so under heavy traffic this is a disk stalled for a second or more.
  */
-export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
 /** Small messages are gathered into one buffer of this size per event-loop turn: fewer writes, less overhead. */
 const BATCH_BYTES = 64 * 1024;

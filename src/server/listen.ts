@@ -2,43 +2,27 @@ import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { ListenSpec } from '../config.js';
-import { StartupError } from '../errors.js';
-import { formatHostPort } from '../targets/address.js';
+import { StartupError, systemErrorText } from '../errors.js';
+import { formatHostPort, ipv6First } from '../targets/address.js';
 
-/** A listening server and a description of where it listens, for the start-up log. */
+/** What opening the listener tells the caller, who holds the server already. */
 export interface Listener {
-  server: net.Server;
+  /** Where it listens, for the start-up log: the address and the port the kernel chose, or the path. */
   description: string;
 }
 
-const REASONS: Record<string, string> = {
-  EADDRINUSE: 'address already in use',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EADDRNOTAVAIL: 'address not available on this machine',
-  EAFNOSUPPORT: 'address family not supported on this machine',
-  ENOENT: 'no such directory',
-  ENOTDIR: 'a component of the path is not a directory',
-  EROFS: 'read-only file system',
-  ENOTSOCK: 'not a socket',
-  EINVAL: 'not a listening socket',
-  ENOTFOUND: 'no such host name',
-  EAI_AGAIN: 'host name lookup failed (temporary failure)',
-};
-
 /** One line for a failure to open the listener: where, and why in words rather than an errno. */
 function startupError(where: string, err: unknown): StartupError {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return new StartupError(`cannot listen on ${where}: ${REASONS[code] ?? (err as Error).message}`);
+  // listen() on a socket (--inetd's fd 0) that is not listening says EINVAL.
+  const why = (err as NodeJS.ErrnoException).code === 'EINVAL' ? 'not a listening socket' : systemErrorText(err, { creating: true });
+  return new StartupError(`cannot listen on ${where}: ${why}`);
 }
 
 /** Resolves a listen host name, IPv6 first, for `--prefer-ipv6`. Literal addresses pass unchanged. */
 async function resolvePreferringIpv6(host: string, where: string): Promise<string> {
   if (host === '' || net.isIP(host)) return host;
   try {
-    const addresses = await dns.lookup(host, { all: true });
-    addresses.sort((a, b) => b.family - a.family);
-    return addresses[0]!.address;
+    return ipv6First(await dns.lookup(host, { all: true }))[0]!.address;
   } catch (err) {
     throw startupError(where, err);
   }
@@ -119,5 +103,5 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
     address && typeof address === 'object'
       ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port)
       : where;
-  return { server, description };
+  return { description };
 }

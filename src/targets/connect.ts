@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { StartupError } from '../errors.js';
+import { ipv6First } from './address.js';
 import type { Target, TargetTls } from './target.js';
 
 /** Options for {@link connectTarget}. */
@@ -17,7 +18,7 @@ export interface ConnectOptions {
 const lookupIpv6First: net.LookupFunction = (hostname, options, callback) => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return (callback as (e: Error) => void)(err);
-    const sorted = [...addresses].sort((a, b) => b.family - a.family);
+    const sorted = ipv6First(addresses);
     if (options.all) return (callback as (e: null, a: dns.LookupAddress[]) => void)(null, sorted);
     callback(null, sorted[0]!.address, sorted[0]!.family);
   });

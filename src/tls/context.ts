@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { StartupError } from '../errors.js';
+import { StartupError, systemErrorText } from '../errors.js';
 
 /** The lowest protocol version accepted (`--ssl-version`), named as in Python websockify. */
 export type TlsMinVersion = 'default' | 'tlsv1_1' | 'tlsv1_2' | 'tlsv1_3';
@@ -58,9 +58,7 @@ function readNamed(file: string, what: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new StartupError(`cannot read TLS ${what} ${file}: ${why}`);
+    throw new StartupError(`cannot read TLS ${what} ${file}: ${systemErrorText(err)}`);
   }
 }
 

@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HttpError, StartupError } from '../errors.js';
+import { isModulePath, loadPluginModule } from '../plugin-module.js';
+import { isPort } from '../targets/address.js';
 import type { Target, TargetTls } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
 
@@ -30,7 +31,7 @@ export const builtInTokenPlugins: Readonly<Record<string, TokenPluginFactory>> =
 export const TOKEN_PLUGIN_NAMES: readonly string[] = Object.keys(BUILT_IN);
 
 /** A lookup may take this long unless the caller says otherwise. */
-export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
+const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
 
 /**
  * The lookup timeout for a handshake timeout in seconds: half of it, at most the default, so that a slow
@@ -38,11 +39,6 @@ export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
  */
 export function lookupTimeoutFor(handshakeTimeout: number): number {
   return Math.min(DEFAULT_LOOKUP_TIMEOUT_MS, Math.max(1, handshakeTimeout * 500));
-}
-
-/** Whether `--token-plugin` names a module file rather than a built-in plugin. */
-export function isModulePath(name: string): boolean {
-  return name.includes('/') || name.includes(path.sep) || /\.[cm]?js$/.test(name);
 }
 
 /**
@@ -86,35 +82,15 @@ export async function loadTokenPlugin(
       throw new StartupError(`token plugin ${builtIn}: ${(err as Error).message}`);
     }
   } else if (isModulePath(name)) {
-    plugin = guarded(await loadModule(path.resolve(name), source, context));
+    plugin = guarded(
+      await loadPluginModule<TokenPlugin>(name, { name: 'token plugin', method: 'lookup', parameters: 'token' }, source, context),
+    );
   } else {
     throw new StartupError(
       `unknown token plugin '${name}' (built-in: ${TOKEN_PLUGIN_NAMES.join(', ')}; or a path to your own module, such as ./my-plugin.js)`,
     );
   }
   return options.targetTls ? withTargetTls(plugin, options.targetTls) : plugin;
-}
-
-/** Imports a user's module and calls its factory. */
-async function loadModule(file: string, source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
-  let factory: unknown;
-  try {
-    factory = ((await import(pathToFileURL(file).href)) as { default?: unknown }).default;
-  } catch (err) {
-    throw new StartupError(`cannot load token plugin module ${file}: ${(err as Error).message}`);
-  }
-  if (typeof factory !== 'function')
-    throw new StartupError(`token plugin module ${file}: its default export must be a function (source, context) => plugin`);
-  let plugin: unknown;
-  try {
-    plugin = await (factory as TokenPluginFactory)(source, context);
-  } catch (err) {
-    throw new StartupError(`token plugin module ${file}: ${(err as Error).message}`);
-  }
-  if (typeof (plugin as TokenPlugin | undefined)?.lookup !== 'function') {
-    throw new StartupError(`token plugin module ${file}: its factory must return an object with a lookup(token) method`);
-  }
-  return plugin as TokenPlugin;
 }
 
 /**
@@ -141,15 +117,8 @@ function guarded(plugin: TokenPlugin): TokenPlugin {
 /** A target as a user's plugin returned it, checked and copied. */
 function checkedTarget(value: unknown): Target {
   const target = value as Partial<{ kind: unknown; host: unknown; port: unknown; path: unknown }>;
-  if (
-    target.kind === 'tcp' &&
-    typeof target.host === 'string' &&
-    target.host !== '' &&
-    Number.isInteger(target.port) &&
-    (target.port as number) >= 1 &&
-    (target.port as number) <= 65535
-  ) {
-    return { kind: 'tcp', host: target.host, port: target.port as number };
+  if (target.kind === 'tcp' && typeof target.host === 'string' && target.host !== '' && isPort(target.port)) {
+    return { kind: 'tcp', host: target.host, port: target.port };
   }
   if (target.kind === 'unix' && typeof target.path === 'string' && path.isAbsolute(target.path)) return { kind: 'unix', path: target.path };
   throw new TokenSourceError(`token plugin returned ${JSON.stringify(value)}, not {kind: 'tcp', host, port} or {kind: 'unix', path}`);

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { StartupError } from '../errors.js';
-import { formatHostPort } from '../targets/address.js';
+import { formatHostPort, portFromText } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
@@ -44,7 +44,7 @@ export function parseRedisSource(text: string): RedisSource {
     new StartupError(`TokenRedis: ${why} in --token-source '${text}' (expected host[:port[:db[:password[:namespace]]]])`);
   if (fields.length > 5) throw bad('too many fields');
   if (host === '') throw bad('no host');
-  if (port !== '' && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)) throw bad(`invalid port '${port}'`);
+  if (port !== '' && portFromText(port) === undefined) throw bad(`invalid port '${port}'`);
   if (db !== '' && !/^\d+$/.test(db)) throw bad(`invalid database number '${db}'`);
   return {
     host,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { parseHostPort } from '../targets/address.js';
+import { parseHostPort, parsePort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 
 /**
@@ -27,7 +27,7 @@ export function parseTargetJson(value: unknown): Target {
   if (port === undefined) return parseTargetText(host);
   if (host === 'unix_socket' && typeof port === 'string') return unixTarget(port);
   if (typeof port !== 'number' && typeof port !== 'string') throw new Error('"port" must be a number');
-  return { kind: 'tcp', host: host.replace(/^\[(.*)\]$/, '$1'), port: parseHostPort(`x:${port}`, 'target', true).port };
+  return { kind: 'tcp', host: host.replace(/^\[(.*)\]$/, '$1'), port: parsePort(String(port), 'target') };
 }
 
 /** A Unix socket target; the path must be absolute, since a daemon's working directory is '/'. */

@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TargetSource } from '../admission/target-source.js';
 import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';
+import { exitStatus } from '../exit-status.js';
 import type { Target } from '../targets/target.js';
 import { freeLoopbackPort, type LoopbackHost, loopbackListener } from './loopback.js';
 import { locateShim, shimEnvironment } from './shim.js';
@@ -43,11 +43,6 @@ function findCommand(command: string): string | undefined {
     if (executable(file)) return file;
   }
   return undefined;
-}
-
-/** An exit as one number, as a shell reports it: the code, or 128 + the signal's number. */
-function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
-  return code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0);
 }
 
 /**

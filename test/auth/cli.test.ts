@@ -236,7 +236,7 @@ test("usage and start-up errors: each option's requirements, unknown plugins, ba
       /^websockify: BasicHTTPAuth: --auth-source must be 'user:password'\n$/,
     ],
     [['--auth-plugin', 'ExpectOrigin'], /^websockify: ExpectOrigin: --auth-source must list the allowed origins/],
-    [['--auth-plugin', broken], /must default-export a function/],
+    [['--auth-plugin', broken], /default export must be a function/],
     [['--auth-plugin', path.join(scratch, 'absent.mjs')], /cannot load/],
   ];
   for (const [args, message] of startup) {

@@ -136,7 +136,7 @@ test('loader: a user module gets its source; a thrown {status, headers} is the a
 
 test('loader: a module that does not load or keep the interface is a start-up error naming it', async () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['no-default.mjs', 'export const x = 1;\n', /must default-export a function/],
+    ['no-default.mjs', 'export const x = 1;\n', /default export must be a function/],
     ['no-method.mjs', 'export default () => ({});\n', /authenticate\(request\) method/],
     ['throws.mjs', "export default (source) => { throw new Error('need a source, got ' + source); };\n", /need a source, got undefined/],
     ['syntax.mjs', 'export default (;\n', /cannot load/],

@@ -7,11 +7,17 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import type { WebSocket } from 'ws';
-import { FLASH_POLICY_REQUEST, FLASH_POLICY_RESPONSE } from '../../src/first-bytes/flash-policy.js';
 import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { createPki, type Issued, type Pki, replaceAtomically } from '../tls/pki.js';
+
+/** Flash's socket policy request, and the proxy's answer (NUL-terminated). */
+const FLASH_POLICY_REQUEST = Buffer.from('<policy-file-request/>', 'latin1');
+const FLASH_POLICY_RESPONSE = Buffer.from(
+  '<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>\0',
+  'latin1',
+);
 
 let pki: Pki;
 let server: Issued;
