@@ -315,7 +315,10 @@ export class ProxyServer {
       void recording.then(() => this.recordings.delete(recording));
     }
     if (this.sessions.size > 0) return;
-    if (this.stopping) return this.drained?.();
+    if (this.stopping) {
+      this.drained?.();
+      return;
+    }
     if (this.config.runOnce) void this.stop('--run-once: the session ended');
     else if (!this.accepting) void this.stop('--timeout reached and no session is open');
     else this.armIdleTimer();

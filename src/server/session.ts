@@ -71,7 +71,7 @@ export class Session {
       `conn ${this.id}: ${client} connected (${req.url}, protocol ${protocol}); proxying to ${target}`,
     );
     const reads = createTargetReads();
-    let targetSocket;
+    let targetSocket: Awaited<ReturnType<typeof connectTarget>>;
     try {
       targetSocket = await connectTarget(upgraded.target, this.context.connect, reads.onread);
     } catch (err) {

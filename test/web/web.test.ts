@@ -46,10 +46,7 @@ function buildTree(): { base: string; root: string } {
 /** A log destination that keeps every line, parsed. */
 function captureLog(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'info', base: null },
-    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  );
+  const logger = pino({ level: 'info', base: null }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   return { logger, lines };
 }
 
