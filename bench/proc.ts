@@ -3,6 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
+/** dpkg-query's --showformat field for a package's version (a dpkg pattern, not a JS template). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} syntax, passed to it verbatim
+const DPKG_VERSION = '${Version}';
+
 /** USER_HZ: the unit of the times in /proc/PID/stat. */
 const TICKS_PER_SECOND = Number(tryRun('getconf', ['CLK_TCK'])) || 100;
 
@@ -164,8 +168,8 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     kernel: `${os.type()} ${os.release()}`,
     python: tryRun('/usr/bin/python3', ['--version']),
-    websockifyPackage: tryRun('dpkg-query', ['-W', '-f', '${Version}', 'websockify']),
-    numpyPackage: tryRun('dpkg-query', ['-W', '-f', '${Version}', 'python3-numpy']),
+    websockifyPackage: tryRun('dpkg-query', ['-W', '-f', DPKG_VERSION, 'websockify']),
+    numpyPackage: tryRun('dpkg-query', ['-W', '-f', DPKG_VERSION, 'python3-numpy']),
     opensslVersion: process.versions.openssl ?? '',
     fdLimit: fdLimit('self'),
     loadAverage: os.loadavg().map((n) => Math.round(n * 100) / 100),

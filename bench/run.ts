@@ -82,10 +82,9 @@ function summariseProfiles(dir: string): Array<{ function: string; selfPercent: 
     .map(([name, hits]) => ({ function: name, selfPercent: Number(((hits / total) * 100).toFixed(1)) }));
 }
 
-async function main(): Promise<number> {
-  let parsed;
+function parseCommandLine() {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       options: {
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
@@ -97,8 +96,12 @@ async function main(): Promise<number> {
       },
     });
   } catch (err) {
-    usage((err as Error).message);
+    return usage((err as Error).message);
   }
+}
+
+async function main(): Promise<number> {
+  const parsed = parseCommandLine();
   const options = parsed.values;
   const quick = options.quick!;
   const runs = options.runs === undefined ? (quick ? 1 : 3) : Number(options.runs);

@@ -312,10 +312,14 @@ export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, 
       const accept = createHash('sha1')
         .update(key + GUID)
         .digest('base64');
-      if (!text.startsWith('HTTP/1.1 101')) return fail(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
+      if (!text.startsWith('HTTP/1.1 101')) {
+        fail(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
+        return;
+      }
       const acceptLine = text.split('\r\n').find((line) => line.toLowerCase().startsWith('sec-websocket-accept:'));
       if (acceptLine?.slice(acceptLine.indexOf(':') + 1).trim() !== accept) {
-        return fail(new Error('handshake: wrong Sec-WebSocket-Accept'));
+        fail(new Error('handshake: wrong Sec-WebSocket-Accept'));
+        return;
       }
       socket.removeListener('data', onHead);
       socket.on('data', (data: Buffer) => {

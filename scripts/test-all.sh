@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs the Debian packages the tests use when they are
-# missing, installs and builds the npm dependencies, then runs every test.
+# missing, installs and builds the npm dependencies, lints, then runs every test twice: on the machine's
+# Node.js with coverage (and its floor, .c8rc.json), and on the current LTS line (Node.js 26), installed
+# from the npm registry's `node` package into .runtimes/ (outside node_modules/.bin, where it would
+# shadow the machine's node in every npm script). Arguments filter the test files (as npm test's do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +42,47 @@ if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.jso
 else
   npm ci --no-audit --no-fund
 fi
-node scripts/run-tests.mjs "$@"
+
+# The LTS line tested besides the machine's Node.js; README names the supported lines.
+LTS_MAJOR=26
+
+# Installs node@MAJOR from the npm registry into .runtimes/node-MAJOR once (kept there, gitignored) and
+# prints the folder holding its `node`. Its own package.json allows the `node` package's preinstall
+# script (which fetches the platform's binary package), so npm has nothing to warn about.
+install_node() {
+  local major=$1 dir=.runtimes/node-$1
+  local bin=$dir/node_modules/.bin
+  if [ -x "$bin/node" ] && [ "$("$bin/node" -p 'process.versions.node.split(".")[0]')" = "$major" ]; then
+    echo "$bin"
+    return
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  printf '{ "private": true, "allowScripts": { "node": true } }\n' >"$dir/package.json"
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=warn "node@$major" >&2
+  [ -x "$bin/node" ] || { echo "test:all: node@$major did not install into $dir" >&2; exit 1; }
+  echo "$bin"
+}
+
+npm run lint
+# Installed before the first run, so a failed install stops the run in seconds, not after the suite.
+lts_bin=$(install_node "$LTS_MAJOR")
+lts_bin=$(cd "$lts_bin" && pwd)
+
+# Both runs go on whatever the first gives, so one CI run reports both; the exit status is the worst.
+what=${*:+"the test files matching: $*"}
+what=${what:-the whole suite}
+status=0
+start=$SECONDS
+echo "test:all: run 1: $what with coverage on Node.js $(node --version) ($(command -v node))"
+node scripts/test.mjs "$@" || status=1
+echo "test:all: run 1 (Node.js $(node --version)) took $((SECONDS - start)) s, $([ $status -eq 0 ] && echo passed || echo FAILED)"
+
+start=$SECONDS
+lts_status=0
+# First on PATH, so the CLI's `#!/usr/bin/env node` and anything the tests start run on it too.
+echo "test:all: run 2: $what on Node.js $("$lts_bin/node" --version) ($lts_bin/node)"
+PATH="$lts_bin:$PATH" node scripts/run-tests.mjs "$@" || lts_status=1
+echo "test:all: run 2 (Node.js $("$lts_bin/node" --version)) took $((SECONDS - start)) s, $([ $lts_status -eq 0 ] && echo passed || echo FAILED)"
+[ $lts_status -eq 0 ] || status=1
+exit $status

@@ -216,7 +216,7 @@ export class TelnetClient {
       const code = char.charCodeAt(0);
       if (code === CR) {
         this.#io.display('\r\n');
-        this.#sendText(this.#line + '\r\n');
+        this.#sendText(`${this.#line}\r\n`);
         this.#line = '';
       } else if (code === BS || code === DEL) {
         if (this.#line.length > 0) {

@@ -19,7 +19,8 @@ export function createBasicHttpAuth(source: string | undefined): AuthPlugin {
   if (!source?.includes(':')) throw new StartupError("BasicHTTPAuth: --auth-source must be 'user:password'");
   // Browsers send UTF-8 nowadays, older clients Latin-1 (as Python decodes): either encoding of the secret
   // passes. Latin-1 only matters for non-ASCII secrets, and only those it can encode.
-  const encodings: BufferEncoding[] = /[^\x00-\x7f]/.test(source) && /^[\x00-\xff]*$/.test(source) ? ['utf8', 'latin1'] : ['utf8'];
+  const encodings: BufferEncoding[] =
+    /[^\p{ASCII}]/u.test(source) && !/[^\p{ASCII}\u0080-\u00ff]/u.test(source) ? ['utf8', 'latin1'] : ['utf8'];
   const expected = encodings.map((encoding) => digest(Buffer.from(source, encoding)));
   return {
     authenticate(request) {

@@ -203,7 +203,10 @@ export class Bridge {
     const backlog = backlogOf(this.target);
     // A target still taking what the client sent gets more time: cutting it would lose the tail. No new
     // writes come after the client has gone, so any change means the target took some.
-    if (backlog > 0 && backlog !== this.lingerBacklog) return this.armLinger();
+    if (backlog > 0 && backlog !== this.lingerBacklog) {
+      this.armLinger();
+      return;
+    }
     // A plain close, not a reset: the kernel still delivers what it holds, after our FIN.
     this.target.destroy();
   }

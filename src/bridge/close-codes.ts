@@ -23,10 +23,9 @@ export function closeReason(text: string): string {
   const bytes = Buffer.from(text);
   if (bytes.length <= 123) return text;
   // Cutting inside a multi-byte character would make the reason invalid UTF-8.
-  return (
-    bytes
-      .subarray(0, 120)
-      .toString('utf8')
-      .replace(/\uFFFD+$/, '') + '...'
-  );
+  const cut = bytes
+    .subarray(0, 120)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
+  return `${cut}...`;
 }

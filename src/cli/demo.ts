@@ -16,8 +16,7 @@ async function demo(): Promise<void> {
     let pending = '';
     socket.on('data', (chunk) => {
       pending += chunk.toString('utf8');
-      let newline;
-      while ((newline = pending.indexOf('\n')) >= 0) {
+      for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
         socket.write(`${pending.slice(0, newline).replace(/\r$/, '').toUpperCase()}\r\n`);
         pending = pending.slice(newline + 1);
       }

@@ -4,11 +4,11 @@ import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { ProxyServer } from '../server/proxy.js';
 import { closeInheritedFiles, detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
-import { parseArgs, usageLine } from './options.js';
+import { type ParseResult, parseArgs, usageLine } from './options.js';
 
 /** Entry point of the `websockify` command: exit 2 for a usage error, 1 for a failed start, 0 after a clean stop. */
 async function main(): Promise<number> {
-  let parsed;
+  let parsed: ParseResult;
   try {
     parsed = parseArgs(process.argv.slice(2));
   } catch (err) {

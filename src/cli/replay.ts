@@ -55,7 +55,7 @@ async function print(messages: RecordedMessage[], hex: boolean): Promise<void> {
 
 /** Entry point of `websockify-replay`: exit 0 after listing, 1 for an unreadable file, 2 for usage or format errors. */
 async function main(): Promise<number> {
-  let parsed;
+  let parsed: { values: { hex?: boolean | undefined; help?: boolean | undefined }; positionals: string[] };
   try {
     parsed = parseArgs({
       args: process.argv.slice(2),
@@ -75,7 +75,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const file = parsed.positionals[0]!;
-  let messages;
+  let messages: RecordedMessage[];
   try {
     messages = await readRecording(file);
   } catch (err) {

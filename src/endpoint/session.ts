@@ -95,7 +95,7 @@ export class Session {
     );
     this.context.opened(this.info);
     const reads = createTargetReads();
-    let targetSocket;
+    let targetSocket: Awaited<ReturnType<typeof connectTarget>>;
     try {
       targetSocket = await connectTarget(upgraded.target, this.context.connect, reads.onread);
     } catch (err) {

@@ -40,7 +40,10 @@ export function createDispatcher(options: DispatchOptions): (socket: Duplex) => 
       let undecided = false;
       for (const route of options.routes) {
         const verdict = route.match(head);
-        if (verdict === true) return handOver(route.handle);
+        if (verdict === true) {
+          handOver(route.handle);
+          return;
+        }
         if (verdict === undefined) undecided = true;
       }
       if (!undecided || head.length >= maxSniff) handOver(options.fallback);

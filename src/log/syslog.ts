@@ -69,9 +69,7 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
  */
 export function parseSyslogServer(server: string): SyslogServer {
   const bad = (why: string): Error =>
-    new Error(
-      `invalid syslog server "${server}": ${why} ` + `(expected host:port, [ipv6]:port, host, or a local socket path such as /dev/log)`,
-    );
+    new Error(`invalid syslog server "${server}": ${why} (expected host:port, [ipv6]:port, host, or a local socket path such as /dev/log)`);
   if (server === '') throw bad('it is empty');
   if (server.includes('/')) return { kind: 'unix', path: path.resolve(server) };
   if (/\s/.test(server)) throw bad('it contains whitespace');
@@ -214,7 +212,7 @@ function parseRecord(line: string, legacy: boolean): LogRecord | undefined {
   if (text === '') return undefined;
   // Like Python: plain ASCII as is, else UTF-8 with a BOM, which RFC 5424 uses to mark UTF-8.
   // RFC 3164 has no such marker and old daemons would show the BOM as junk, so legacy omits it.
-  const prefix = !legacy && /[^\x00-\x7f]/.test(text) ? '\ufeff' : '';
+  const prefix = !legacy && /[^\p{ASCII}]/u.test(text) ? '\ufeff' : '';
   return {
     severity: severityOf(fields?.level),
     time: eventTime(fields?.time),

@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -77,7 +78,7 @@ class TokenFileStore {
     const next = new Map<string, FileState>();
     let changed = paths.length !== this.files.size;
     for (const file of paths) {
-      let stat;
+      let stat: BigIntStats;
       try {
         stat = await fs.stat(file, { bigint: true });
       } catch (err) {

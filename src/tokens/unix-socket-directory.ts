@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
@@ -25,7 +26,7 @@ export async function createUnixSocketDirectory(source: string | undefined, cont
         context.logger.warn({ event: 'token-path-escape', dir }, `UnixDomainSocketDirectory: refused a token that leads outside ${dir}`);
         return undefined;
       }
-      let found;
+      let found: Stats;
       try {
         found = await fs.stat(socketPath);
       } catch (err) {

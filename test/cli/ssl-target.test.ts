@@ -201,7 +201,7 @@ test('--ssl-target usage errors exit 2; an unreadable --ssl-target-ca exits 1', 
   const missing = await runCli(['--ssl-target', '--ssl-target-ca', path.join(pki.dir, 'missing-ca.pem'), '127.0.0.1:0', '127.0.0.1:5900']);
   assert.equal(missing.code, 1, missing.stderr);
   assert.match(missing.stderr, /^websockify: cannot read --ssl-target-ca file [^\n]*missing-ca\.pem: ENOENT\n$/);
-  const notPem = await runCli(['--ssl-target', '--ssl-target-ca', pki.dir + '/ca.key', '127.0.0.1:0', '127.0.0.1:5900']);
+  const notPem = await runCli(['--ssl-target', '--ssl-target-ca', `${pki.dir}/ca.key`, '127.0.0.1:0', '127.0.0.1:5900']);
   assert.equal(notPem.code, 1, notPem.stderr);
   assert.match(notPem.stderr, /^websockify: --ssl-target-ca file [^\n]*: no PEM certificate in it\n$/);
 });

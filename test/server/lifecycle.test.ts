@@ -8,7 +8,7 @@ import { startEchoServer, startServer, type TestServer } from '../helpers/target
 import { collect, openClient } from '../helpers/ws-client.js';
 
 // Whatever a test starts is registered here and stopped after it, pass or fail.
-const cleanups: Array<() => Promise<unknown> | void> = [];
+const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
