@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TargetSource } from '../admission/target-source.js';
-import { UsageError } from '../errors.js';
-import { writeHttpError } from '../handshake/http-response.js';
-import { createLogger } from '../log/logger.js';
+import { HttpError, UsageError } from '../errors.js';
+import { logRefusal, writeHttpError } from '../handshake/http-response.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { type ProxyOptions, resolveOptions } from '../options.js';
 import type { Endpoint, EndpointEvents } from './endpoint.js';
 import { openEndpoint } from './open.js';
@@ -54,8 +54,9 @@ export interface UpgradeHandler extends EventEmitter<EndpointEvents> {
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /**
-   * Listens for `server`'s upgrade requests. A request for another path is answered 404 unless
-   * another 'upgrade' listener is there to take it.
+   * Takes `server`'s upgrade requests for this handler's path. Handlers attached to one server share
+   * one 'upgrade' listener, so several paths may be attached; a request for none of them is answered
+   * 404 unless the server has an 'upgrade' listener of its own to take it. Attaching twice is a no-op.
    */
   attach(server: Server): this;
   /** Open sessions. */
@@ -67,6 +68,9 @@ export interface UpgradeHandler extends EventEmitter<EndpointEvents> {
   close(): Promise<void>;
 }
 
+/** The handlers attached to each server, behind the one 'upgrade' listener they share. */
+const attached = new WeakMap<Server, Set<Handler>>();
+
 class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
   private closing: Promise<void> | undefined;
 
@@ -74,6 +78,7 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
     private readonly endpoint: Endpoint,
     private readonly targets: TargetSource,
     private readonly path: string | undefined,
+    private readonly logger: Logger,
   ) {
     super();
     endpoint.on('session-open', (info) => this.emit('session-open', info));
@@ -92,11 +97,28 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
   };
 
   attach(server: Server): this {
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.handleUpgrade(req, socket, head) || server.listenerCount('upgrade') > 1) return;
-      writeHttpError(socket, 404, `no WebSocket endpoint at ${pathOf(req)}`);
-    });
+    let handlers = attached.get(server);
+    if (!handlers) {
+      const those = new Set<Handler>();
+      handlers = those;
+      attached.set(server, those);
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        for (const handler of those) if (handler.handleUpgrade(req, socket, head)) return;
+        if (server.listenerCount('upgrade') > 1) return; // the server's own listener takes it
+        const [first] = those;
+        first?.refuseUnknownPath(req, socket);
+      });
+    }
+    handlers.add(this);
     return this;
+  }
+
+  /** @internal No attached handler's path: 404, logged and emitted (by the first handler attached). */
+  refuseUnknownPath(req: IncomingMessage, socket: Duplex): void {
+    const error = new HttpError(404, `no WebSocket endpoint at ${pathOf(req)}`);
+    writeHttpError(socket, error.status, error.message);
+    logRefusal(this.logger, req, error.status, error.message);
+    this.emit('refused', req, error);
   }
 
   close(): Promise<void> {
@@ -125,12 +147,13 @@ export async function createUpgradeHandler(options: UpgradeHandlerOptions): Prom
   const { proxy, log } = resolveOptions({ ...pickHandlerOptions(options), listen: 0 });
   const logger = options.logger ?? createLogger(log);
   const { endpoint, targets } = await openEndpoint(proxy, logger);
-  return new Handler(endpoint, targets, options.path);
+  return new Handler(endpoint, targets, options.path, logger);
 }
 
 /** Only the options a handler takes, so that a JavaScript caller's listening or TLS options are not half-applied. */
 function pickHandlerOptions(options: UpgradeHandlerOptions): ProxyOptions {
-  const { path: _path, ...rest } = options;
+  const { path, ...rest } = options;
+  if (path !== undefined && !path.startsWith('/')) throw new UsageError(`path: expected a path beginning with '/', got '${path}'`);
   for (const name of ['listen', 'unixListen', 'inetd', 'web', 'program', 'cert', 'key', 'sslOnly', 'runOnce', 'timeout', 'idleTimeout']) {
     if ((rest as Record<string, unknown>)[name] !== undefined)
       throw new UsageError(`${name}: not an option of an upgrade handler (it belongs to the server you run)`);

@@ -70,6 +70,27 @@ describe('createUpgradeHandler', () => {
     ws.close();
   });
 
+  test('attach(): several handlers on one server each take their path; any other path gets 404 (never hangs), logged as refused', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { server, base } = await appServer();
+    const a = (await createUpgradeHandler({ path: '/a', target: `127.0.0.1:${echo.port}`, logger: quiet })).attach(server);
+    const b = (await createUpgradeHandler({ path: '/b', target: `127.0.0.1:${echo.port}`, logger: quiet })).attach(server).attach(server);
+    after(() => Promise.all([a.close(), b.close()]));
+    const refused: number[] = [];
+    a.on('refused', (_req, err) => refused.push(err.status));
+    for (const path of ['/a', '/b']) {
+      const ws = await openClient(`ws://${base}${path}`, 'binary');
+      const received = collect(ws);
+      ws.send(Buffer.from(path));
+      ws.once('message', () => ws.close());
+      assert.equal((await received).data.toString(), path);
+    }
+    await assert.rejects(openClient(`ws://${base}/c`, 'binary'), /HTTP 404/);
+    assert.deepEqual(refused, [404]);
+    assert.equal(server.listenerCount('upgrade'), 1);
+  });
+
   test('the same admission as the proxy: token plugin objects, 404 for unknown tokens', async () => {
     const echo = await startEchoServer();
     after(() => echo.close());
@@ -104,6 +125,10 @@ describe('createUpgradeHandler', () => {
     await assert.rejects(
       createUpgradeHandler({ target: '127.0.0.1:9', logger: quiet, ...({ web: '/tmp' } as object) }),
       (err: unknown) => err instanceof UsageError && /web: not an option of an upgrade handler/.test(err.message),
+    );
+    await assert.rejects(
+      createUpgradeHandler({ path: 'websockify', target: '127.0.0.1:9', logger: quiet }),
+      (err: unknown) => err instanceof UsageError && /path: expected a path beginning with '\/'/.test(err.message),
     );
     await assert.rejects(
       createUpgradeHandler({ logger: quiet }),
