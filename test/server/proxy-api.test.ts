@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { pino } from 'pino';
 import {
   type AuthPlugin,
+  builtInTokenPlugins,
   createProxy,
   HttpError,
   type ProxyServer,
@@ -107,6 +108,29 @@ describe('createProxy', () => {
     ws.once('message', () => ws.close());
     assert.equal((await received).data.toString(), 'ping');
     assert.deepEqual(refusals, [403, 404]);
+  });
+
+  test('a built-in plugin built by the program (builtInTokenPlugins) and wrapped, then given as an object', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'api-tokens-'));
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(dir, 'tokens'), `vnc: 127.0.0.1:${echo.port}\n`);
+    const file = await builtInTokenPlugins.TokenFile?.(path.join(dir, 'tokens'), { logger: quiet, timeoutMs: 3000 });
+    assert.ok(file);
+    const looked: string[] = [];
+    const audited: TokenPlugin = {
+      lookup: (token) => {
+        looked.push(token);
+        return file.lookup(token);
+      },
+      close: () => file.close?.(),
+    };
+    const { url } = await listening({ tokenPlugin: audited });
+    const ws = await openClient(`${url}/?token=vnc`, 'binary');
+    ws.close();
+    await assert.rejects(openClient(`${url}/?token=other`, 'binary'), /HTTP 404/);
+    assert.deepEqual(looked, ['vnc', 'other']);
   });
 
   test('a token plugin object that throws is the source being down: 503, and the proxy carries on', async () => {
