@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { buildProgram } from '../../src/cli/options.js';
 import { runCli } from '../helpers/proxy.js';
@@ -91,4 +92,14 @@ test('-h is --help', async () => {
   const result = await runCli(['-h']);
   assert.equal(result.code, 0);
   assert.match(result.stdout, /--unix-listen-mode/);
+});
+
+test('--version and -V print the package version and exit 0', async () => {
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const result = await runCli([flag]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `websockify-ts ${version}\n`);
+    assert.equal(result.stderr, '');
+  }
 });
