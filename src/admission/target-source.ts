@@ -28,7 +28,7 @@ export function fixedTarget(target: Target): TargetSource {
  * The token of a request: the `token` query parameter on any path, or with `fromHost` the Host header
  * without its port (`[v6]:port` handled).
  */
-export function tokenOf(req: IncomingMessage, fromHost: boolean): string | undefined {
+function tokenOf(req: IncomingMessage, fromHost: boolean): string | undefined {
   if (!fromHost) return new URL(req.url ?? '/', 'http://x').searchParams.get('token') ?? undefined;
   const host = req.headers.host;
   if (!host) return undefined;

@@ -8,6 +8,7 @@ import type { TargetSource } from '../admission/target-source.js';
 import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
+import { formatHostPort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { freeLoopbackPort, type LoopbackHost, loopbackListener } from './loopback.js';
 import { locateShim, shimEnvironment } from './shim.js';
@@ -252,7 +253,7 @@ export class WrappedProgram implements TargetSource {
         this.host = host;
         this.logger.info(
           { event: 'program-listening', pid: child.pid, host, port: this.port },
-          `${this.name} listens on ${host === '::1' ? '[::1]' : host}:${this.port} (its port ${this.oldPort})`,
+          `${this.name} listens on ${formatHostPort(host, this.port)} (its port ${this.oldPort})`,
         );
         return;
       }
