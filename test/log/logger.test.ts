@@ -16,7 +16,7 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-log-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
 // Whatever a test starts is registered here and stopped after it, pass or fail.
-const cleanups: Array<() => Promise<unknown> | void> = [];
+const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
