@@ -50,7 +50,7 @@ interface Sender {
 const APP_NAME = 'websockify';
 /** Message text is cut to this many bytes: keeps UDP datagrams sendable and `logger` from splitting lines. */
 const MAX_MESSAGE_BYTES = 8192;
-/** UDP datagrams that may wait (for the name lookup, or in libuv to be sent); more are dropped. */
+/** UDP datagrams that may wait (for the name lookup, or in libuv for the kernel); more are dropped. */
 const MAX_QUEUED = 1000;
 /** Bytes that may wait in the pipe to `logger`; more messages are dropped. */
 const MAX_PIPE_BACKLOG = 1 << 20;
@@ -162,34 +162,23 @@ function endWithin2s(wait: (done: () => void) => void): Promise<void> {
  * Whole messages to host:port over one connected UDP socket. The name is looked up once, not per
  * message as Python does, and the socket is connected so that ICMP "port unreachable" comes back
  * as ECONNREFUSED and gets reported. After a failed lookup, the first message after the retry delay
- * looks again; messages in between are dropped.
+ * looks again; messages in between are dropped. libuv sends at once what the kernel takes, so only
+ * messages waiting for the lookup need flushing at the end.
  */
 function udpSender(host: string, port: number, options: SyslogOptions, report: (detail: string) => void): Sender {
   const where = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   const hostname = os.hostname().replace(/[^\x21-\x7e]/g, '_') || '-';
   let socket: dgram.Socket | undefined; // once connected
   let waiting: Buffer[] | undefined; // while looking up and connecting
-  let unsent = 0; // handed to the socket, not sent yet (libuv queues what the kernel cannot take)
+  let settled: (() => void) | undefined; // end() waiting for the lookup
   let retryAt = 0;
-  let onIdle: (() => void) | undefined; // end() waiting for `waiting` and `unsent` to empty
   let closed = false;
 
-  const idleCheck = (): void => {
-    if (!waiting && unsent === 0) onIdle?.();
-  };
   const failed = (detail: string): void => {
     report(detail);
     retryAt = Date.now() + (options.retryDelayMs ?? 5000);
     waiting = undefined;
-    idleCheck();
-  };
-  const transmit = (to: dgram.Socket, datagram: Buffer): void => {
-    unsent++;
-    to.send(datagram, (err) => {
-      unsent--;
-      if (err) report(`cannot send to ${where}: ${err.message}`);
-      idleCheck();
-    });
+    settled?.();
   };
   const connect = (): void => {
     waiting = [];
@@ -198,15 +187,16 @@ function udpSender(host: string, port: number, options: SyslogOptions, report: (
       if (lookupError) return failed(`cannot resolve ${host}: ${lookupError.message}`);
       const udp = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
       udp.unref();
-      udp.on('error', (err) => report(`UDP socket for ${where}: ${err.message}`));
+      // Without a callback, send errors (such as ECONNREFUSED) come as 'error' events.
+      udp.on('error', (err) => report(`cannot send to ${where}: ${err.message}`));
       udp.connect(port, address, (connectError?: Error) => {
         if (closed || connectError) udp.close();
         if (closed) return;
         if (connectError) return failed(`cannot connect to ${where}: ${connectError.message}`);
         socket = udp;
-        for (const datagram of waiting ?? []) transmit(udp, datagram);
+        for (const datagram of waiting ?? []) udp.send(datagram);
         waiting = undefined;
-        idleCheck();
+        settled?.();
       });
     });
   };
@@ -215,17 +205,19 @@ function udpSender(host: string, port: number, options: SyslogOptions, report: (
   return {
     send(pri, time, body) {
       if (!socket && !waiting && Date.now() >= retryAt) connect();
-      if ((waiting?.length ?? 0) + unsent >= MAX_QUEUED) return report(`${where} is not keeping up; dropping messages`);
+      // Bounded: libuv queues what the kernel cannot take yet.
+      if ((socket?.getSendQueueCount() ?? waiting?.length ?? 0) >= MAX_QUEUED)
+        return report(`${where} is not keeping up; dropping messages`);
       // Framed now, so that a message waiting for the lookup keeps its own time.
       const head = options.legacy
         ? `<${pri}>${bsdTimestamp(time)} ${hostname} ${APP_NAME}[${process.pid}]: `
         : `<${pri}>1 ${new Date(time).toISOString()} ${hostname} ${APP_NAME} ${process.pid} - - `;
       const datagram = Buffer.concat([Buffer.from(head), body]);
-      if (socket) transmit(socket, datagram);
+      if (socket) socket.send(datagram);
       else waiting?.push(datagram);
     },
     async end() {
-      if (waiting || unsent > 0) await endWithin2s((done) => (onIdle = done));
+      if (waiting) await endWithin2s((done) => (settled = done));
       closed = true;
       socket?.close();
     },

@@ -308,11 +308,11 @@ describe('syslog over UDP', () => {
 
   it('resolves a host name, and end() flushes what was written before it', async () => {
     const server = await udpReceiver();
+    // localhost may resolve to ::1 first; only check when it resolves to the IPv4 receiver.
+    const { address } = await dns.promises.lookup('localhost');
     const dest = createSyslog(`localhost:${server.port}`, collecting().options);
     try {
-      // localhost may resolve to ::1 first; only check when it resolves to the IPv4 receiver.
-      const { address } = await dns.promises.lookup('localhost');
-      log(dest, 'info', 'before end');
+      log(dest, 'info', 'before end'); // while the name is being looked up
       await dest.end();
       log(dest, 'info', 'after end');
       if (address === '127.0.0.1') {
@@ -321,6 +321,31 @@ describe('syslog over UDP', () => {
         assert.deepEqual(
           server.texts().map((t) => parse5424(t).msg),
           ['before end'],
+        );
+      }
+    } finally {
+      await dest.end();
+      await server.close();
+    }
+  });
+  it('holds at most 1000 messages while the name is looked up; more are dropped, reported once', async () => {
+    const server = await udpReceiver();
+    const { address } = await dns.promises.lookup('localhost');
+    const { options, errors } = collecting();
+    const dest = createSyslog(`localhost:${server.port}`, options);
+    try {
+      for (let i = 0; i < 1200; i++) log(dest, 'info', `m${i}`);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!, /localhost:\d+ is not keeping up; dropping messages/);
+      await dest.end();
+      if (address === '127.0.0.1') {
+        // The receiver shares this thread, so the kernel may drop some of the burst too; none past the bound arrives.
+        await waitFor('datagrams', () => server.raw.length >= 1);
+        await sleep(100);
+        const numbers = server.texts().map((t) => Number(/ m(\d+)$/.exec(t)?.[1]));
+        assert.ok(
+          numbers.every((n) => n < 1000),
+          `past the bound: ${numbers.filter((n) => !(n < 1000)).join(' ')}`,
         );
       }
     } finally {
@@ -403,6 +428,26 @@ describe('syslog to a local Unix datagram socket', () => {
       await receiver.close();
     }
     assert.deepEqual(childPids('logger'), []);
+  });
+  it('drops messages while logger does not keep up, and end() stops it anyway', async () => {
+    const dir = tempDir();
+    const socketPath = path.join(dir, 'log.sock');
+    const receiver = await unixReceiver(socketPath);
+    // A stand-in that never reads its stdin nor exits on EOF.
+    const stuck = path.join(dir, 'stuck-logger');
+    fs.writeFileSync(stuck, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+    const { options, errors } = collecting({ loggerPath: stuck });
+    const dest = createSyslog(socketPath, options);
+    try {
+      await waitFor('the stand-in to start', () => childPids('sleep').length === 1);
+      for (let i = 0; i < 300; i++) log(dest, 'info', 'x'.repeat(8000));
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!, /log\.sock is not keeping up; dropping messages/);
+    } finally {
+      await dest.end();
+      await receiver.close();
+    }
+    await waitFor('the stand-in to stop', () => childPids('sleep').length === 0);
   });
 });
 
