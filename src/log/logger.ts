@@ -57,13 +57,13 @@ function openLogFile(file: string): DestinationStream {
   }
 }
 
-/** pino's destination: the one JSON file (most often stderr) itself, or each of them. */
-function jsonDestination(files: DestinationStream[]): DestinationStream {
-  const [only] = files;
-  if (only && files.length === 1) return only;
+/** pino's destination: the one JSON output (most often stderr) itself, or each of them. */
+function jsonDestination(outputs: DestinationStream[]): DestinationStream {
+  const [only] = outputs;
+  if (only && outputs.length === 1) return only;
   return {
     write(line: string) {
-      for (const file of files) file.write(line);
+      for (const output of outputs) output.write(line);
     },
   };
 }
@@ -76,29 +76,29 @@ function jsonDestination(files: DestinationStream[]): DestinationStream {
  * @throws StartupError when the log file cannot be opened.
  */
 export function createLogger(options: LogOptions): Logger {
-  const files: DestinationStream[] = options.detached ? [] : [pino.destination({ dest: 2, sync: true })];
-  if (options.file) files.push(openLogFile(options.file));
+  const outputs: DestinationStream[] = options.detached ? [] : [pino.destination({ dest: 2, sync: true })];
+  if (options.file) outputs.push(openLogFile(options.file));
   const json = options.format === 'json';
-  const jsonFiles = json ? files : [];
-  const textFiles = json ? [] : files;
+  const jsonOutputs = json ? outputs : [];
+  const textOutputs = json ? [] : outputs;
   const syslog = options.syslog
     ? createSyslog(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 'daemon' : 'user' })
     : undefined;
 
   // pino calls the hook only for enabled levels, and only with its own six (no custom levels here).
   function logMethod(this: Logger, args: Parameters<LogFn>, method: LogFn, level: number): void {
-    if (jsonFiles.length > 0) method.apply(this, args);
-    if (textFiles.length === 0 && !syslog) return;
+    if (jsonOutputs.length > 0) method.apply(this, args);
+    if (textOutputs.length === 0 && !syslog) return;
     const time = Date.now();
     const msg = messageOf(args);
-    if (textFiles.length > 0) {
+    if (textOutputs.length > 0) {
       const line = `[${new Date(time).toISOString()}] ${LEVEL_NAMES[level]!}: ${msg}\n`;
-      for (const file of textFiles) file.write(line);
+      for (const output of textOutputs) output.write(line);
     }
     syslog?.send(level, time, msg);
   }
   return pino(
     { level: options.verbose ? 'debug' : 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks: { logMethod } },
-    jsonDestination(jsonFiles),
+    jsonDestination(jsonOutputs),
   );
 }

@@ -206,8 +206,8 @@ function udpSender(host: string, port: number, options: SyslogOptions, report: (
     send(pri, time, body) {
       if (!socket && !waiting && Date.now() >= retryAt) connect();
       // Bounded: libuv queues what the kernel cannot take yet.
-      if ((socket?.getSendQueueCount() ?? waiting?.length ?? 0) >= MAX_QUEUED)
-        return report(`${where} is not keeping up; dropping messages`);
+      const queued = socket ? socket.getSendQueueCount() : (waiting?.length ?? 0);
+      if (queued >= MAX_QUEUED) return report(`${where} is not keeping up; dropping messages`);
       // Framed now, so that a message waiting for the lookup keeps its own time.
       const head = options.legacy
         ? `<${pri}>${bsdTimestamp(time)} ${hostname} ${APP_NAME}[${process.pid}]: `
