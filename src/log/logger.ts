@@ -97,8 +97,10 @@ export function createLogger(options: LogOptions): Logger {
     }
     syslog?.send(level, time, msg);
   }
+  // JSON lines alone need no hook: pino's own path is the cheapest.
+  const hooks = json && !syslog ? {} : { logMethod };
   return pino(
-    { level: options.verbose ? 'debug' : 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks: { logMethod } },
+    { level: options.verbose ? 'debug' : 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks },
     jsonDestination(jsonOutputs),
   );
 }
