@@ -116,7 +116,7 @@ export function createSyslog(server: string, options: SyslogOptions): Syslog {
       if (ended || text === '') return;
       // Like Python: plain ASCII as is, else UTF-8 with a BOM, which RFC 5424 uses to mark UTF-8.
       // RFC 3164 has no such marker and old daemons would show the BOM as junk.
-      const bom = !options.legacy && /[\u0080-\uffff]/.test(text) ? '\ufeff' : '';
+      const bom = !options.legacy && /[^\p{ASCII}]/u.test(text) ? '\ufeff' : '';
       try {
         sender.send(facility * 8 + severity(level), time, truncateUtf8(Buffer.from(bom + text), MAX_MESSAGE_BYTES));
       } catch (err) {
