@@ -1,6 +1,7 @@
-import { type DestinationStream, type LogFn, type Logger, pino, type StreamEntry } from 'pino';
+import { format } from 'node:util';
+import { type DestinationStream, type LogFn, type Logger, pino } from 'pino';
 import { StartupError, systemErrorText } from '../errors.js';
-import { createSyslogDestination } from './syslog.js';
+import { createSyslog } from './syslog.js';
 
 export type { Logger };
 
@@ -27,55 +28,69 @@ export interface LogOptions {
 const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 
 /**
- * A JSON log line as one text line, `[ISO time] LEVEL: message`. Text mode logs no fields (see
- * withoutFields), so the line holds only level, time and message: a plain JSON.parse and a template are
- * all it takes (pino-pretty's general formatter cost more than the rest of logging together).
+ * The message of a log call, as pino makes it: the string after an optional object (else an Error's
+ * message), printf-style arguments filled in. The object's fields are not part of it.
  */
-export function textLine(json: string): string {
-  const { level, time, msg } = JSON.parse(json) as { level: number; time: string; msg?: string };
-  return `[${time}] ${LEVEL_NAMES[level] ?? `LEVEL${level}`}: ${msg ?? ''}\n`;
+function messageOf(args: readonly unknown[]): string {
+  const [first] = args;
+  const [msg, ...params] = typeof first === 'object' && first !== null ? args.slice(1) : args;
+  if (msg === undefined || msg === null) return first instanceof Error ? first.message : '';
+  return params.length > 0 ? format(msg, ...params) : String(msg);
 }
 
-/** A destination with the chosen format: JSON lines as they are, or text lines. */
-function formatted(format: LogOptions['format'], destination: DestinationStream | number): DestinationStream {
-  const dest = typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination;
-  if (format === 'json') return dest;
-  return { write: (line: string) => dest.write(textLine(line)) };
+/** Opens the log file for appending. @throws StartupError saying why it cannot be opened. */
+function openLogFile(file: string): DestinationStream {
+  try {
+    return pino.destination({ dest: file, append: true, sync: true });
+  } catch (err) {
+    throw new StartupError(`cannot open log file ${file}: ${systemErrorText(err, { creating: true })}`);
+  }
 }
 
-/**
- * In text mode no destination shows an event's fields (text lines hide them, syslog sends the message),
- * so they are left out rather than serialised to JSON only to be parsed back and dropped.
- */
-function withoutFields(this: Logger, args: Parameters<LogFn>, method: LogFn): void {
-  if (args.length > 1 && typeof args[0] === 'object') (args as unknown[])[0] = undefined;
-  method.apply(this, args);
+/** pino's destination: the one JSON output (most often stderr) itself, or each of them. */
+function jsonDestination(outputs: DestinationStream[]): DestinationStream {
+  const [only] = outputs;
+  if (only && outputs.length === 1) return only;
+  return {
+    write(line: string) {
+      for (const output of outputs) output.write(line);
+    },
+  };
 }
 
 /**
  * Creates the process logger: stderr (as Python websockify; not when detached), plus the log file and
- * syslog when asked.
- * Writes are synchronous so that nothing is lost when the process exits.
+ * syslog when asked. Writes are synchronous so that nothing is lost when the process exits.
+ * pino writes JSON lines only; text lines and syslog messages are made by its logMethod hook from the
+ * call's arguments, each once, rather than from JSON made only to be parsed back.
  * @throws StartupError when the log file cannot be opened.
  */
 export function createLogger(options: LogOptions): Logger {
-  const level = options.verbose ? 'debug' : 'info';
-  const streams: StreamEntry[] = options.detached ? [] : [{ level, stream: formatted(options.format, 2) }];
-  if (options.file) {
-    let file: DestinationStream;
-    try {
-      file = pino.destination({ dest: options.file, append: true, sync: true });
-    } catch (err) {
-      throw new StartupError(`cannot open log file ${options.file}: ${systemErrorText(err, { creating: true })}`);
+  const outputs: DestinationStream[] = options.detached ? [] : [pino.destination({ dest: 2, sync: true })];
+  if (options.file) outputs.push(openLogFile(options.file));
+  const json = options.format === 'json';
+  const jsonOutputs = json ? outputs : [];
+  const textOutputs = json ? [] : outputs;
+  const syslog = options.syslog
+    ? createSyslog(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 'daemon' : 'user' })
+    : undefined;
+
+  // pino calls the hook only for enabled levels, and only with its own six (no custom levels here).
+  function logMethod(this: Logger, args: Parameters<LogFn>, method: LogFn, level: number): void {
+    if (jsonOutputs.length > 0) method.apply(this, args);
+    if (textOutputs.length === 0 && !syslog) return;
+    const time = Date.now();
+    const msg = messageOf(args);
+    if (textOutputs.length > 0) {
+      const line = `[${new Date(time).toISOString()}] ${LEVEL_NAMES[level]!}: ${msg}\n`;
+      for (const output of textOutputs) output.write(line);
     }
-    streams.push({ level, stream: formatted(options.format, file) });
+    syslog?.send(level, time, msg);
   }
-  if (options.syslog) {
-    streams.push({
-      level,
-      stream: createSyslogDestination(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 3 : 1 }),
-    });
-  }
-  const hooks = options.format === 'text' ? { logMethod: withoutFields } : {};
-  return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks }, pino.multistream(streams));
+  // JSON lines alone need no hook: pino's own path is the cheapest.
+  const hooks = json && !syslog ? {} : { logMethod };
+  return pino(
+    { level: options.verbose ? 'debug' : 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks },
+    jsonDestination(jsonOutputs),
+  );
 }

@@ -6,10 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { textLine } from '../../src/log/logger.js';
+import { createLogger, type LogOptions } from '../../src/log/logger.js';
 import { CLI } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
+import { udpReceiver } from './udp-receiver.js';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-log-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
@@ -196,14 +197,92 @@ test('--traffic prints a character per message on stdout: } from the client, { f
   assert.ok(!/[{}]/.test(cli.stderr()), 'traffic characters on stderr');
 });
 
-test('textLine: each level by name, the message as is, an unknown level by number', () => {
-  const time = '2026-11-28T07:00:00.000Z';
-  const line = (level: number, msg?: string): string => textLine(JSON.stringify({ level, time, ...(msg === undefined ? {} : { msg }) }));
-  assert.equal(line(30, 'conn 1: closed'), `[${time}] INFO: conn 1: closed\n`);
-  assert.equal(line(20, 'd'), `[${time}] DEBUG: d\n`);
-  assert.equal(line(40, 'w'), `[${time}] WARN: w\n`);
-  assert.equal(line(50, 'e: "quoted" \u00e9'), `[${time}] ERROR: e: "quoted" \u00e9\n`);
-  assert.equal(line(60, 'f'), `[${time}] FATAL: f\n`);
-  assert.equal(line(35, 'x'), `[${time}] LEVEL35: x\n`);
-  assert.equal(line(30), `[${time}] INFO: \n`);
+/** The time field of a text line, checked to be ISO 8601 UTC and now-ish. */
+function assertTextTime(line: string, before: number): void {
+  const time = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\] /.exec(line)?.[1];
+  assert.ok(time, `no [ISO time] at the start of ${JSON.stringify(line)}`);
+  const ms = Date.parse(time);
+  assert.ok(ms >= before - 1 && ms <= Date.now(), `time ${time} is not now`);
+}
+
+test('text lines: [ISO time] LEVEL: message, for each level; fields not shown; pino call forms', () => {
+  const file = path.join(scratch, 'levels.log');
+  const before = Date.now();
+  const logger = createLogger({ format: 'text', verbose: true, legacySyslog: false, detached: true, file });
+  logger.trace('not at -v');
+  logger.debug({ event: 'x', conn: 1 }, 'd');
+  logger.info({ event: 'open', conn: 1 }, 'conn 1: closed');
+  logger.warn('w');
+  logger.error('e: "quoted" \u00e9');
+  logger.fatal('f');
+  logger.error(new Error('an error object'));
+  logger.info({ event: 'printf' }, '%s and %d', 'a', 5);
+  logger.info({ event: 'no message' });
+  const written = lines(fs.readFileSync(file, 'utf8'));
+  for (const line of written) assertTextTime(line, before);
+  assert.deepEqual(
+    written.map((line) => line.replace(/^\[[^\]]*\] /, '')),
+    [
+      'DEBUG: d',
+      'INFO: conn 1: closed',
+      'WARN: w',
+      'ERROR: e: "quoted" \u00e9',
+      'FATAL: f',
+      'ERROR: an error object',
+      'INFO: a and 5',
+      'INFO: ',
+    ],
+  );
+});
+
+test('JSON lines: the fields, the ISO time, no debug without -v', () => {
+  const file = path.join(scratch, 'fields.json.log');
+  const logger = createLogger({ format: 'json', verbose: false, legacySyslog: false, detached: true, file });
+  logger.debug({ event: 'hidden' }, 'not without -v');
+  logger.info({ event: 'open', conn: 7 }, 'conn 7: open');
+  assert.equal(logger.isLevelEnabled('debug'), false);
+  const written = lines(fs.readFileSync(file, 'utf8')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(written.length, 1);
+  const { time, ...rest } = written[0]!;
+  assert.match(String(time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.deepEqual(rest, { level: 30, event: 'open', conn: 7, msg: 'conn 7: open' });
+});
+
+/** Runs createLogger(options) in a child process, logs one info line, and returns what it wrote on stderr. */
+async function logInChild(options: LogOptions): Promise<string> {
+  const moduleUrl = new URL('../../src/log/logger.js', import.meta.url).href;
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(moduleUrl)});
+    createLogger(${JSON.stringify(options)}).info({ event: 'x', conn: 1 }, 'to syslog');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+  const [code] = (await once(child, 'close')) as [number | null];
+  assert.equal(code, 0, stderr);
+  return stderr;
+}
+
+test('stderr and syslog (user facility) in the foreground; detached: no stderr, daemon facility', async () => {
+  const server = await udpReceiver();
+  cleanups.push(() => server.close());
+  const syslog = `127.0.0.1:${server.port}`;
+
+  const foreground = await logInChild({ format: 'json', verbose: false, syslog, legacySyslog: false });
+  assert.equal((JSON.parse(foreground) as { msg: string }).msg, 'to syslog');
+  await waitUntil(
+    () => server.texts()[0],
+    () => 'no syslog message',
+  );
+  // <user * 8 + info>, and the message, not the JSON line, in RFC 5424.
+  assert.match(server.texts()[0]!, /^<14>1 \S+ \S+ websockify \d+ - - to syslog$/);
+
+  const detached = await logInChild({ format: 'text', verbose: false, syslog, legacySyslog: true, detached: true });
+  assert.equal(detached, '', 'detached: nothing on stderr');
+  await waitUntil(
+    () => server.texts()[1],
+    () => 'no syslog message',
+  );
+  // <daemon * 8 + info>, RFC 3164 as asked.
+  assert.match(server.texts()[1]!, /^<30>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ websockify\[\d+\]: to syslog$/);
 });

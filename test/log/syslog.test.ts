@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { createSyslogDestination, parseSyslogServer, type SyslogOptions } from '../../src/log/syslog.js';
+import { createSyslog, parseSyslogServer, type Syslog, type SyslogOptions } from '../../src/log/syslog.js';
+import { udpReceiver } from './udp-receiver.js';
 
 const HOST = os.hostname();
 const PID = process.pid;
@@ -46,20 +46,6 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000)
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A real syslog-over-UDP receiver on loopback. */
-async function udpReceiver(): Promise<{ port: number; raw: Buffer[]; texts: () => string[]; close: () => Promise<void> }> {
-  const socket = dgram.createSocket('udp4');
-  const raw: Buffer[] = [];
-  socket.on('message', (msg) => raw.push(msg));
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return {
-    port: socket.address().port,
-    raw,
-    texts: () => raw.map((b) => b.toString('utf8')),
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
-  };
-}
 
 /** A UDP port on loopback with nobody listening: bound, then released. */
 async function closedUdpPort(): Promise<number> {
@@ -141,7 +127,15 @@ after(() => {
 /** Options that collect reports instead of writing them to stderr. */
 function collecting(extra: Partial<SyslogOptions> = {}): { options: SyslogOptions; errors: string[] } {
   const errors: string[] = [];
-  return { errors, options: { legacy: false, onError: (m) => errors.push(m), ...extra } };
+  return { errors, options: { legacy: false, facility: 'user', onError: (m) => errors.push(m), ...extra } };
+}
+
+/** pino's level numbers. */
+const LEVEL = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
+
+/** Sends `msg` at `level`, now. */
+function log(syslog: Syslog, level: keyof typeof LEVEL, msg: string): void {
+  syslog.send(LEVEL[level], Date.now(), msg);
 }
 
 describe('parseSyslogServer', () => {
@@ -189,25 +183,23 @@ describe('parseSyslogServer', () => {
     }
   });
 
-  it('makes createSyslogDestination throw on a bad server or facility, before sending anything', () => {
-    assert.throws(() => createSyslogDestination('host:x', { legacy: false }), /port "x"/);
-    assert.throws(() => createSyslogDestination('127.0.0.1:514', { legacy: false, facility: 24 }), /facility/);
+  it('makes createSyslog throw on a bad server, before sending anything', () => {
+    assert.throws(() => createSyslog('host:x', { legacy: false, facility: 'user' }), /port "x"/);
   });
 });
 
 describe('syslog over UDP', () => {
   it('sends RFC 5424 messages with the right PRI, app name, pid and text', async () => {
     const server = await udpReceiver();
-    const dest = createSyslogDestination(`127.0.0.1:${server.port}`, collecting().options);
+    const dest = createSyslog(`127.0.0.1:${server.port}`, collecting().options);
     try {
-      const log = pino({ level: 'trace' }, dest);
       const before = Date.now();
-      log.info('hello info');
-      log.error('it broke\nsecond line');
-      log.warn({ extra: 1 }, 'careful');
-      log.debug('some detail');
-      log.trace('finer detail');
-      log.fatal('the end');
+      log(dest, 'info', 'hello info');
+      log(dest, 'error', 'it broke\nsecond line');
+      log(dest, 'warn', 'careful');
+      log(dest, 'debug', 'some detail');
+      log(dest, 'trace', 'finer detail');
+      log(dest, 'fatal', 'the end');
       await waitFor('6 datagrams', () => server.raw.length >= 6);
       const got = new Map(server.texts().map((t) => [parse5424(t).msg, parse5424(t)]));
       // facility user (1) * 8 + severity: info 6, error 3, warn 4, debug 7, fatal -> critical 2
@@ -229,11 +221,10 @@ describe('syslog over UDP', () => {
 
   it('sends RFC 3164 messages with --legacy-syslog', async () => {
     const server = await udpReceiver();
-    const dest = createSyslogDestination(`127.0.0.1:${server.port}`, collecting({ legacy: true }).options);
+    const dest = createSyslog(`127.0.0.1:${server.port}`, collecting({ legacy: true }).options);
     try {
-      const log = pino({}, dest);
-      log.info('legacy info');
-      log.error('legacy error');
+      log(dest, 'info', 'legacy info');
+      log(dest, 'error', 'legacy error');
       await waitFor('2 datagrams', () => server.raw.length >= 2);
       const got = new Map(server.texts().map((t) => [parse3164(t).msg, parse3164(t)]));
       assert.equal(got.get('legacy info')?.pri, 14);
@@ -245,13 +236,13 @@ describe('syslog over UDP', () => {
     }
   });
 
-  it('uses the facility and app name given, and the time of the event', async () => {
+  it('uses the daemon facility when asked, and the time of the event', async () => {
     const server = await udpReceiver();
-    const dest = createSyslogDestination(`127.0.0.1:${server.port}`, collecting({ facility: 3, appName: 'my proxy' }).options);
+    const dest = createSyslog(`127.0.0.1:${server.port}`, collecting({ facility: 'daemon' }).options);
     try {
-      dest.write(`${JSON.stringify({ level: 30, time: Date.UTC(2021, 0, 2, 3, 4, 5, 678), msg: 'daemon info' })}\n`);
+      dest.send(LEVEL.info, Date.UTC(2021, 0, 2, 3, 4, 5, 678), 'daemon info');
       await waitFor('a datagram', () => server.raw.length >= 1);
-      const m = parse5424(server.texts()[0]!, 'my_proxy');
+      const m = parse5424(server.texts()[0]!);
       assert.equal(m.pri, 3 * 8 + 6);
       assert.equal(m.time, '2021-01-02T03:04:05.678Z');
       assert.equal(m.msg, 'daemon info');
@@ -263,12 +254,12 @@ describe('syslog over UDP', () => {
 
   it('marks UTF-8 text with a BOM in RFC 5424 (as Python does) and not in RFC 3164', async () => {
     const server = await udpReceiver();
-    const modern = createSyslogDestination(`127.0.0.1:${server.port}`, collecting().options);
-    const legacy = createSyslogDestination(`127.0.0.1:${server.port}`, collecting({ legacy: true }).options);
+    const modern = createSyslog(`127.0.0.1:${server.port}`, collecting().options);
+    const legacy = createSyslog(`127.0.0.1:${server.port}`, collecting({ legacy: true }).options);
     try {
-      pino({}, modern).info('héllo wörld');
+      log(modern, 'info', 'héllo wörld');
       await waitFor('a datagram', () => server.raw.length >= 1);
-      pino({}, legacy).info('héllo wörld');
+      log(legacy, 'info', 'héllo wörld');
       await waitFor('a datagram', () => server.raw.length >= 2);
       const bom = Buffer.from([0xef, 0xbb, 0xbf]);
       const withBom = Buffer.concat([bom, Buffer.from('héllo wörld')]);
@@ -282,22 +273,18 @@ describe('syslog over UDP', () => {
     }
   });
 
-  it('skips empty messages and forwards non-JSON lines; each line of a write is one message', async () => {
+  it('skips empty messages', async () => {
     const server = await udpReceiver();
-    const dest = createSyslogDestination(`127.0.0.1:${server.port}`, collecting().options);
+    const dest = createSyslog(`127.0.0.1:${server.port}`, collecting().options);
     try {
-      dest.write(`${JSON.stringify({ level: 30, time: Date.now() })}\n`); // no msg: nothing to log
-      dest.write(`${JSON.stringify({ level: 'error', time: Date.now(), msg: 'labelled level' })}\n`);
-      dest.write('plain text line\n');
-      dest.write(`${JSON.stringify({ level: 50, msg: 'one' })}\n${JSON.stringify({ level: 30, msg: 'two' })}\n`);
-      await waitFor('4 datagrams', () => server.raw.length >= 4);
+      log(dest, 'info', '');
+      log(dest, 'error', 'not empty');
+      await waitFor('a datagram', () => server.raw.length >= 1);
       await sleep(100);
-      const got = new Map(server.texts().map((t) => [parse5424(t).msg, parse5424(t).pri]));
-      assert.equal(server.raw.length, 4);
-      assert.equal(got.get('labelled level'), 11);
-      assert.equal(got.get('plain text line'), 12, 'unknown level: warning, as Python');
-      assert.equal(got.get('one'), 11);
-      assert.equal(got.get('two'), 14);
+      assert.deepEqual(
+        server.texts().map((t) => parse5424(t).msg),
+        ['not empty'],
+      );
     } finally {
       await dest.end();
       await server.close();
@@ -306,9 +293,9 @@ describe('syslog over UDP', () => {
 
   it('cuts very long messages at a character boundary', async () => {
     const server = await udpReceiver();
-    const dest = createSyslogDestination(`127.0.0.1:${server.port}`, collecting().options);
+    const dest = createSyslog(`127.0.0.1:${server.port}`, collecting().options);
     try {
-      pino({}, dest).info('é'.repeat(10_000));
+      log(dest, 'info', 'é'.repeat(10_000));
       await waitFor('a datagram', () => server.raw.length >= 1);
       const { msg } = parse5424(server.texts()[0]!);
       assert.match(msg, /^\ufeffé+$/);
@@ -321,19 +308,44 @@ describe('syslog over UDP', () => {
 
   it('resolves a host name, and end() flushes what was written before it', async () => {
     const server = await udpReceiver();
-    const dest = createSyslogDestination(`localhost:${server.port}`, collecting().options);
+    // localhost may resolve to ::1 first; only check when it resolves to the IPv4 receiver.
+    const { address } = await dns.promises.lookup('localhost');
+    const dest = createSyslog(`localhost:${server.port}`, collecting().options);
     try {
-      // localhost may resolve to ::1 first; only check when it resolves to the IPv4 receiver.
-      const { address } = await dns.promises.lookup('localhost');
-      dest.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'before end' })}\n`);
+      log(dest, 'info', 'before end'); // while the name is being looked up
       await dest.end();
-      dest.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'after end' })}\n`);
+      log(dest, 'info', 'after end');
       if (address === '127.0.0.1') {
         await waitFor('a datagram', () => server.raw.length >= 1);
         await sleep(100);
         assert.deepEqual(
           server.texts().map((t) => parse5424(t).msg),
           ['before end'],
+        );
+      }
+    } finally {
+      await dest.end();
+      await server.close();
+    }
+  });
+  it('holds at most 1000 messages while the name is looked up; more are dropped, reported once', async () => {
+    const server = await udpReceiver();
+    const { address } = await dns.promises.lookup('localhost');
+    const { options, errors } = collecting();
+    const dest = createSyslog(`localhost:${server.port}`, options);
+    try {
+      for (let i = 0; i < 1200; i++) log(dest, 'info', `m${i}`);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!, /localhost:\d+ is not keeping up; dropping messages/);
+      await dest.end();
+      if (address === '127.0.0.1') {
+        // The receiver shares this thread, so the kernel may drop some of the burst too; none past the bound arrives.
+        await waitFor('datagrams', () => server.raw.length >= 1);
+        await sleep(100);
+        const numbers = server.texts().map((t) => Number(/ m(\d+)$/.exec(t)?.[1]));
+        assert.ok(
+          numbers.every((n) => n < 1000),
+          `past the bound: ${numbers.filter((n) => !(n < 1000)).join(' ')}`,
         );
       }
     } finally {
@@ -348,14 +360,13 @@ describe('syslog to a local Unix datagram socket', () => {
     const socketPath = path.join(tempDir(), 'log.sock');
     const receiver = await unixReceiver(socketPath);
     const { options, errors } = collecting();
-    const modern = createSyslogDestination(socketPath, options);
-    const legacy = createSyslogDestination(socketPath, { ...options, legacy: true });
+    const modern = createSyslog(socketPath, options);
+    const legacy = createSyslog(socketPath, { ...options, legacy: true });
     try {
-      const log = pino({}, modern);
-      log.info('unix info');
-      log.error('unix error\nwith two lines');
+      log(modern, 'info', 'unix info');
+      log(modern, 'error', 'unix error\nwith two lines');
       await waitFor('2 messages', () => receiver.messages.length >= 2);
-      pino({}, legacy).warn('unix legacy');
+      log(legacy, 'warn', 'unix legacy');
       await waitFor('3 messages', () => receiver.messages.length >= 3);
       const byText = new Map(receiver.messages.slice(0, 2).map((t) => [parse5424(t).msg, parse5424(t).pri]));
       assert.equal(byText.get('unix info'), 14);
@@ -376,16 +387,15 @@ describe('syslog to a local Unix datagram socket', () => {
     const socketPath = path.join(tempDir(), 'log.sock');
     let receiver = await unixReceiver(socketPath);
     const { options } = collecting();
-    const dest = createSyslogDestination(socketPath, options);
+    const dest = createSyslog(socketPath, options);
     try {
-      const log = pino({}, dest);
-      log.info('first');
+      log(dest, 'info', 'first');
       await waitFor('first message', () => receiver.messages.length >= 1);
       await receiver.close(); // also removes the socket file, as a restarting syslogd does
-      log.info('lost while down');
+      log(dest, 'info', 'lost while down');
       await sleep(100);
       receiver = await unixReceiver(socketPath);
-      log.info('after restart');
+      log(dest, 'info', 'after restart');
       await waitFor('message after restart', () => receiver.messages.some((m) => m.endsWith(' after restart')));
     } finally {
       await dest.end();
@@ -397,16 +407,15 @@ describe('syslog to a local Unix datagram socket', () => {
     const socketPath = path.join(tempDir(), 'log.sock');
     const receiver = await unixReceiver(socketPath);
     const { options, errors } = collecting({ retryDelayMs: 50 });
-    const dest = createSyslogDestination(socketPath, options);
+    const dest = createSyslog(socketPath, options);
     try {
       await waitFor('logger to start', () => childPids('logger').length === 1);
       const [pid] = childPids('logger');
       process.kill(pid!, 'SIGKILL');
       await waitFor('the report', () => errors.length === 1);
       assert.match(errors[0]!, /exited \(signal SIGKILL\)/);
-      const log = pino({}, dest);
       for (let i = 0; i < 20 && !receiver.messages.some((m) => m.endsWith(' back again')); i++) {
-        assert.doesNotThrow(() => log.info('back again'));
+        assert.doesNotThrow(() => log(dest, 'info', 'back again'));
         await sleep(100);
       }
       assert.ok(
@@ -420,16 +429,35 @@ describe('syslog to a local Unix datagram socket', () => {
     }
     assert.deepEqual(childPids('logger'), []);
   });
+  it('drops messages while logger does not keep up, and end() stops it anyway', async () => {
+    const dir = tempDir();
+    const socketPath = path.join(dir, 'log.sock');
+    const receiver = await unixReceiver(socketPath);
+    // A stand-in that never reads its stdin nor exits on EOF.
+    const stuck = path.join(dir, 'stuck-logger');
+    fs.writeFileSync(stuck, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+    const { options, errors } = collecting({ loggerPath: stuck });
+    const dest = createSyslog(socketPath, options);
+    try {
+      await waitFor('the stand-in to start', () => childPids('sleep').length === 1);
+      for (let i = 0; i < 300; i++) log(dest, 'info', 'x'.repeat(8000));
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!, /log\.sock is not keeping up; dropping messages/);
+    } finally {
+      await dest.end();
+      await receiver.close();
+    }
+    await waitFor('the stand-in to stop', () => childPids('sleep').length === 0);
+  });
 });
 
 describe('an unreachable syslog server', () => {
-  it('UDP port with no listener: write() never throws, the error is reported once', async () => {
+  it('UDP port with no listener: send() never throws, the error is reported once', async () => {
     const port = await closedUdpPort();
     const { options, errors } = collecting();
-    const dest = createSyslogDestination(`127.0.0.1:${port}`, options);
-    const log = pino({}, dest);
+    const dest = createSyslog(`127.0.0.1:${port}`, options);
     for (let i = 0; i < 10; i++) {
-      assert.doesNotThrow(() => log.error(`nobody hears ${i}`));
+      assert.doesNotThrow(() => log(dest, 'error', `nobody hears ${i}`));
       await sleep(20);
     }
     await dest.end();
@@ -437,22 +465,22 @@ describe('an unreachable syslog server', () => {
     assert.match(errors[0]!, /ECONNREFUSED/);
   });
 
-  it('unresolvable host name: write() never throws, the error is reported once', async () => {
+  it('unresolvable host name: send() never throws, the error is reported once', async () => {
     const { options, errors } = collecting();
-    const dest = createSyslogDestination('no-such-host.invalid:514', options);
-    for (let i = 0; i < 5; i++) assert.doesNotThrow(() => dest.write(`${JSON.stringify({ level: 30, msg: `m${i}` })}\n`));
+    const dest = createSyslog('no-such-host.invalid:514', options);
+    for (let i = 0; i < 5; i++) assert.doesNotThrow(() => log(dest, 'info', `m${i}`));
     await waitFor('the report', () => errors.length >= 1);
-    assert.doesNotThrow(() => dest.write(`${JSON.stringify({ level: 30, msg: 'later' })}\n`));
+    assert.doesNotThrow(() => log(dest, 'info', 'later'));
     await dest.end();
     assert.equal(errors.length, 1);
     assert.match(errors[0]!, /cannot resolve no-such-host\.invalid/);
   });
 
-  it('missing Unix socket: write() never throws, the error is reported once', async () => {
+  it('missing Unix socket: send() never throws, the error is reported once', async () => {
     const socketPath = path.join(tempDir(), 'nobody.sock');
     const { options, errors } = collecting();
-    const dest = createSyslogDestination(socketPath, options);
-    for (let i = 0; i < 5; i++) assert.doesNotThrow(() => pino({}, dest).info(`into the void ${i}`));
+    const dest = createSyslog(socketPath, options);
+    for (let i = 0; i < 5; i++) assert.doesNotThrow(() => log(dest, 'info', `into the void ${i}`));
     await waitFor('the report', () => errors.length >= 1);
     await sleep(200);
     await dest.end();
@@ -461,13 +489,13 @@ describe('an unreachable syslog server', () => {
     assert.deepEqual(childPids('logger'), []);
   });
 
-  it('missing logger program: write() never throws, the error is reported once', async () => {
+  it('missing logger program: send() never throws, the error is reported once', async () => {
     const socketPath = path.join(tempDir(), 'log.sock');
     const receiver = await unixReceiver(socketPath);
     const { options, errors } = collecting({ loggerPath: '/nonexistent/logger' });
-    const dest = createSyslogDestination(socketPath, options);
+    const dest = createSyslog(socketPath, options);
     try {
-      for (let i = 0; i < 5; i++) assert.doesNotThrow(() => pino({}, dest).info(`nowhere ${i}`));
+      for (let i = 0; i < 5; i++) assert.doesNotThrow(() => log(dest, 'info', `nowhere ${i}`));
       await waitFor('the report', () => errors.length >= 1);
       assert.match(errors[0]!, /cannot run \/nonexistent\/logger/);
       assert.equal(errors.length, 1);
@@ -482,12 +510,12 @@ describe('an unreachable syslog server', () => {
     const socketPath = path.join(tempDir(), 'nobody.sock');
     const moduleUrl = new URL('../../src/log/syslog.js', import.meta.url).href;
     const script = `
-      const { createSyslogDestination } = await import(${JSON.stringify(moduleUrl)});
-      const udp = createSyslogDestination('127.0.0.1:${port}', { legacy: false });
-      const unix = createSyslogDestination(${JSON.stringify(socketPath)}, { legacy: true });
+      const { createSyslog } = await import(${JSON.stringify(moduleUrl)});
+      const udp = createSyslog('127.0.0.1:${port}', { legacy: false, facility: 'user' });
+      const unix = createSyslog(${JSON.stringify(socketPath)}, { legacy: true, facility: 'user' });
       for (let i = 0; i < 5; i++) {
-        udp.write(JSON.stringify({ level: 30, msg: 'x' + i }) + '\\n');
-        unix.write(JSON.stringify({ level: 30, msg: 'x' + i }) + '\\n');
+        udp.send(30, Date.now(), 'x' + i);
+        unix.send(30, Date.now(), 'x' + i);
         await new Promise((r) => setTimeout(r, 20));
       }
       // No end(): the process must still exit by itself.
