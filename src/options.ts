@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from './log/logger.js';
 import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
 import { builtinAuthPluginName } from './auth/load.js';
 import type { AuthPlugin } from './auth/plugin.js';

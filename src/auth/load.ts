@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { HttpError, StartupError } from '../errors.js';
 import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { createBasicHttpAuth } from './basic.js';

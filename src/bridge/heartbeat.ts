@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import type { Bridge } from './bridge.js';
 
 /** A bridge with the number its log lines name. */

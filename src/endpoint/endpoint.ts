@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import type { Admission } from '../admission/admission.js';
 import type { BridgeHook } from '../bridge/bridge.js';
 import { startHeartbeat } from '../bridge/heartbeat.js';

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { createAdmission } from '../admission/admission.js';
 import { guardAdmission, TargetPolicy } from '../admission/policy.js';
 import { fixedTarget, type TargetSource, tokenTargets } from '../admission/target-source.js';

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import type { FirstBytesRoute } from './dispatch.js';
 
 /** What a Flash player sends first to ask whether it may connect. */

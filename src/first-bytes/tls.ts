@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { peerAddress } from '../targets/address.js';
 import type { TlsContextStore } from '../tls/context.js';

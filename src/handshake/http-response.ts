@@ -1,6 +1,6 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 
 /**
  * Answers on a raw socket (outside node:http's response object: before an upgrade, or for a request the

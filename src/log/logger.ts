@@ -1,9 +1,14 @@
 import { format } from 'node:util';
-import { type DestinationStream, type LogFn, type Logger, pino } from 'pino';
+import { type BaseLogger, type DestinationStream, type LogFn, type Logger as PinoLogger, pino } from 'pino';
 import { StartupError, systemErrorText } from '../errors.js';
 import { createSyslog } from './syslog.js';
 
-export type { Logger };
+/**
+ * What the proxy logs through: the pino methods it calls. `createLogger`'s logger is one; so is any
+ * pino logger of the caller's, Fastify's `fastify.log` among them. Without `isLevelEnabled`, debug
+ * lines are always built (and the logger decides).
+ */
+export type Logger = Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'> & { isLevelEnabled?(level: string): boolean };
 
 /** Where and how log lines are written. */
 export interface LogOptions {
@@ -65,7 +70,7 @@ function jsonDestination(outputs: DestinationStream[]): DestinationStream {
  * call's arguments, each once, rather than from JSON made only to be parsed back.
  * @throws StartupError when the log file cannot be opened.
  */
-export function createLogger(options: LogOptions): Logger {
+export function createLogger(options: LogOptions): PinoLogger {
   const outputs: DestinationStream[] = options.detached ? [] : [pino.destination({ dest: 2, sync: true })];
   if (options.file) outputs.push(openLogFile(options.file));
   const json = options.format === 'json';
@@ -76,7 +81,7 @@ export function createLogger(options: LogOptions): Logger {
     : undefined;
 
   // pino calls the hook only for enabled levels, and only with its own six (no custom levels here).
-  function logMethod(this: Logger, args: Parameters<LogFn>, method: LogFn, level: number): void {
+  function logMethod(this: PinoLogger, args: Parameters<LogFn>, method: LogFn, level: number): void {
     if (jsonOutputs.length > 0) method.apply(this, args);
     if (textOutputs.length === 0 && !syslog) return;
     const time = Date.now();

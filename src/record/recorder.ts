@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import type { BridgeHook, BridgeSummary } from '../bridge/bridge.js';
 import { FROM_CLIENT, maxRecordLength, RECORDING_FOOTER, RECORDING_HEADER, recordLength, TO_CLIENT, writeRecord } from './format.js';
 

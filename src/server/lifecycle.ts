@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 
 /** When the proxy stops by itself; every field 0/false = never. */
 export interface LifecyclePolicy {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import type { TargetSource } from '../admission/target-source.js';
 import type { ProxyConfig } from '../config.js';
 import type { Endpoint, EndpointEvents } from '../endpoint/endpoint.js';
@@ -213,7 +213,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   private accept(socket: net.Socket, dispatch: (socket: Duplex) => void): void {
     this.sockets.add(socket);
-    if (this.logger.isLevelEnabled('debug')) {
+    if (this.logger.isLevelEnabled?.('debug') ?? true) {
       const from = peerAddress(socket);
       this.logger.debug({ event: 'accept', client: from }, `accepted a connection from ${from}`);
     }

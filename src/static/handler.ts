@@ -2,7 +2,7 @@ import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { join, relative, resolve, sep } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import send from 'send';
 import { HttpError, StartupError } from '../errors.js';
 import { readListing, renderListing } from './listing.js';

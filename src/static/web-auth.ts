@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { authRequestOf } from '../admission/admission.js';
 import type { AuthPlugin } from '../auth/plugin.js';
 import { HttpError } from '../errors.js';

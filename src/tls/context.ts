@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { StartupError, systemErrorText } from '../errors.js';
 
 /** The lowest protocol version accepted (`--ssl-version`), named as in Python websockify. */

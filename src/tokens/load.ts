@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { HttpError, StartupError } from '../errors.js';
 import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { isPort } from '../targets/address.js';

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import { HttpError } from '../errors.js';
 import type { Target } from '../targets/target.js';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/logger.js';
 import type { TargetSource } from '../admission/target-source.js';
 import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';

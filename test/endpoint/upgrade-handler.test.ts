@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, describe, test } from 'node:test';
+import Fastify from 'fastify';
 import { pino } from 'pino';
 import { createUpgradeHandler, type SessionEndInfo, type TokenPlugin, UsageError } from '../../src/index.js';
 import { startEchoServer } from '../helpers/targets.js';
@@ -119,6 +120,24 @@ describe('createUpgradeHandler', () => {
     assert.equal((await received).code, 1001);
     assert.equal(bridge.sessionCount, 0);
     await assert.rejects(openClient(`ws://${base}/`, 'binary'), /HTTP 503/);
+  });
+
+  test('logs through another program’s pino logger, such as Fastify’s (typed as the library takes it)', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const lines: string[] = [];
+    const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => void lines.push(line) } } });
+    const bridge = await createUpgradeHandler({ target: `127.0.0.1:${echo.port}`, logger: app.log });
+    after(() => bridge.close());
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    after(() => app.close());
+    bridge.attach(app.server);
+    const ended = once(bridge, 'session-close');
+    const ws = await openClient(`ws://127.0.0.1:${(app.server.address() as net.AddressInfo).port}/`, 'binary');
+    ws.close();
+    await ended;
+    const events = lines.map((line) => (JSON.parse(line) as { event?: string }).event);
+    assert.ok(events.includes('open') && events.includes('close'), `Fastify's log has the session's lines: ${lines.join('')}`);
   });
 
   test('options that belong to the caller’s server are refused, not half-applied', async () => {
