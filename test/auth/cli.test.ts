@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type ClientOptions, WebSocket } from 'ws';
+import { createPki, type Issued, type Pki } from '../helpers/pki.js';
 import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
-import { createPki, type Issued, type Pki } from '../tls/pki.js';
 
 let scratch: string;
 let pki: Pki;

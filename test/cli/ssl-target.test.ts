@@ -6,10 +6,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import type { WebSocket } from 'ws';
+import { createPki, type Pki } from '../helpers/pki.js';
 import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
-import { createPki, type Pki } from '../tls/pki.js';
 
 /** A TLS echo server on 127.0.0.1 that counts the connections whose handshake completed. */
 interface TlsEcho {
@@ -201,7 +201,7 @@ test('--ssl-target usage errors exit 2; an unreadable --ssl-target-ca exits 1', 
   const missing = await runCli(['--ssl-target', '--ssl-target-ca', path.join(pki.dir, 'missing-ca.pem'), '127.0.0.1:0', '127.0.0.1:5900']);
   assert.equal(missing.code, 1, missing.stderr);
   assert.match(missing.stderr, /^websockify: cannot read --ssl-target-ca file [^\n]*missing-ca\.pem: ENOENT\n$/);
-  const notPem = await runCli(['--ssl-target', '--ssl-target-ca', pki.dir + '/ca.key', '127.0.0.1:0', '127.0.0.1:5900']);
+  const notPem = await runCli(['--ssl-target', '--ssl-target-ca', `${pki.dir}/ca.key`, '127.0.0.1:0', '127.0.0.1:5900']);
   assert.equal(notPem.code, 1, notPem.stderr);
   assert.match(notPem.stderr, /^websockify: --ssl-target-ca file [^\n]*: no PEM certificate in it\n$/);
 });

@@ -8,10 +8,10 @@ import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import type { WebSocket } from 'ws';
 import { FLASH_POLICY_REQUEST, FLASH_POLICY_RESPONSE } from '../../src/server/flash-policy.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from '../helpers/pki.js';
 import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
-import { createPki, type Issued, type Pki, replaceAtomically } from '../tls/pki.js';
 
 let pki: Pki;
 let server: Issued;

@@ -8,10 +8,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { createPki, type Issued, type Pki } from '../helpers/pki.js';
 import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
-import { createPki, type Issued, type Pki } from '../tls/pki.js';
 
 /** Large enough to outlast the loopback socket buffers, so the server is still sending while the client dawdles. */
 const BIG = 16 * 1024 * 1024;

@@ -8,7 +8,7 @@ import { createDispatcher, type FirstBytesRoute } from '../../src/server/dispatc
 import { createFlashPolicyRoute } from '../../src/server/flash-policy.js';
 import type { TlsContextStore } from '../../src/tls/context.js';
 import { createPlainRefusedRoute, createTlsRoute } from '../../src/tls/route.js';
-import { type CapturedLog, captureLog } from './log-capture.js';
+import { type CapturedLog, captureLog } from '../helpers/log-capture.js';
 
 /**
  * The listening side as the proxy will wire it, in-process: accept (deadline armed), first-bytes dispatch

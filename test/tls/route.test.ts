@@ -9,11 +9,11 @@ import tls from 'node:tls';
 import type { ClientOptions } from 'ws';
 import { TlsContextStore } from '../../src/tls/context.js';
 import { createPlainRefusedRoute, isTlsHello } from '../../src/tls/route.js';
+import { captureLog } from '../helpers/log-capture.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from '../helpers/pki.js';
 import { readAll } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 import { getRequest, startFront, tlsExchange } from './front.js';
-import { captureLog } from './log-capture.js';
-import { createPki, type Issued, type Pki, replaceAtomically } from './pki.js';
 
 let pki: Pki;
 let server: Issued;

@@ -83,7 +83,7 @@ export function createPki(): Pki {
       const san = options.san ?? (usage === 'serverAuth' ? 'DNS:localhost,IP:127.0.0.1,IP:::1' : undefined);
       fs.writeFileSync(
         ext,
-        [`basicConstraints=CA:FALSE`, `extendedKeyUsage=${usage}`, ...(san ? [`subjectAltName=${san}`] : [])].join('\n') + '\n',
+        `${['basicConstraints=CA:FALSE', `extendedKeyUsage=${usage}`, ...(san ? [`subjectAltName=${san}`] : [])].join('\n')}\n`,
       );
       const keyArgs = options.password ? ['-passout', `pass:${options.password}`] : ['-nodes'];
       openssl(
