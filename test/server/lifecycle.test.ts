@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, test } from 'node:test';
 import type { ClientOptions, WebSocket } from 'ws';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
-import { collect, openClient } from '../helpers/ws-client.js';
+import { collect, echoed, openClient } from '../helpers/ws-client.js';
 
 // Whatever a test starts is registered here and stopped after it, pass or fail.
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -29,14 +28,6 @@ async function client(url: string, options: ClientOptions = {}): Promise<WebSock
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Sends `text` and resolves with the echo. */
-async function echoed(ws: WebSocket, text: string): Promise<string> {
-  const reply = once(ws, 'message');
-  ws.send(Buffer.from(text));
-  const [data] = (await reply) as [Buffer];
-  return data.toString();
-}
 
 /**
  * Asserts that the proxy accepts no new connection. The kernel may give the freed port to another test's
