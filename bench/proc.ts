@@ -154,6 +154,11 @@ export interface MachineInfo {
   loadAverage: number[];
 }
 
+/** The installed version of a Debian package, or '' (`dpkg-query -W` prints the name, a tab, the version). */
+function debianVersion(name: string): string {
+  return tryRun('dpkg-query', ['-W', name]).split('\t')[1] ?? '';
+}
+
 /** Collects {@link MachineInfo}. */
 export function machineInfo(): MachineInfo {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'latin1');
@@ -164,8 +169,8 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     kernel: `${os.type()} ${os.release()}`,
     python: tryRun('/usr/bin/python3', ['--version']),
-    websockifyPackage: tryRun('dpkg-query', ['-W', '-f', '${Version}', 'websockify']),
-    numpyPackage: tryRun('dpkg-query', ['-W', '-f', '${Version}', 'python3-numpy']),
+    websockifyPackage: debianVersion('websockify'),
+    numpyPackage: debianVersion('python3-numpy'),
     opensslVersion: process.versions.openssl ?? '',
     fdLimit: fdLimit('self'),
     loadAverage: os.loadavg().map((n) => Math.round(n * 100) / 100),

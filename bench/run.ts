@@ -82,10 +82,10 @@ function summariseProfiles(dir: string): Array<{ function: string; selfPercent: 
     .map(([name, hits]) => ({ function: name, selfPercent: Number(((hits / total) * 100).toFixed(1)) }));
 }
 
-async function main(): Promise<number> {
-  let parsed;
+/** The command line's options; a usage error exits. */
+function parseCommandLine() {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       options: {
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
@@ -95,11 +95,14 @@ async function main(): Promise<number> {
         profile: { type: 'boolean', default: false },
         'proxy-cli': { type: 'string' },
       },
-    });
+    }).values;
   } catch (err) {
-    usage((err as Error).message);
+    return usage((err as Error).message);
   }
-  const options = parsed.values;
+}
+
+async function main(): Promise<number> {
+  const options = parseCommandLine();
   const quick = options.quick!;
   const runs = options.runs === undefined ? (quick ? 1 : 3) : Number(options.runs);
   if (!Number.isInteger(runs) || runs < 1) usage(`--runs expects a positive whole number, not '${options.runs}'`);
