@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { parseRecording, type RecordedMessage, RecordingFormatError, readRecording } from '../../src/record/reader.js';
 import { createRecorder } from '../../src/record/recorder.js';
 import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { openClient } from '../helpers/ws-client.js';
 
 const REPLAY = fileURLToPath(new URL('../../src/cli/replay.js', import.meta.url));
@@ -100,11 +101,8 @@ async function startPythonWebsockify(recordBase: string): Promise<{ proc: ChildP
   let output = '';
   proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   proc.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 10_000;
-  while (!/proxying from/.test(output)) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`websockify did not start: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil('websockify to start or exit', () => /proxying from/.test(output) || proc.exitCode !== null);
+  if (proc.exitCode !== null) throw new Error(`websockify did not start: ${output}`);
   return { proc, port, output: () => output };
 }
 
