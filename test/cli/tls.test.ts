@@ -360,7 +360,7 @@ test('a Kubernetes-style secret rotation (..data link swapped by rename) is pick
     writeVersion('..v2', renewed);
     fs.symlinkSync('..v2', path.join(mount, '..data_tmp'));
     fs.renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
-    await p.waitForEvent((e) => e.event === 'tls-reloaded', 3000);
+    await p.waitForEvent((e) => e.event === 'tls-reloaded');
     assert.equal(await servedFingerprint(p.port!), renewed.fingerprint);
   } finally {
     await stop(p);

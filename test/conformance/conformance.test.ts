@@ -95,7 +95,7 @@ async function clientSendsThenCloses(context: CaseContext, oneWrite: boolean): P
       await target.waitUntil((all) => all[0]!.data.length >= 6000);
       conn.write(closeFrame(1000));
     }
-    const seen = await conn.frames(5000, false);
+    const seen = await conn.frames(20_000, false);
     await target.waitUntil((all) => all[0]!.fin);
     const got = target.connections[0]!;
     const intact = got.data.equals(PAYLOAD.subarray(0, got.data.length)) ? '' : ' (corrupted)';

@@ -69,7 +69,7 @@ export async function startPython(target: string): Promise<Subject> {
       // Forked children outlive the parent when it dies first; they are in the same group.
       signalGroup('SIGKILL');
     };
-    if (await waitAccepting(port, 10000, () => gone)) return { name: 'python', port, stop };
+    if (await waitAccepting(port, 30_000, () => gone)) return { name: 'python', port, stop };
     lastError = stderr;
     await stop();
   }
@@ -129,7 +129,7 @@ export class CaseTarget {
   }
 
   /** Waits until `test` holds for the recorded connections; false after `timeoutMs`. */
-  waitUntil(test: (connections: TargetConnection[]) => boolean, timeoutMs = 3000): Promise<boolean> {
+  waitUntil(test: (connections: TargetConnection[]) => boolean, timeoutMs = 20_000): Promise<boolean> {
     return new Promise((resolve) => {
       const done = (value: boolean): void => {
         this.wakers.delete(waker);

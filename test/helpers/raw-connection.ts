@@ -79,7 +79,7 @@ export class RawConnection {
    * @returns the head, or undefined when the connection closed (or `timeoutMs` passed) before a whole
    * head, or the answer does not start with an HTTP/1.x status line (see {@link received}).
    */
-  async head(timeoutMs = 3000): Promise<HttpHead | undefined> {
+  async head(timeoutMs = 20_000): Promise<HttpHead | undefined> {
     const end = await this.waitFor(() => {
       const at = this.buffer.indexOf('\r\n\r\n', this.consumed);
       return at >= 0 ? at : undefined;
@@ -102,7 +102,7 @@ export class RawConnection {
    * is answered with one of the same code, as a client must, unless `answerClose` is false (the
    * client sent its close frame first, and this one is the answer).
    */
-  async frames(timeoutMs = 5000, answerClose = true): Promise<FramesSeen> {
+  async frames(timeoutMs = 20_000, answerClose = true): Promise<FramesSeen> {
     const data: Buffer[] = [];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -123,7 +123,7 @@ export class RawConnection {
    * Reads data frames until `byteCount` payload bytes have arrived.
    * @returns the payload, shorter than `byteCount` when a close frame, the end or `timeoutMs` came first.
    */
-  async data(byteCount: number, timeoutMs = 3000): Promise<Buffer> {
+  async data(byteCount: number, timeoutMs = 20_000): Promise<Buffer> {
     const data: Buffer[] = [];
     let length = 0;
     const deadline = Date.now() + timeoutMs;
@@ -139,7 +139,7 @@ export class RawConnection {
   }
 
   /** Waits until the server closes the connection; false when `timeoutMs` passed first. */
-  async waitClosed(timeoutMs = 3000): Promise<boolean> {
+  async waitClosed(timeoutMs = 20_000): Promise<boolean> {
     return (await this.waitFor(() => (this.ended ? true : undefined), timeoutMs)) === true;
   }
 
