@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { treeListensOn } from '../../bench/proc.js';
 import { parseRecording, type RecordedMessage, RecordingFormatError, readRecording } from '../../src/record/reader.js';
 import { createRecorder } from '../../src/record/recorder.js';
 import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
@@ -101,7 +102,8 @@ async function startPythonWebsockify(recordBase: string): Promise<{ proc: ChildP
   let output = '';
   proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   proc.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitUntil('websockify to start or exit', () => /proxying from/.test(output) || proc.exitCode !== null);
+  // Its settings are printed before it binds: ready is its own listening socket.
+  await waitUntil('websockify to listen or exit', () => proc.exitCode !== null || treeListensOn(proc.pid!, port));
   if (proc.exitCode !== null) throw new Error(`websockify did not start: ${output}`);
   return { proc, port, output: () => output };
 }
