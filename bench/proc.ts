@@ -1,11 +1,7 @@
 // Readers of /proc for the bench: a subject's process tree, its CPU time and memory, and the machine.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-
-/** dpkg-query's --showformat field for a package's version (a dpkg pattern, not a JS template). */
-// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} syntax, passed to it verbatim
-const DPKG_VERSION = '${Version}';
 
 /** USER_HZ: the unit of the times in /proc/PID/stat. */
 const TICKS_PER_SECOND = Number(tryRun('getconf', ['CLK_TCK'])) || 100;
@@ -57,6 +53,30 @@ export function processTree(root: number): number[] {
   const tree = [root];
   for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
   return tree;
+}
+
+/**
+ * Whether `root` or a process it forked listens on 127.0.0.1:`port`: the listening socket's inode in
+ * /proc/net/tcp, held by one of the tree's file descriptors. Unlike a probe connection, this cannot be
+ * answered by another program that took the port first, and it costs the subject nothing.
+ */
+export function treeListensOn(root: number, port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const sockets = new Set<string>();
+  for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+    // local_address is field 1, st field 3 (0A: LISTEN), inode field 9.
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] === local && fields[3] === '0A' && fields[9]) sockets.add(`socket:[${fields[9]}]`);
+  }
+  if (sockets.size === 0) return false;
+  for (const pid of processTree(root)) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) if (sockets.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return true;
+    } catch {
+      // exited, or an fd closed between the listing and the read
+    }
+  }
+  return false;
 }
 
 /**
@@ -158,6 +178,11 @@ export interface MachineInfo {
   loadAverage: number[];
 }
 
+/** The installed version of a Debian package, or '' (`dpkg-query -W` prints the name, a tab, the version). */
+function debianVersion(name: string): string {
+  return tryRun('dpkg-query', ['-W', name]).split('\t')[1] ?? '';
+}
+
 /** Collects {@link MachineInfo}. */
 export function machineInfo(): MachineInfo {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'latin1');
@@ -168,8 +193,8 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     kernel: `${os.type()} ${os.release()}`,
     python: tryRun('/usr/bin/python3', ['--version']),
-    websockifyPackage: tryRun('dpkg-query', ['-W', '-f', DPKG_VERSION, 'websockify']),
-    numpyPackage: tryRun('dpkg-query', ['-W', '-f', DPKG_VERSION, 'python3-numpy']),
+    websockifyPackage: debianVersion('websockify'),
+    numpyPackage: debianVersion('python3-numpy'),
     opensslVersion: process.versions.openssl ?? '',
     fdLimit: fdLimit('self'),
     loadAverage: os.loadavg().map((n) => Math.round(n * 100) / 100),

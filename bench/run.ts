@@ -82,6 +82,7 @@ function summariseProfiles(dir: string): Array<{ function: string; selfPercent: 
     .map(([name, hits]) => ({ function: name, selfPercent: Number(((hits / total) * 100).toFixed(1)) }));
 }
 
+/** The command line's options; a usage error exits. */
 function parseCommandLine() {
   try {
     return parseArgs({
@@ -94,15 +95,14 @@ function parseCommandLine() {
         profile: { type: 'boolean', default: false },
         'proxy-cli': { type: 'string' },
       },
-    });
+    }).values;
   } catch (err) {
     return usage((err as Error).message);
   }
 }
 
 async function main(): Promise<number> {
-  const parsed = parseCommandLine();
-  const options = parsed.values;
+  const options = parseCommandLine();
   const quick = options.quick!;
   const runs = options.runs === undefined ? (quick ? 1 : 3) : Number(options.runs);
   if (!Number.isInteger(runs) || runs < 1) usage(`--runs expects a positive whole number, not '${options.runs}'`);

@@ -5,15 +5,13 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processTree } from './proc.js';
+import { processTree, treeListensOn } from './proc.js';
 
 /** The repository root (this file runs from dist/bench/). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The proxy's CLI, as built by `tsc -p .`. */
 export const PROXY_CLI = join(ROOT, 'dist/src/cli/main.js');
 const RELAY = join(ROOT, 'dist/bench/relay.js');
-/** What relay.js prints once it listens. */
-const RELAY_READY = 'relay.js listening';
 const PYTHON_WEBSOCKIFY = '/usr/bin/websockify';
 
 /** Every subject, in table order; `proxy` is the one the others are compared with. */
@@ -65,17 +63,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 function pinned(core: string | undefined, argv: string[]): [string, string[]] {
   return core === undefined ? [argv[0]!, argv.slice(1)] : ['taskset', ['-c', core, ...argv]];
 }
@@ -84,9 +71,10 @@ let logCounter = 0;
 
 /**
  * Spawns a helper process pinned to `core` (taskset execs it, so the child's PID is the subject's),
- * waits until it accepts on `port` (or, given `readyMarker`, until its log shows it: a probe connection
- * through a relay would reach the target and be taken for the workload's), and returns a stop function
- * that ends it and every process it forked, by PID.
+ * waits until it listens on `port` (seen in /proc, not probed: another program that took the port in
+ * the meantime must not pass for it, and a probe through a relay would reach the target and be taken
+ * for the workload's connection), and returns a stop function that ends it and every process it
+ * forked, by PID.
  * @throws NotAvailable when it exits with status 2 before listening (a usage error: an option it lacks).
  */
 export async function spawnListening(
@@ -95,7 +83,6 @@ export async function spawnListening(
   port: number,
   core: string | undefined,
   logDir: string,
-  readyMarker?: string,
 ): Promise<{ pid: number; stop: () => Promise<void> }> {
   const logFile = join(logDir, `${++logCounter}-${name}.log`);
   const log = openSync(logFile, 'w');
@@ -109,17 +96,18 @@ export async function spawnListening(
       resolve();
     }),
   );
-  const deadline = Date.now() + 15000;
+  // Only for a child that hangs: a start on a busy machine can take seconds.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (exit) {
       const text = readFileSync(logFile, 'utf8').trim();
       const message = `${name} exited with ${exit.code ?? exit.signal} before listening: ${text.split('\n').slice(-3).join(' | ')}`;
       throw exit.code === 2 ? new NotAvailable(message) : new Error(message);
     }
-    if (readyMarker ? readFileSync(logFile, 'utf8').includes(readyMarker) : await canConnect(port)) break;
+    if (treeListensOn(child.pid!, port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${name} did not listen on ${port} within 15 s (log: ${logFile})`);
+      throw new Error(`${name} did not listen on ${port} within 60 s (log: ${logFile})`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -127,11 +115,13 @@ export async function spawnListening(
   const stop = async (): Promise<void> => {
     if (exit) return;
     const tree = processTree(pid);
+    // Python websockify raises from its SIGTERM handler, once: when the signal lands inside a finalizer
+    // (reaping a worker) the exception is ignored and the process stays. Nothing is measured after a stop,
+    // so a subject gets a second, not five, to exit before SIGKILL.
     child.kill('SIGTERM');
-    const timer = new Promise<boolean>((r) => setTimeout(() => r(false), 5000));
-    const done = await Promise.race([exited.then(() => true), timer]);
-    if (!done) child.kill('SIGKILL');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 1000);
     await exited;
+    clearTimeout(timer);
     // Forked workers (Python's) that outlived their parent.
     for (const worker of tree.slice(1)) {
       try {
@@ -181,14 +171,7 @@ export async function startSubject(name: SubjectName, options: SubjectOptions): 
     if (why) throw new NotAvailable(why);
     argv = [PYTHON_WEBSOCKIFY, ...tlsArgs, listen, target];
   }
-  const started = await spawnListening(
-    name,
-    argv,
-    port,
-    options.pinning.subject,
-    options.logDir,
-    name === 'relay' ? RELAY_READY : undefined,
-  );
+  const started = await spawnListening(name, argv, port, options.pinning.subject, options.logDir);
   return { name, port, pid: started.pid, framed: name !== 'relay', tls, stop: started.stop };
 }
 
@@ -198,7 +181,7 @@ export async function startEchoProcess(
   logDir: string,
 ): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
-  const started = await spawnListening('echo', [process.execPath, RELAY, 'echo', String(port)], port, pinning.load, logDir, RELAY_READY);
+  const started = await spawnListening('echo', [process.execPath, RELAY, 'echo', String(port)], port, pinning.load, logDir);
   return { port, ...started };
 }
 

@@ -1,5 +1,7 @@
-// The bench's load client: a raw-socket WebSocket client (RFC 6455 framing and masking done here, with
-// frames built once and written many times) and the integrity check of every byte stream.
+// The WebSocket wire (RFC 6455) spoken without a library, for the bench and the tests: client frames
+// built and masked, server frames parsed, the opening handshake written byte for byte. On top of it the
+// bench's load client (frames built once and written many times) and the integrity check of every byte
+// stream; the tests' raw connection (test/helpers/raw-connection.ts) reads the wire with the same parts.
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -73,8 +75,11 @@ export class StreamCheck {
   }
 }
 
+/** WebSocket opcodes. */
+export const Opcode = { CONTINUATION: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
+
 /** A client-to-server frame: FIN, `opcode`, the mask bit, and the payload XORed with a fresh 4-byte key. */
-export function maskedFrame(payload: Buffer, opcode = 0x2): Buffer {
+export function maskedFrame(payload: Buffer, opcode: number = Opcode.BINARY): Buffer {
   const length = payload.length;
   const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
   const frame = Buffer.allocUnsafe(2 + lengthBytes + 4 + length);
@@ -93,6 +98,105 @@ export function maskedFrame(payload: Buffer, opcode = 0x2): Buffer {
   return frame;
 }
 
+/** A client close frame carrying a status code. */
+export function closeFrame(code: number): Buffer {
+  const payload = Buffer.alloc(2);
+  payload.writeUInt16BE(code);
+  return maskedFrame(payload, Opcode.CLOSE);
+}
+
+/** The fixed part of a frame, as read from its first bytes. */
+export interface FrameHeader {
+  opcode: number;
+  masked: boolean;
+  /** Payload length. */
+  length: number;
+  /** Bytes before the payload: 2, the extended length, and the masking key when masked. */
+  size: number;
+}
+
+/** Reads the header of the frame at `offset`; undefined when `buffer` does not hold all of it yet. */
+export function frameHeader(buffer: Buffer, offset: number): FrameHeader | undefined {
+  const available = buffer.length - offset;
+  if (available < 2) return undefined;
+  const second = buffer[offset + 1]!;
+  const masked = (second & 0x80) !== 0;
+  let length = second & 0x7f;
+  let size = 2;
+  if (length === 126) {
+    if (available < 4) return undefined;
+    length = buffer.readUInt16BE(offset + 2);
+    size = 4;
+  } else if (length === 127) {
+    if (available < 10) return undefined;
+    length = Number(buffer.readBigUInt64BE(offset + 2));
+    size = 10;
+  }
+  if (masked) size += 4;
+  if (available < size) return undefined;
+  return { opcode: buffer[offset]! & 0x0f, masked, length, size };
+}
+
+/**
+ * One whole frame parsed from `buffer` at `offset`, its payload copied (and unmasked, should a server
+ * have masked it); undefined when it is not all there yet. `next` is the offset after it.
+ */
+export function parseFrame(buffer: Buffer, offset: number): { opcode: number; payload: Buffer; next: number } | undefined {
+  const header = frameHeader(buffer, offset);
+  if (header === undefined) return undefined;
+  const at = offset + header.size;
+  if (buffer.length < at + header.length) return undefined;
+  const payload = Buffer.from(buffer.subarray(at, at + header.length));
+  if (header.masked) {
+    const mask = buffer.subarray(at - 4, at);
+    for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
+  }
+  return { opcode: header.opcode, payload, next: at + header.length };
+}
+
+/** The key-derived value a server must answer in `Sec-WebSocket-Accept` (RFC 6455 section 4.2.2). */
+export function acceptKey(key: string): string {
+  return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+}
+
+/** Options for {@link handshakeRequest}; each field left out takes the valid default. */
+export interface HandshakeParts {
+  method?: string;
+  path?: string;
+  /** The request line's version, `HTTP/1.1` by default. */
+  httpVersion?: string;
+  /** `Host`; default '127.0.0.1'. */
+  host?: string;
+  /** `Sec-WebSocket-Protocol` value; null omits the header. Default none. */
+  protocol?: string | null;
+  /** `Sec-WebSocket-Version`; null omits it. Default '13'. */
+  version?: string | null;
+  /** `Sec-WebSocket-Key`; null omits it. Default a valid random key. */
+  key?: string | null;
+  /** `Upgrade`; null omits it. Default 'websocket'. */
+  upgrade?: string | null;
+  /** `Connection`; null omits it. Default 'Upgrade'. */
+  connection?: string | null;
+  /** More header lines, written as given. */
+  extra?: readonly string[];
+}
+
+/** Builds a WebSocket opening handshake request (valid unless `parts` says otherwise). */
+export function handshakeRequest(parts: HandshakeParts = {}): string {
+  const line = (name: string, value: string | null | undefined): string[] => (value == null ? [] : [`${name}: ${value}`]);
+  const lines = [
+    `${parts.method ?? 'GET'} ${parts.path ?? '/'} ${parts.httpVersion ?? 'HTTP/1.1'}`,
+    `Host: ${parts.host ?? '127.0.0.1'}`,
+    ...line('Upgrade', parts.upgrade === undefined ? 'websocket' : parts.upgrade),
+    ...line('Connection', parts.connection === undefined ? 'Upgrade' : parts.connection),
+    ...line('Sec-WebSocket-Key', parts.key === undefined ? randomBytes(16).toString('base64') : parts.key),
+    ...line('Sec-WebSocket-Version', parts.version === undefined ? '13' : parts.version),
+    ...line('Sec-WebSocket-Protocol', parts.protocol),
+    ...(parts.extra ?? []),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 /** Frames for one period of the pattern cut into `messageSize` messages, concatenated, and where each starts. */
 function framesForPeriod(messageSize: number): { buffer: Buffer; frameLength: number } {
   const frames: Buffer[] = [];
@@ -107,7 +211,6 @@ const small = framesForPeriod(SMALL_MESSAGE);
 export const SMALL_FRAMES = small.buffer;
 /** Length of one 64-byte message's frame (2 header + 4 mask + 64). */
 export const SMALL_FRAME_LENGTH = small.frameLength;
-const CLOSE_FRAME_PAYLOAD = Buffer.from([0x03, 0xe8]);
 
 /**
  * What goes on the wire for `count` messages of `size` bytes starting at message `first` of the
@@ -158,28 +261,15 @@ export class FrameReader {
         }
         continue;
       }
-      const available = buf.length - i;
-      if (available < 2) break;
-      const b1 = buf[i + 1]!;
-      if (b1 & 0x80) throw new IntegrityError('server sent a masked frame');
-      let length = b1 & 0x7f;
-      let header = 2;
-      if (length === 126) {
-        if (available < 4) break;
-        length = buf.readUInt16BE(i + 2);
-        header = 4;
-      } else if (length === 127) {
-        if (available < 10) break;
-        length = Number(buf.readBigUInt64BE(i + 2));
-        header = 10;
-      }
-      const opcode = buf[i]! & 0x0f;
-      if (opcode === 0x1) throw new IntegrityError('server sent a text frame to a binary session');
-      // A continuation (0) keeps the data opcode of the frame it continues.
-      if (opcode !== 0) this.opcode = opcode;
-      this.remaining = length;
-      i += header;
-      if (length === 0 && this.opcode >= 8) this.endControl();
+      const header = frameHeader(buf, i);
+      if (header === undefined) break;
+      if (header.masked) throw new IntegrityError('server sent a masked frame');
+      if (header.opcode === Opcode.TEXT) throw new IntegrityError('server sent a text frame to a binary session');
+      // A continuation keeps the data opcode of the frame it continues.
+      if (header.opcode !== Opcode.CONTINUATION) this.opcode = header.opcode;
+      this.remaining = header.length;
+      i += header.size;
+      if (header.length === 0 && this.opcode >= 8) this.endControl();
     }
     if (i < buf.length) this.partial = Buffer.from(buf.subarray(i));
   }
@@ -214,8 +304,6 @@ export interface Endpoint {
   tls: boolean;
 }
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
 /**
  * Connects to a subject and, for a WebSocket subject, completes the opening handshake (subprotocol
  * `binary`, accept key verified). Resolves when payload can flow; rejects after `timeoutMs`.
@@ -239,7 +327,7 @@ export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, 
       close: (timeoutMs = 5000) => {
         if (socket.destroyed) return Promise.resolve();
         closing = true;
-        if (endpoint.framed) socket.write(maskedFrame(CLOSE_FRAME_PAYLOAD, 0x8));
+        if (endpoint.framed) socket.write(closeFrame(1000));
         else socket.end();
         return new Promise<void>((done, fail) => {
           const timer = setTimeout(() => {
@@ -291,14 +379,11 @@ export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, 
     }
     const key = randomBytes(16).toString('base64');
     socket.once(ready, () => {
-      socket.write(
-        `GET / HTTP/1.1\r\nHost: 127.0.0.1:${endpoint.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n`,
-      );
+      socket.write(handshakeRequest({ host: `127.0.0.1:${endpoint.port}`, key, protocol: 'binary' }));
     });
     const reader = new FrameReader(deliver, (opcode) => {
       // A close frame: our reply is the FIN that follows (the subject has closed its side already).
-      if (opcode === 0x8) socket.end();
+      if (opcode === Opcode.CLOSE) socket.end();
     });
     let head = Buffer.alloc(0);
     const onHead = (chunk: Buffer): void => {
@@ -309,15 +394,12 @@ export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, 
         return;
       }
       const text = head.subarray(0, end).toString('latin1');
-      const accept = createHash('sha1')
-        .update(key + GUID)
-        .digest('base64');
       if (!text.startsWith('HTTP/1.1 101')) {
         fail(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
         return;
       }
       const acceptLine = text.split('\r\n').find((line) => line.toLowerCase().startsWith('sec-websocket-accept:'));
-      if (acceptLine?.slice(acceptLine.indexOf(':') + 1).trim() !== accept) {
+      if (acceptLine?.slice(acceptLine.indexOf(':') + 1).trim() !== acceptKey(key)) {
         fail(new Error('handshake: wrong Sec-WebSocket-Accept'));
         return;
       }

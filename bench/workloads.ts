@@ -22,6 +22,13 @@ export interface Sizes {
   idleConnections: number;
   /** Python forks a process per connection: its idle test holds fewer. */
   idleConnectionsPython: number;
+  /** Sessions opened and closed before the idle baseline, so that code paths are compiled and pools grown. */
+  idleWarmup: number;
+  /**
+   * Pause for the subject to settle (garbage collected, closed sessions freed) before a memory reading:
+   * before the idle baseline; twice as long with the idle sessions open; half before a slow flow starts.
+   */
+  settleMs: number;
   /** Stop the most-connections probe here (the load's own fd limit must stay above it). */
   probeCap: number;
   handshakes: number;
@@ -37,6 +44,8 @@ export interface Sizes {
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
+/** Frames per write in the messages workload (f). */
+const MESSAGE_BATCH = 1024;
 
 /** The full run's sizes (the issue's figures). */
 export const FULL_SIZES: Sizes = {
@@ -45,6 +54,8 @@ export const FULL_SIZES: Sizes = {
   latencySamples: 20000,
   idleConnections: 5000,
   idleConnectionsPython: 200,
+  idleWarmup: 50,
+  settleMs: 1000,
   probeCap: 15000,
   handshakes: 3000,
   handshakeWarmup: 300,
@@ -56,22 +67,29 @@ export const FULL_SIZES: Sizes = {
   tlsHandshakes: 1000,
 };
 
-/** `--quick`: every path exercised in seconds, for the smoke test. */
+/**
+ * `--quick`: every code path of every workload exercised once, in seconds, for the smoke test (which
+ * must also pass on a machine whose cores are busy with other work). The figures mean nothing.
+ * Transfers stay whole periods of the pattern, message counts whole batches.
+ */
 export const QUICK_SIZES: Sizes = {
-  bulkBytes: 4 * MiB,
-  latencyWarmup: 20,
-  latencySamples: 200,
-  idleConnections: 50,
-  idleConnectionsPython: 10,
-  probeCap: 0,
-  handshakes: 40,
-  handshakeWarmup: 4,
-  handshakeConcurrency: 4,
-  messages: 16 * 1024,
-  slowBytes: 2 * MiB,
+  bulkBytes: PERIOD,
+  latencyWarmup: 5,
+  latencySamples: 50,
+  idleConnections: 8,
+  idleConnectionsPython: 4,
+  idleWarmup: 4,
+  settleMs: 100,
+  // Above idleConnections, so that the most-connections probe runs too.
+  probeCap: 12,
+  handshakes: 8,
+  handshakeWarmup: 2,
+  handshakeConcurrency: 2,
+  messages: 2 * MESSAGE_BATCH,
+  slowBytes: PERIOD,
   slowRate: 10 * MiB,
-  tlsBulkBytes: 2 * MiB,
-  tlsHandshakes: 20,
+  tlsBulkBytes: PERIOD,
+  tlsHandshakes: 4,
 };
 
 /** What a workload run needs. */
@@ -336,10 +354,10 @@ async function latency(ctx: Context, subject: RunningSubject, target: Target, gu
   };
 }
 
-/** Pipelined 64-byte messages client to target, written 1,024 frames at a time. */
+/** Pipelined 64-byte messages client to target, written {@link MESSAGE_BATCH} frames at a time. */
 async function messages(ctx: Context, subject: RunningSubject, target: Target, guard: Guard): Promise<Metrics> {
   const count = ctx.sizes.messages;
-  const batch = 1024;
+  const batch = MESSAGE_BATCH;
   const client = await connectClient(endpoint(subject), guard.fail);
   const socket = await guard.race(target.next());
   const check = new StreamCheck(count * SMALL_MESSAGE, `${subject.name} messages`);
@@ -461,12 +479,12 @@ async function idle(ctx: Context, name: SubjectName): Promise<Outcome> {
     const count = name === 'python' ? ctx.sizes.idleConnectionsPython : ctx.sizes.idleConnections;
     // Warm-up sessions, closed again: code paths compiled and pools grown before the baseline.
     const warm: ClientSession[] = [];
-    await openIdle(subject, 50, 16, warm, false);
+    await openIdle(subject, ctx.sizes.idleWarmup, 16, warm, false);
     for (const client of warm) client.socket.destroy();
-    await sleep(1000);
+    await sleep(ctx.sizes.settleMs);
     const base = treeMemory(subject.pid);
     await openIdle(subject, count, 64, held, false);
-    await sleep(2000);
+    await sleep(2 * ctx.sizes.settleMs);
     const loaded = treeMemory(subject.pid);
     const metrics: Metrics = {
       connections: count,
@@ -519,7 +537,7 @@ async function slowFlow(ctx: Context, subject: RunningSubject, target: Target, g
   const pid = subject.pid!;
   const client = await connectClient(endpoint(subject), guard.fail);
   const socket = await guard.race(target.next());
-  await sleep(500);
+  await sleep(ctx.sizes.settleMs / 2);
   resetPeak(pid);
   const idleRss = treeMemory(pid).rss;
   let sampledPeak = idleRss;

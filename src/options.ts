@@ -1,11 +1,10 @@
 import { resolve } from 'node:path';
-import type { Logger } from './log/logger.js';
 import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
 import { builtinAuthPluginName } from './auth/load.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './config.js';
 import { UsageError } from './errors.js';
-import type { LogOptions } from './log/logger.js';
+import type { Logger, LogOptions } from './log/logger.js';
 import { parseSyslogServer } from './log/syslog.js';
 import { isModulePath } from './plugin-module.js';
 import { parseHostPort } from './targets/address.js';

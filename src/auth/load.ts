@@ -1,5 +1,5 @@
-import type { Logger } from '../log/logger.js';
 import { HttpError, StartupError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { createBasicHttpAuth } from './basic.js';
 import { createClientCertCnAuth } from './client-cert.js';

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../log/logger.js';
 import type { Admission } from '../admission/admission.js';
 import type { BridgeHook } from '../bridge/bridge.js';
 import { startHeartbeat } from '../bridge/heartbeat.js';
 import type { HttpError } from '../errors.js';
 import { logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createUpgrader } from '../handshake/upgrade.js';
+import type { Logger } from '../log/logger.js';
 import type { ConnectOptions } from '../targets/connect.js';
 import { Session, type SessionEndInfo, type SessionInfo } from './session.js';
 

@@ -1,4 +1,3 @@
-import type { Logger } from '../log/logger.js';
 import { createAdmission } from '../admission/admission.js';
 import { guardAdmission, TargetPolicy } from '../admission/policy.js';
 import { fixedTarget, type TargetSource, tokenTargets } from '../admission/target-source.js';
@@ -7,6 +6,7 @@ import type { AuthPlugin } from '../auth/plugin.js';
 import { trafficHook } from '../bridge/traffic.js';
 import type { ProxyConfig } from '../config.js';
 import { StartupError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { targetTlsContext } from '../targets/connect.js';
 import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
 import { WrappedProgram } from '../wrap/program.js';

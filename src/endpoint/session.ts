@@ -1,8 +1,8 @@
-import type { Logger } from '../log/logger.js';
 import { WebSocket } from 'ws';
 import { Bridge, type BridgeHook, type BridgeSummary, createTargetReads } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
 import type { Upgraded } from '../handshake/upgrade.js';
+import type { Logger } from '../log/logger.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
 import { peerAddress } from '../targets/address.js';
 import { type ConnectOptions, connectTarget } from '../targets/connect.js';

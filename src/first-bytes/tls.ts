@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { Logger } from '../log/logger.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
+import type { Logger } from '../log/logger.js';
 import { peerAddress } from '../targets/address.js';
 import type { TlsContextStore } from '../tls/context.js';
 import type { FirstBytesRoute } from './dispatch.js';

@@ -1,6 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { Logger } from '../log/logger.js';
 import type { BridgeHook, BridgeSummary } from '../bridge/bridge.js';
+import type { Logger } from '../log/logger.js';
 import { FROM_CLIENT, maxRecordLength, RECORDING_FOOTER, RECORDING_HEADER, recordLength, TO_CLIENT, writeRecord } from './format.js';
 
 /**

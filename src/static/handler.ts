@@ -2,9 +2,9 @@ import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { join, relative, resolve, sep } from 'node:path';
-import type { Logger } from '../log/logger.js';
 import send from 'send';
 import { HttpError, StartupError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { readListing, renderListing } from './listing.js';
 import { encodeSegments, parseRequestPath } from './request-path.js';
 

@@ -1,8 +1,8 @@
-import type { Logger } from '../log/logger.js';
 import { authRequestOf } from '../admission/admission.js';
 import type { AuthPlugin } from '../auth/plugin.js';
 import { HttpError } from '../errors.js';
 import { answerRequest, logRefusal } from '../handshake/http-response.js';
+import type { Logger } from '../log/logger.js';
 import type { WebHandler } from './handler.js';
 
 /**

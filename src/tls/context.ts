@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import type { Logger } from '../log/logger.js';
 import { StartupError, systemErrorText } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 
 /** The lowest protocol version accepted (`--ssl-version`), named as in Python websockify. */
 export type TlsMinVersion = 'default' | 'tlsv1_1' | 'tlsv1_2' | 'tlsv1_3';

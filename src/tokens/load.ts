@@ -1,6 +1,6 @@
 import path from 'node:path';
-import type { Logger } from '../log/logger.js';
 import { HttpError, StartupError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { isPort } from '../targets/address.js';
 import type { Target, TargetTls } from '../targets/target.js';

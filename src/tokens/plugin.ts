@@ -1,5 +1,5 @@
-import type { Logger } from '../log/logger.js';
 import { HttpError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import type { Target } from '../targets/target.js';
 
 /**

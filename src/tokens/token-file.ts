@@ -1,8 +1,8 @@
 import type { BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '../log/logger.js';
 import { StartupError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import type { Target } from '../targets/target.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetText } from './target-text.js';

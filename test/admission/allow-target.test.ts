@@ -6,14 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
+import { ProxyPool, runCli } from '../helpers/proxy.js';
 import { startServer, type TestServer } from '../helpers/targets.js';
 
 let scratch: string;
 /** Two targets that say who they are, so a test sees where a connection went. */
 let inside: TestServer;
 let outside: TestServer;
-const running = new Set<RunningProxy>();
+const pool = new ProxyPool();
 
 before(async () => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-allow-'));
@@ -21,22 +21,11 @@ before(async () => {
   outside = await startServer((socket) => socket.end('outside\n'));
 });
 after(async () => {
-  await Promise.all([...running].map((p) => p.stop()));
+  await pool.stopAll();
   await inside.close();
   await outside.close();
   fs.rmSync(scratch, { recursive: true, force: true });
 });
-
-async function proxy(args: string[]): Promise<RunningProxy> {
-  const p = await startProxy(args);
-  running.add(p);
-  return p;
-}
-
-async function stop(p: RunningProxy): Promise<void> {
-  await p.stop();
-  running.delete(p);
-}
 
 /** The handshake's status, and after a 101 everything the target sent before closing. */
 async function connect(url: string): Promise<{ status: number; received?: string }> {
@@ -56,7 +45,7 @@ async function connect(url: string): Promise<{ status: number; received?: string
 }
 
 test('a fixed target outside --allow-target is refused with 403 and a log line; one inside is proxied', async () => {
-  const refused = await proxy([
+  const refused = await pool.start([
     '--allow-target',
     '10.0.0.0/8',
     '--allow-target',
@@ -69,13 +58,13 @@ test('a fixed target outside --allow-target is refused with 403 and a log line; 
     const line = await refused.waitForEvent((e) => e.event === 'refused' && e.status === 403);
     assert.equal(line.reason, `target 127.0.0.1:${outside.port} is not allowed by --allow-target`);
   } finally {
-    await stop(refused);
+    await pool.stop(refused);
   }
-  const allowed = await proxy(['--allow-target', `127.0.0.0/8:${inside.port}`, '127.0.0.1:0', `127.0.0.1:${inside.port}`]);
+  const allowed = await pool.start(['--allow-target', `127.0.0.0/8:${inside.port}`, '127.0.0.1:0', `127.0.0.1:${inside.port}`]);
   try {
     assert.deepEqual(await connect(allowed.url), { status: 101, received: 'inside\n' });
   } finally {
-    await stop(allowed);
+    await pool.stop(allowed);
   }
 });
 
@@ -85,7 +74,7 @@ test('a token store pointing elsewhere cannot get past --allow-target; a name is
     tokens,
     [`good: 127.0.0.1:${inside.port}`, `rogue: 127.0.0.1:${outside.port}`, `named: localhost:${inside.port}`, ''].join('\n'),
   );
-  const p = await proxy([
+  const p = await pool.start([
     '--token-plugin',
     'TokenFile',
     '--token-source',
@@ -103,7 +92,7 @@ test('a token store pointing elsewhere cannot get past --allow-target; a name is
     // 'localhost' matches no name pattern: it passes because every address it has is inside the ranges.
     assert.deepEqual(await connect(`${p.url}/?token=named`), { status: 101, received: 'inside\n' });
   } finally {
-    await stop(p);
+    await pool.stop(p);
   }
 });
 
@@ -112,17 +101,17 @@ test('a Unix socket target needs a unix: pattern', async () => {
   const unixTarget = net.createServer((socket) => socket.end('unix\n'));
   await new Promise<void>((resolve) => unixTarget.listen(file, resolve));
   try {
-    const tcpOnly = await proxy(['--allow-target', '*:*', '--unix-target', file, '127.0.0.1:0']);
+    const tcpOnly = await pool.start(['--allow-target', '*:*', '--unix-target', file, '127.0.0.1:0']);
     try {
       assert.equal((await connect(tcpOnly.url)).status, 403);
     } finally {
-      await stop(tcpOnly);
+      await pool.stop(tcpOnly);
     }
-    const unix = await proxy(['--allow-target', `unix:${scratch}/*.sock`, '--unix-target', file, '127.0.0.1:0']);
+    const unix = await pool.start(['--allow-target', `unix:${scratch}/*.sock`, '--unix-target', file, '127.0.0.1:0']);
     try {
       assert.deepEqual(await connect(unix.url), { status: 101, received: 'unix\n' });
     } finally {
-      await stop(unix);
+      await pool.stop(unix);
     }
   } finally {
     await new Promise((resolve) => unixTarget.close(resolve));

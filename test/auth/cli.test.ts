@@ -2,43 +2,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { type ClientOptions, WebSocket } from 'ws';
-import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
-import { startEchoServer, type TestServer } from '../helpers/targets.js';
-import { createPki, type Issued, type Pki } from '../tls/pki.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
+import type { Issued } from '../helpers/pki.js';
+import { runCli } from '../helpers/proxy.js';
 
-let scratch: string;
-let pki: Pki;
-let server: Issued;
-let ca: Buffer;
-let echoTarget: TestServer;
-const pool = new ProxyPool();
-
-before(async () => {
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-auth-cli-'));
-  pki = createPki();
-  server = pki.issue('server', pki.ca);
-  ca = fs.readFileSync(pki.ca.cert);
-  echoTarget = await startEchoServer();
-});
-after(async () => {
-  await pool.stopAll();
-  await echoTarget.close();
-  pki.remove();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
-
-/** Starts the CLI proxying to the echo target; stopped after the file even if a test fails. */
-async function proxy(args: string[]): Promise<RunningProxy> {
-  return pool.start([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
-}
-
-function stop(p: RunningProxy): Promise<void> {
-  return pool.stop(p);
-}
+const cli = cliFixture('auth-cli');
+const { proxy, stop } = cli;
 
 /** How a handshake ended: 101 with a message echoed through, or the refusal's status and headers. */
 interface Outcome {
@@ -113,23 +85,23 @@ test('ExpectOrigin: 403 without an Origin or with another, 101 from a listed one
 });
 
 test("ClientCertCNAuth: the TLS-verified certificate's CN decides; an SSL_CLIENT_S_DN_CN header does not impersonate one", async () => {
-  const allowed = pki.issue('desk-allowed', pki.ca, { usage: 'clientAuth' });
-  const other = pki.issue('desk-other', pki.ca, { usage: 'clientAuth' });
+  const allowed = cli.pki.issue('desk-allowed', cli.pki.ca, { usage: 'clientAuth' });
+  const other = cli.pki.issue('desk-other', cli.pki.ca, { usage: 'clientAuth' });
   const p = await proxy([
     '--cert',
-    server.cert,
+    cli.server.cert,
     '--key',
-    server.key,
+    cli.server.key,
     '--verify-client',
     '--cafile',
-    pki.ca.cert,
+    cli.pki.ca.cert,
     '--auth-plugin',
     'ClientCertCNAuth',
     '--auth-source',
     'desk-allowed admin',
   ]);
   const wss = `wss://127.0.0.1:${p.port}/`;
-  const tlsAs = (issued: Issued): ClientOptions => ({ ca, cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) });
+  const tlsAs = (issued: Issued): ClientOptions => ({ ca: cli.ca, cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) });
   try {
     const good = await handshake(wss, tlsAs(allowed));
     assert.equal(good.status, 101);
@@ -146,7 +118,7 @@ test("ClientCertCNAuth: the TLS-verified certificate's CN decides; an SSL_CLIENT
 });
 
 test('--web-auth: web requests need the credentials too (401 with the challenge, then 200)', async () => {
-  const root = path.join(scratch, 'www');
+  const root = path.join(cli.scratch, 'www');
   fs.mkdirSync(root, { recursive: true });
   fs.writeFileSync(path.join(root, 'hello.txt'), 'members only\n');
   const get = async (
@@ -188,7 +160,7 @@ test('--web-auth: web requests need the credentials too (401 with the challenge,
 });
 
 test('a custom auth plugin module loaded from a path, given --auth-source; its refusals are answered and logged', async () => {
-  const file = path.join(scratch, 'ticket-auth.mjs');
+  const file = path.join(cli.scratch, 'ticket-auth.mjs');
   fs.writeFileSync(
     file,
     `export default function createTicketAuth(source, { logger }) {
@@ -218,7 +190,7 @@ test("usage and start-up errors: each option's requirements, unknown plugins, ba
   const target = ['127.0.0.1:0', '127.0.0.1:5900'];
   const usage: Array<[string[], RegExp]> = [
     [['--auth-source', 'a:b'], /--auth-source needs --auth-plugin/],
-    [['--web-auth', '--web', scratch], /--web-auth needs --auth-plugin/],
+    [['--web-auth', '--web', cli.scratch], /--web-auth needs --auth-plugin/],
     [['--web-auth', '--auth-plugin', 'BasicHTTPAuth', '--auth-source', 'a:b'], /--web-auth needs --web/],
     [['--auth-plugin', 'ClientCertCNAuth', '--auth-source', 'desk'], /ClientCertCNAuth needs --verify-client/],
     [['--auth-plugin', 'NoSuchPlugin'], /unknown plugin 'NoSuchPlugin'/],
@@ -228,7 +200,7 @@ test("usage and start-up errors: each option's requirements, unknown plugins, ba
     assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, message);
   }
-  const broken = path.join(scratch, 'broken-auth.mjs');
+  const broken = path.join(cli.scratch, 'broken-auth.mjs');
   fs.writeFileSync(broken, 'export default 42;\n');
   const startup: Array<[string[], RegExp]> = [
     [
@@ -237,7 +209,7 @@ test("usage and start-up errors: each option's requirements, unknown plugins, ba
     ],
     [['--auth-plugin', 'ExpectOrigin'], /^websockify: ExpectOrigin: --auth-source must list the allowed origins/],
     [['--auth-plugin', broken], /default export must be a function/],
-    [['--auth-plugin', path.join(scratch, 'absent.mjs')], /cannot load/],
+    [['--auth-plugin', path.join(cli.scratch, 'absent.mjs')], /cannot load/],
   ];
   for (const [args, message] of startup) {
     const result = await runCli([...args, ...target]);

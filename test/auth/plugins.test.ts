@@ -11,7 +11,7 @@ import { loadAuthPlugin } from '../../src/auth/load.js';
 import { createExpectOrigin } from '../../src/auth/origin.js';
 import type { AuthPlugin, AuthRequest } from '../../src/auth/plugin.js';
 import { HttpError, StartupError } from '../../src/errors.js';
-import { createPki, type Pki } from '../tls/pki.js';
+import { createPki, type Pki } from '../helpers/pki.js';
 
 const logger = pino({ level: 'silent' });
 let pki: Pki;

@@ -7,7 +7,9 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 // The bench end to end at --quick sizes: every workload, every subject, real processes on loopback.
-// Timing figures are not asserted (they depend on the machine); completeness and shape are.
+// Timing figures are not asserted (they depend on the machine); completeness and shape are. The sizes
+// are tiny, so the run is mostly starting and stopping some thirty subject processes: seconds on an
+// idle machine, under half a minute with both cores busy.
 const RUNNER = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const resultsDir = mkdtempSync(join(os.tmpdir(), 'bench-smoke-'));
 after(() => rmSync(resultsDir, { recursive: true, force: true }));
@@ -19,8 +21,8 @@ function runBench(args: string[]): Promise<{ code: number | null; stdout: string
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    // The quick run takes about 20 s; a hang must fail the test rather than the whole suite.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    // Only for a hang (the bench's own guards fail a stalled run sooner), so far beyond a busy machine's time.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
@@ -28,7 +30,7 @@ function runBench(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-test('bench --quick runs every workload, checks every byte and writes a results file', { timeout: 200_000 }, async () => {
+test('bench --quick runs every workload, checks every byte and writes a results file', async () => {
   const { code, stdout, stderr } = await runBench(['--quick', '--results-dir', resultsDir]);
   assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
   assert.match(stdout, /every byte checked: OK/);
@@ -60,6 +62,9 @@ test('bench --quick runs every workload, checks every byte and writes a results 
   assert.equal(typeof median('b', 'proxy').p99us, 'number');
   assert.equal(typeof median('b', 'proxy').addedP50us, 'number');
   assert.equal(typeof median('c', 'proxy').rssKiBPerConn, 'number');
+  // The quick probe's cap is just above the idle sessions: reached, with the proxy still up.
+  assert.equal(median('c', 'proxy').maxConnections, results.sizes.probeCap);
+  assert.equal(median('c', 'proxy').survived, true);
   assert.equal(typeof median('d', 'relay').perS, 'number');
   assert.equal(typeof median('f', 'proxy').msgsPerS, 'number');
   assert.equal(typeof median('g', 'proxy').slowClientPeakMiB, 'number');

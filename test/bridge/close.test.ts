@@ -8,8 +8,9 @@ import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startServer, type TestServer, unusedPort } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { collect, openClient } from '../helpers/ws-client.js';
-import { CLIENT_BUFFER_LIMIT, readInBursts, sendAll, sendRandom, sha256, sleep, startSink, startSource, writeRandom } from './support.js';
+import { readInBursts, sendAll, sendRandom, sha256, sleep, startSink, startSource, writeRandom } from './support.js';
 
 const MiB = 1024 * 1024;
 
@@ -79,7 +80,7 @@ describe('the target closes first', () => {
         });
       }
       // Every session ended as the target closing normally (the last log line may trail the client's close).
-      await waitFor(() => proxy.events().filter((e) => e.event === 'close').length === 50, 'the 50th close log line');
+      await waitUntil('the 50th close log line', () => proxy.events().filter((e) => e.event === 'close').length === 50);
       for (const event of proxy.events().filter((e) => e.event === 'close')) {
         assert.equal(event.code, 1000);
         assert.equal(event.initiator, 'target');
@@ -125,15 +126,20 @@ describe('the target closes first', () => {
         const closed = collect(ws);
         const socket = await target.nextConnection();
         void sendRandom(ws, 1024 * MiB).catch(() => undefined);
-        // sendRandom stops adding above CLIENT_BUFFER_LIMIT, so staying above it means the pipe is stuck: the
-        // target's window is full, the proxy has queued past its high-water mark and stopped reading the client.
-        // Held back for a whole second: kernel buffers that are still growing (autotuning, a loaded machine)
-        // can let the backlog dip for a moment before it settles.
-        let heldSince = Date.now();
-        await waitFor(() => {
-          if (ws.bufferedAmount <= CLIENT_BUFFER_LIMIT) heldSince = Date.now();
-          return Date.now() - heldSince >= 1000;
-        }, 'the client to be held back for a second');
+        // The pipe fills: the target's window, the proxy's queue past its high-water mark (the proxy stops
+        // reading the client), the proxy's receive window, the client's send buffer. Then the client's
+        // backlog (above zero: sendRandom waits for a write that cannot complete) stops changing for good.
+        // It must stay unchanged for a whole second: while kernel buffers still grow (autotuning) or the
+        // proxy waits for a core, the backlog can pause for a moment and then move on.
+        let backlog = -1;
+        let unchangedSince = Date.now();
+        await waitUntil('the client to be held back for a second', () => {
+          if (ws.bufferedAmount !== backlog || backlog === 0) {
+            backlog = ws.bufferedAmount;
+            unchangedSince = Date.now();
+          }
+          return Date.now() - unchangedSince >= 1000;
+        });
         socket.destroy();
         const result = await within(closed, 10_000, 'the client close');
         assert.equal(result.code, 1011);
@@ -168,7 +174,7 @@ describe('the client closes first', () => {
           assert.equal((await closed).code, 1000);
         });
       }
-      await waitFor(() => proxy.events().filter((e) => e.event === 'close').length === 10, 'the 10th close log line');
+      await waitUntil('the 10th close log line', () => proxy.events().filter((e) => e.event === 'close').length === 10);
       const closes = proxy.events().filter((e) => e.event === 'close');
       for (const event of closes) {
         assert.equal(event.initiator, 'client');
@@ -229,7 +235,7 @@ describe('the client closes first', () => {
     await withProxy(target, async (proxy) => {
       const ws = await openClient(proxy.url, ['binary']);
       ws.pause();
-      await waitFor(() => sawEnd.length === 1, 'the target connection');
+      await waitUntil('the target connection', () => sawEnd.length === 1);
       await sleep(300);
       ws.terminate();
       await within(sawEnd[0]!, 10_000, "the target's end");
@@ -252,7 +258,7 @@ describe('the client closes first', () => {
     });
     await withProxy(target, async (proxy) => {
       await withClient(proxy, async (ws) => {
-        await waitFor(() => seen.length === 1, 'the target connection');
+        await waitUntil('the target connection', () => seen.length === 1);
         const closed = collect(ws);
         ws.close(1000);
         await closed;
@@ -279,14 +285,6 @@ describe('the client closes first', () => {
     });
   });
 });
-
-/** Polls `check` every 10 ms until it holds; fails after 10 s. */
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !check(); waited += 10) {
-    if (waited > 30_000) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Writes random data with backpressure until `stop` settles, then ends the socket. */
 async function streamUntil(socket: net.Socket, stop: Promise<unknown>): Promise<void> {

@@ -7,8 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser } from '../helpers/browser.js';
+import { createPki, type Pki } from '../helpers/pki.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
-import { createPki, type Pki } from '../tls/pki.js';
 import { missingVncPrograms, startXvnc, type VncServer } from './xvnc.js';
 
 const WIDTH = 800;

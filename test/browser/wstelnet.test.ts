@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import type { Terminal } from '@xterm/xterm';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
+import { createPki, type Pki } from '../helpers/pki.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
-import { createPki, type Pki } from '../tls/pki.js';
 
 /** What `npm run build` puts in dist/web (this file runs from dist/test/browser). */
 const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));

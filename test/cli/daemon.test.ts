@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { CLI, LISTENING_STDIN_LAUNCHER, runCli } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 
 /** Daemons started by a test, killed by pid afterwards whether the test passed or not. */
@@ -19,17 +20,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 10000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
@@ -139,7 +129,7 @@ function logEvents(file: string): Array<Record<string, unknown>> {
 
 /** The port the daemon logged in its listening line. */
 async function loggedPort(logFile: string): Promise<number> {
-  const listening = await waitFor('the listening line', () => logEvents(logFile).find((e) => e.event === 'listening'));
+  const listening = await waitUntil('the listening line', () => logEvents(logFile).find((e) => e.event === 'listening'));
   return Number(/:(\d+)$/.exec(String(listening.listen))![1]);
 }
 
@@ -202,7 +192,7 @@ describe('daemon mode (-D, --pid-file)', () => {
     assert.equal(await echo(port, 'through the daemon'), 'through the daemon');
 
     process.kill(pid, 'SIGTERM');
-    await waitFor('the daemon to exit', () => (alive(pid) ? undefined : true));
+    await waitUntil('the daemon to exit', () => !alive(pid));
     assert.equal(fs.existsSync(pidFile), false, 'the pid file is removed on a clean exit');
     const events = logEvents(logFile).map((e) => e.event);
     assert.ok(events.includes('stopping') && events.includes('stopped'), `log events: ${events.join(', ')}`);
@@ -246,7 +236,7 @@ describe('daemon mode (-D, --pid-file)', () => {
       const program = logEvents(logFile).find((e) => e.event === 'program-start')?.pid;
       if (typeof program === 'number') started.add(program);
       for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGTERM');
-      await waitFor('the daemon and its program to exit', () => ([...started].some(alive) ? undefined : true), 5000).catch(() => undefined);
+      await waitUntil('the daemon and its program to exit', () => ![...started].some(alive), 5000).catch(() => undefined);
     }
   });
 
@@ -266,7 +256,7 @@ describe('daemon mode (-D, --pid-file)', () => {
       // The only listener on the port is still the test's own server.
       assert.equal(listenerPid(port), process.pid);
       // No process runs the CLI with these arguments any more (the copy exits after its report).
-      await waitFor('the detached copy to exit', () => (processesMentioning(pidFile).length === 0 ? true : undefined), 5000);
+      await waitUntil('the detached copy to exit', () => processesMentioning(pidFile).length === 0);
     } finally {
       busy.close();
     }
@@ -307,7 +297,7 @@ describe('daemon mode (-D, --pid-file)', () => {
     const port = await loggedPort(path.join(cwd, 'ws.log'));
     assert.equal(await echo(port, 'recorded'), 'recorded');
     process.kill(pid, 'SIGTERM');
-    await waitFor('the daemon to exit', () => (alive(pid) ? undefined : true));
+    await waitUntil('the daemon to exit', () => !alive(pid));
     assert.equal(fs.existsSync(path.join(cwd, 'ws.pid')), false);
     const recording = fs.readFileSync(path.join(cwd, 'rec.1'), 'utf8');
     assert.match(recording, /recorded/);
@@ -372,8 +362,8 @@ describe('daemon mode (-D, --pid-file)', () => {
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     const exited = once(proc, 'exit');
-    await waitFor('the listening line', () => (stderr.includes('"listening"') ? true : undefined));
-    const pid = await waitFor('the pid file', () => (fs.existsSync(pidFile) ? readPidFile(pidFile) : undefined));
+    await waitUntil('the listening line', () => stderr.includes('"listening"'));
+    const pid = await waitUntil('the pid file', () => (fs.existsSync(pidFile) ? readPidFile(pidFile) : undefined));
     assert.equal(pid, proc.pid);
     proc.kill('SIGTERM');
     const [code] = (await exited) as [number | null];

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import tls from 'node:tls';
-import type { WebSocket } from 'ws';
-import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
-import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
-import { collect, openClient } from '../helpers/ws-client.js';
-import { createPki, type Pki } from '../tls/pki.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
+import { type RunningProxy, runCli } from '../helpers/proxy.js';
+import { startServer } from '../helpers/targets.js';
+import { collect, echoed, openClient } from '../helpers/ws-client.js';
 
 /** A TLS echo server on 127.0.0.1 that counts the connections whose handshake completed. */
 interface TlsEcho {
@@ -44,49 +42,27 @@ async function startTlsEcho(cert: Buffer, key: Buffer): Promise<TlsEcho> {
   return echo;
 }
 
-let pki: Pki;
 let signed: TlsEcho;
 let selfSigned: TlsEcho;
 let misnamed: TlsEcho;
-let plainEcho: TestServer;
-const running = new Set<RunningProxy>();
+const cli = cliFixture('ssl-target', {
+  before: startTargets,
+  after: async () => {
+    await Promise.all([signed, selfSigned, misnamed].map((target) => target.close()));
+  },
+});
+const { proxy, stop } = cli;
 
-before(async () => {
-  pki = createPki();
-  const leaf = pki.issue('target', pki.ca);
+/** The TLS targets: one the test CA signed for 127.0.0.1, a self-signed one, one signed for another name. */
+async function startTargets(): Promise<void> {
+  const leaf = cli.pki.issue('target', cli.pki.ca);
   signed = await startTlsEcho(fs.readFileSync(leaf.cert), fs.readFileSync(leaf.key));
-  const own = pki.selfSigned('self-signed-target');
+  const own = cli.pki.selfSigned('self-signed-target');
   const pem = fs.readFileSync(own.file);
   selfSigned = await startTlsEcho(pem, pem);
   // Signed by the CA, but for another name than the address the proxy dials.
-  const other = pki.issue('elsewhere', pki.ca, { san: 'DNS:elsewhere.example' });
+  const other = cli.pki.issue('elsewhere', cli.pki.ca, { san: 'DNS:elsewhere.example' });
   misnamed = await startTlsEcho(fs.readFileSync(other.cert), fs.readFileSync(other.key));
-  plainEcho = await startEchoServer();
-});
-after(async () => {
-  await Promise.all([...running].map((p) => p.stop()));
-  await Promise.all([signed.close(), selfSigned.close(), misnamed.close(), plainEcho.close()]);
-  pki.remove();
-});
-
-/** Starts the CLI towards 127.0.0.1:`targetPort`; stopped after the file even if a test fails. */
-async function proxy(args: string[], targetPort: number): Promise<RunningProxy> {
-  const p = await startProxy([...args, '127.0.0.1:0', `127.0.0.1:${targetPort}`]);
-  running.add(p);
-  return p;
-}
-
-async function stop(p: RunningProxy): Promise<void> {
-  await p.stop();
-  running.delete(p);
-}
-
-/** Sends one binary message and resolves with what comes back. */
-async function echo(ws: WebSocket, text: string): Promise<string> {
-  const reply = once(ws, 'message');
-  ws.send(Buffer.from(text));
-  const [data] = (await reply) as [Buffer];
-  return data.toString();
 }
 
 /** Opens a client and resolves with how the proxy closed it (the target leg failed). */
@@ -98,11 +74,11 @@ async function closedBy(p: RunningProxy): Promise<{ code: number; reason: string
 
 test("--ssl-target with --ssl-target-ca of the target's CA: bytes go through TLS to the target and back", async () => {
   const before = signed.secured;
-  const p = await proxy(['--ssl-target', '--ssl-target-ca', pki.ca.cert], signed.port);
+  const p = await proxy(['--ssl-target', '--ssl-target-ca', cli.pki.ca.cert], signed.port);
   try {
     const ws = await openClient(p.url);
-    assert.equal(await echo(ws, 'through TLS'), 'through TLS');
-    assert.equal(await echo(ws, 'and again'), 'and again');
+    assert.equal(await echoed(ws, 'through TLS'), 'through TLS');
+    assert.equal(await echoed(ws, 'and again'), 'and again');
     assert.equal(signed.secured, before + 1);
     ws.close();
     const closed = await p.waitForEvent((e) => e.event === 'close');
@@ -113,7 +89,7 @@ test("--ssl-target with --ssl-target-ca of the target's CA: bytes go through TLS
 });
 
 test('--ssl-target with the wrong CA: the client is closed 1011 naming the verification error', async () => {
-  const p = await proxy(['--ssl-target', '--ssl-target-ca', pki.otherCa.cert], signed.port);
+  const p = await proxy(['--ssl-target', '--ssl-target-ca', cli.pki.otherCa.cert], signed.port);
   try {
     const { code, reason } = await closedBy(p);
     assert.equal(code, 1011);
@@ -126,7 +102,7 @@ test('--ssl-target with the wrong CA: the client is closed 1011 naming the verif
 });
 
 test('--ssl-target verifies the name too: a certificate for another host is refused', async () => {
-  const p = await proxy(['--ssl-target', '--ssl-target-ca', pki.ca.cert], misnamed.port);
+  const p = await proxy(['--ssl-target', '--ssl-target-ca', cli.pki.ca.cert], misnamed.port);
   try {
     const { code, reason } = await closedBy(p);
     assert.equal(code, 1011);
@@ -148,7 +124,7 @@ test('a self-signed target: refused by default, accepted with --ssl-target-insec
   const insecure = await proxy(['--ssl-target', '--ssl-target-insecure'], selfSigned.port);
   try {
     const ws = await openClient(insecure.url);
-    assert.equal(await echo(ws, 'no questions asked'), 'no questions asked');
+    assert.equal(await echoed(ws, 'no questions asked'), 'no questions asked');
     ws.close();
   } finally {
     await stop(insecure);
@@ -156,7 +132,7 @@ test('a self-signed target: refused by default, accepted with --ssl-target-insec
 });
 
 test('--ssl-target to a target that does not speak TLS: closed 1011, not left hanging', async () => {
-  const p = await proxy(['--ssl-target', '--connect-timeout', '5'], plainEcho.port);
+  const p = await proxy(['--ssl-target', '--connect-timeout', '5'], cli.echoTarget.port);
   try {
     const { code, reason } = await closedBy(p);
     assert.equal(code, 1011);
@@ -180,16 +156,16 @@ test('--ssl-target to a target that never answers the TLS hello: --connect-timeo
 });
 
 test('--ssl-target usage errors exit 2; an unreadable --ssl-target-ca exits 1', async () => {
-  const unix = path.join(pki.dir, 'target.sock');
+  const unix = path.join(cli.pki.dir, 'target.sock');
   const cases: Array<[string[], RegExp]> = [
-    [['--ssl-target-ca', pki.ca.cert, '127.0.0.1:0', '127.0.0.1:5900'], /--ssl-target-ca and --ssl-target-insecure need --ssl-target/],
+    [['--ssl-target-ca', cli.pki.ca.cert, '127.0.0.1:0', '127.0.0.1:5900'], /--ssl-target-ca and --ssl-target-insecure need --ssl-target/],
     [['--ssl-target-insecure', '127.0.0.1:0', '127.0.0.1:5900'], /need --ssl-target/],
     [
-      ['--ssl-target', '--ssl-target-ca', pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'],
+      ['--ssl-target', '--ssl-target-ca', cli.pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'],
       /--ssl-target needs a TCP target, not --unix-target/,
     ],
-    [['--ssl-target-ca', pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'], /need --ssl-target/],
-    [['--ssl-target', '--ssl-target-ca', pki.ca.cert, '--ssl-target-insecure', '127.0.0.1:0', '127.0.0.1:5900'], /contradict/],
+    [['--ssl-target-ca', cli.pki.ca.cert, '--unix-target', unix, '127.0.0.1:0'], /need --ssl-target/],
+    [['--ssl-target', '--ssl-target-ca', cli.pki.ca.cert, '--ssl-target-insecure', '127.0.0.1:0', '127.0.0.1:5900'], /contradict/],
   ];
   for (const [args, message] of cases) {
     const result = await runCli(args);
@@ -198,10 +174,16 @@ test('--ssl-target usage errors exit 2; an unreadable --ssl-target-ca exits 1', 
     assert.match(result.stderr, message);
   }
 
-  const missing = await runCli(['--ssl-target', '--ssl-target-ca', path.join(pki.dir, 'missing-ca.pem'), '127.0.0.1:0', '127.0.0.1:5900']);
+  const missing = await runCli([
+    '--ssl-target',
+    '--ssl-target-ca',
+    path.join(cli.pki.dir, 'missing-ca.pem'),
+    '127.0.0.1:0',
+    '127.0.0.1:5900',
+  ]);
   assert.equal(missing.code, 1, missing.stderr);
   assert.match(missing.stderr, /^websockify: cannot read --ssl-target-ca file [^\n]*missing-ca\.pem: ENOENT\n$/);
-  const notPem = await runCli(['--ssl-target', '--ssl-target-ca', `${pki.dir}/ca.key`, '127.0.0.1:0', '127.0.0.1:5900']);
+  const notPem = await runCli(['--ssl-target', '--ssl-target-ca', `${cli.pki.dir}/ca.key`, '127.0.0.1:0', '127.0.0.1:5900']);
   assert.equal(notPem.code, 1, notPem.stderr);
   assert.match(notPem.stderr, /^websockify: --ssl-target-ca file [^\n]*: no PEM certificate in it\n$/);
 });

@@ -5,28 +5,24 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
-import { readAll, startEchoServer, type TestServer } from '../helpers/targets.js';
+import { test } from 'node:test';
+import { cliFixture } from '../helpers/cli-fixture.js';
+import { runCli } from '../helpers/proxy.js';
+import { readAll } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
-import { createPki, type Issued, type Pki } from '../tls/pki.js';
 
 /** Large enough to outlast the loopback socket buffers, so the server is still sending while the client dawdles. */
 const BIG = 16 * 1024 * 1024;
 
-let scratch: string;
 let root: string;
 let bigHash: string;
-let pki: Pki;
-let server: Issued;
-let echoTarget: TestServer;
-const pool = new ProxyPool();
+const cli = cliFixture('web-cli', { before: makeWebRoot });
+const { proxy, stop } = cli;
 
-before(async () => {
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-web-cli-'));
-  root = path.join(scratch, 'www');
+/** The web root and a secret beside it, in the scratch directory. */
+function makeWebRoot(): void {
+  root = path.join(cli.scratch, 'www');
   fs.mkdirSync(path.join(root, 'app'), { recursive: true });
   fs.mkdirSync(path.join(root, 'files'));
   fs.writeFileSync(path.join(root, 'hello.txt'), 'hello from the web dir\n');
@@ -34,28 +30,10 @@ before(async () => {
   fs.writeFileSync(path.join(root, 'files', 'first.txt'), '1\n');
   fs.writeFileSync(path.join(root, 'files', 'second.txt'), '2\n');
   // Beside the web root, not in it: no request may reach it.
-  fs.writeFileSync(path.join(scratch, 'secret.txt'), 'TOP SECRET\n');
+  fs.writeFileSync(path.join(cli.scratch, 'secret.txt'), 'TOP SECRET\n');
   const big = randomBytes(BIG);
   fs.writeFileSync(path.join(root, 'big.bin'), big);
   bigHash = createHash('sha256').update(big).digest('hex');
-  pki = createPki();
-  server = pki.issue('server', pki.ca);
-  echoTarget = await startEchoServer();
-});
-after(async () => {
-  await pool.stopAll();
-  await echoTarget.close();
-  pki.remove();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
-
-/** Starts the CLI proxying to the echo target; stopped after the file even if a test fails. */
-async function proxy(args: string[]): Promise<RunningProxy> {
-  return pool.start([...args, '127.0.0.1:0', `127.0.0.1:${echoTarget.port}`]);
-}
-
-function stop(p: RunningProxy): Promise<void> {
-  return pool.stop(p);
 }
 
 /** A response as the client saw it. */
@@ -171,7 +149,7 @@ test('--web: traversal out of the root is refused, POST is 405', async () => {
       assert.doesNotMatch(response, /TOP SECRET/, target);
     }
     // A symbolic link inside the root that leads out of it.
-    fs.symlinkSync(path.join(scratch, 'secret.txt'), path.join(root, 'leak.txt'));
+    fs.symlinkSync(path.join(cli.scratch, 'secret.txt'), path.join(root, 'leak.txt'));
     const leak = await rawGet(p.port!, '/leak.txt');
     assert.match(leak, /^HTTP\/1\.1 403 /);
     assert.doesNotMatch(leak, /TOP SECRET/);
@@ -203,15 +181,14 @@ test('--web --file-only: no listings, files and indexes still served', async () 
 });
 
 test('a long download to a slow reader outlasts --handshake-timeout, over http and https', async () => {
-  const p = await proxy(['--web', root, '--handshake-timeout', '1', '--cert', server.cert, '--key', server.key]);
+  const p = await proxy(['--web', root, '--handshake-timeout', '1', '--cert', cli.server.cert, '--key', cli.server.key]);
   try {
     const plainReq = http.get({ host: '127.0.0.1', port: p.port!, path: '/big.bin', agent: false });
     const [plainRes] = (await once(plainReq, 'response')) as [http.IncomingMessage];
     const plain = await slowDownload(plainRes, 1500);
     assert.deepEqual(plain, { status: 200, bytes: BIG, hash: bigHash });
 
-    const ca = fs.readFileSync(pki.ca.cert);
-    const secureReq = https.get({ host: '127.0.0.1', port: p.port!, path: '/big.bin', ca, agent: false });
+    const secureReq = https.get({ host: '127.0.0.1', port: p.port!, path: '/big.bin', ca: cli.ca, agent: false });
     const [secureRes] = (await once(secureReq, 'response')) as [http.IncomingMessage];
     const secure = await slowDownload(secureRes, 1500);
     assert.deepEqual(secure, { status: 200, bytes: BIG, hash: bigHash });
@@ -242,7 +219,7 @@ test('without --web, plain HTTP requests get 405', async () => {
 });
 
 test('--web usage and start-up errors', async () => {
-  const missing = await runCli(['--web', path.join(scratch, 'no-such-dir'), '127.0.0.1:0', '127.0.0.1:5900']);
+  const missing = await runCli(['--web', path.join(cli.scratch, 'no-such-dir'), '127.0.0.1:0', '127.0.0.1:5900']);
   assert.equal(missing.code, 1, missing.stderr);
   assert.match(missing.stderr, /^websockify: --web [^\n]*no-such-dir: not a readable directory[^\n]*\n$/);
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { closeFrame, type HandshakeParts, handshakeRequest, maskedFrame } from '../../bench/wire.js';
+import { RawConnection } from '../helpers/raw-connection.js';
 import { unusedPort } from '../helpers/targets.js';
 import { CaseTarget, PYTHON_WEBSOCKIFY, pythonAvailable, type Subject, startOurs, startPython } from './subjects.js';
-import { closeFrame, type HandshakeParts, handshakeRequest, maskedFrame, Opcode, RawConnection } from './wire.js';
 
 /*
  * The same handshake and close cases against Python websockify and this proxy. Each row states whether
@@ -81,7 +82,7 @@ function describeClose(code: number | undefined, reason: string, context: CaseCo
 /** The client sends `chunks` as binary frames (in separate writes, or with the close frame in one write) and then closes. */
 async function clientSendsThenCloses(context: CaseContext, oneWrite: boolean): Promise<string> {
   const chunks = [PAYLOAD.subarray(0, 1000), PAYLOAD.subarray(1000, 5000), PAYLOAD.subarray(5000, 6000)];
-  const frames = chunks.map((chunk) => maskedFrame(Opcode.BINARY, chunk));
+  const frames = chunks.map((chunk) => maskedFrame(chunk));
   const conn = await openSession(context);
   try {
     const { target } = context;
@@ -94,7 +95,7 @@ async function clientSendsThenCloses(context: CaseContext, oneWrite: boolean): P
       await target.waitUntil((all) => all[0]!.data.length >= 6000);
       conn.write(closeFrame(1000));
     }
-    const seen = await conn.frames(5000, false);
+    const seen = await conn.frames(20_000, false);
     await target.waitUntil((all) => all[0]!.fin);
     const got = target.connections[0]!;
     const intact = got.data.equals(PAYLOAD.subarray(0, got.data.length)) ? '' : ' (corrupted)';

@@ -2,8 +2,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { treeListensOn } from '../../bench/proc.js';
 import { startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** The reference implementation: Debian's Python websockify, or another build named by `$PYTHON_WEBSOCKIFY`. */
 export const PYTHON_WEBSOCKIFY = process.env.PYTHON_WEBSOCKIFY ?? '/usr/bin/websockify';
@@ -19,23 +21,6 @@ export interface Subject {
   port: number;
   /** Stops the process (and, for Python, the children it forked per connection). */
   stop(): Promise<void>;
-}
-
-/** Resolves true once 127.0.0.1:`port` accepts a connection, false after `timeoutMs`. */
-async function waitAccepting(port: number, timeoutMs: number, gaveUp: () => boolean): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && !gaveUp()) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
 }
 
 /**
@@ -69,7 +54,12 @@ export async function startPython(target: string): Promise<Subject> {
       // Forked children outlive the parent when it dies first; they are in the same group.
       signalGroup('SIGKILL');
     };
-    if (await waitAccepting(port, 10000, () => gone)) return { name: 'python', port, stop };
+    // Its own listening socket, not a probe connection: a program that took the port first must not pass for it.
+    const listening = await waitUntil(`Python websockify to listen on ${port} or exit`, () => gone || treeListensOn(pid, port)).then(
+      () => !gone,
+      () => false,
+    );
+    if (listening) return { name: 'python', port, stop };
     lastError = stderr;
     await stop();
   }
@@ -129,7 +119,7 @@ export class CaseTarget {
   }
 
   /** Waits until `test` holds for the recorded connections; false after `timeoutMs`. */
-  waitUntil(test: (connections: TargetConnection[]) => boolean, timeoutMs = 3000): Promise<boolean> {
+  waitUntil(test: (connections: TargetConnection[]) => boolean, timeoutMs = 20_000): Promise<boolean> {
     return new Promise((resolve) => {
       const done = (value: boolean): void => {
         this.wakers.delete(waker);

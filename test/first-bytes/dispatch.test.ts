@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, test } from 'node:test';
 import { createDispatcher, type DispatchOptions, type FirstBytesRoute } from '../../src/first-bytes/dispatch.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * The first-bytes dispatcher on real loopback sockets: the client writes, the server side of the
@@ -71,14 +72,10 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
 async function writeAndWaitForMatch(client: net.Socket, chunk: string, seen: Buffer[]): Promise<void> {
   const before = seen.length;
   client.write(chunk);
-  const deadline = Date.now() + 3000;
-  while (seen.length === before) {
-    assert.ok(Date.now() < deadline, `the route was not asked again after writing ${JSON.stringify(chunk)}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await waitUntil(`the route to be asked again after writing ${JSON.stringify(chunk)}`, () => seen.length > before);
 }
 
-test('a route that needs more bytes gets them across several writes, then the whole stream', { timeout: 5000 }, async () => {
+test('a route that needs more bytes gets them across several writes, then the whole stream', { timeout: 60_000 }, async () => {
   const handled = deferred<Buffer>();
   const fallback = deferred<Buffer>();
   const { route, seen } = prefixRoute('magic', 'MAGIC', (socket) => void readToEnd(socket).then(handled.resolve));
@@ -95,7 +92,7 @@ test('a route that needs more bytes gets them across several writes, then the wh
   assert.equal((await handled.promise).toString(), 'MAGIC and the rest of it');
 });
 
-test('the fallback gets a connection that no route claims, bytes intact', { timeout: 5000 }, async () => {
+test('the fallback gets a connection that no route claims, bytes intact', { timeout: 60_000 }, async () => {
   const handledBy: string[] = [];
   const received = deferred<Buffer>();
   const first = prefixRoute('tls', '\x16\x03', () => handledBy.push('tls'));
@@ -112,7 +109,7 @@ test('the fallback gets a connection that no route claims, bytes intact', { time
   assert.deepEqual(handledBy, ['fallback']);
 });
 
-test('routes are tried in order and the first that claims the bytes gets them', { timeout: 5000 }, async () => {
+test('routes are tried in order and the first that claims the bytes gets them', { timeout: 60_000 }, async () => {
   const handledBy: string[] = [];
   const received = deferred<Buffer>();
   const never = prefixRoute('never', 'XYZ', () => handledBy.push('never'));
@@ -130,7 +127,7 @@ test('routes are tried in order and the first that claims the bytes gets them', 
   assert.deepEqual(handledBy, ['wanted']);
 });
 
-test('an undecided route gives up after maxSniffBytes and the fallback reads everything', { timeout: 5000 }, async () => {
+test('an undecided route gives up after maxSniffBytes and the fallback reads everything', { timeout: 60_000 }, async () => {
   const received = deferred<Buffer>();
   const seen: Buffer[] = [];
   const undecided: FirstBytesRoute = {
@@ -152,7 +149,7 @@ test('an undecided route gives up after maxSniffBytes and the fallback reads eve
   assert.equal((await received.promise).toString(), '123456789');
 });
 
-test('a large first write is handed on whole and in order', { timeout: 5000 }, async () => {
+test('a large first write is handed on whole and in order', { timeout: 60_000 }, async () => {
   const payload = randomBytes(4 * 1024 * 1024);
   payload.write('MAGIC', 0);
   const received = deferred<Buffer>();
@@ -164,7 +161,7 @@ test('a large first write is handed on whole and in order', { timeout: 5000 }, a
   assert.ok(got.equals(payload), 'the bytes differ from those sent');
 });
 
-test('a handler that pauses the socket and reads later still gets the sniffed bytes', { timeout: 5000 }, async () => {
+test('a handler that pauses the socket and reads later still gets the sniffed bytes', { timeout: 60_000 }, async () => {
   const received = deferred<Buffer>();
   const { route } = prefixRoute('late', 'LATE', (socket) => {
     // A handler with work to do first (a lookup, a TLS set-up) pauses, then reads.

@@ -3,8 +3,8 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { createDispatcher } from '../../src/first-bytes/dispatch.js';
 import { createFlashPolicyRoute } from '../../src/first-bytes/flash-policy.js';
+import { type CapturedLog, captureLog } from '../helpers/log-capture.js';
 import { readAll } from '../helpers/targets.js';
-import { type CapturedLog, captureLog } from '../tls/log-capture.js';
 
 const EXPECTED = Buffer.from('<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>\0', 'latin1');
 

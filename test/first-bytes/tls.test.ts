@@ -9,11 +9,11 @@ import tls from 'node:tls';
 import type { ClientOptions } from 'ws';
 import { createPlainRefusedRoute } from '../../src/first-bytes/tls.js';
 import { TlsContextStore } from '../../src/tls/context.js';
+import { captureLog } from '../helpers/log-capture.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from '../helpers/pki.js';
 import { readAll } from '../helpers/targets.js';
-import { openClient } from '../helpers/ws-client.js';
-import { getRequest, startFront, tlsExchange } from '../tls/front.js';
-import { captureLog } from '../tls/log-capture.js';
-import { createPki, type Issued, type Pki, replaceAtomically } from '../tls/pki.js';
+import { echoed, openClient } from '../helpers/ws-client.js';
+import { getRequest, startFront, tlsExchange } from './front.js';
 
 let pki: Pki;
 let server: Issued;
@@ -68,14 +68,6 @@ async function openWss(port: number): Promise<{ ws: Awaited<ReturnType<typeof op
   return { ws, fingerprint };
 }
 
-/** Sends one message and resolves with the echo. */
-async function echo(ws: Awaited<ReturnType<typeof openClient>>, text: string): Promise<string> {
-  const reply = once(ws, 'message');
-  ws.send(Buffer.from(text));
-  const [data] = (await reply) as [Buffer];
-  return data.toString();
-}
-
 test('--ssl-only refuses every first byte but a TLS record or an SSLv2-style hello', () => {
   const refused = createPlainRefusedRoute(captureLog().logger);
   assert.equal(refused.match(Buffer.from([0x16, 0x03, 0x01])), false);
@@ -90,9 +82,9 @@ test('wss and ws, https and http, on one port', async () => {
   try {
     const secure = await openWss(front.port);
     assert.equal(secure.fingerprint, server.fingerprint);
-    assert.equal(await echo(secure.ws, 'over TLS'), 'over TLS');
+    assert.equal(await echoed(secure.ws, 'over TLS'), 'over TLS');
     const plain = await openClient(`ws://127.0.0.1:${front.port}/`);
-    assert.equal(await echo(plain, 'in the clear'), 'in the clear');
+    assert.equal(await echoed(plain, 'in the clear'), 'in the clear');
     secure.ws.close();
     plain.close();
 
@@ -188,8 +180,8 @@ test('a certificate renamed over the old one serves new connections; an open TLS
 
     const fresh = await openWss(front.port);
     assert.equal(fresh.fingerprint, renewed.fingerprint, 'a new connection gets the new certificate');
-    assert.equal(await echo(fresh.ws, 'new'), 'new');
-    assert.equal(await echo(old.ws, 'still here'), 'still here', 'the old connection is untouched');
+    assert.equal(await echoed(fresh.ws, 'new'), 'new');
+    assert.equal(await echoed(old.ws, 'still here'), 'still here', 'the old connection is untouched');
     old.ws.close();
     fresh.ws.close();
   } finally {
@@ -262,7 +254,7 @@ test('garbage after a TLS first byte (or an SSLv2 hello) is logged at info and d
       assert.match(String(failed.client), /^127\.0\.0\.1:\d+$/);
     }
     const { ws } = await openWss(front.port);
-    assert.equal(await echo(ws, 'fine'), 'fine');
+    assert.equal(await echoed(ws, 'fine'), 'fine');
     ws.close();
   } finally {
     await front.close();

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { type HttpHead, handshakeRequest, maskedFrame, Opcode, RawConnection } from '../conformance/wire.js';
+import { handshakeRequest, maskedFrame } from '../../bench/wire.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { type HttpHead, RawConnection } from '../helpers/raw-connection.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 
@@ -111,7 +112,7 @@ test('a handshake without Sec-WebSocket-Key gets 400', async () => {
 test('a protocol list naming binary twice gets 400, logged as a refusal', async () => {
   const head = await exchange(handshakeRequest({ protocol: 'binary, binary' }));
   assert.equal(head.status, 400);
-  await proxy.waitForEvent((e) => e.event === 'refused' && e.status === 400 && String(e.reason).includes('Sec-WebSocket-Protocol'), 3000);
+  await proxy.waitForEvent((e) => e.event === 'refused' && e.status === 400 && String(e.reason).includes('Sec-WebSocket-Protocol'));
 });
 
 test('an upgrade to h2c gets 400', async () => {
@@ -155,7 +156,7 @@ test("Firefox's Connection: keep-alive, Upgrade and a mixed-case Upgrade: WebSoc
 test('a request and the first frames in one write: the frames reach the target in order', async () => {
   const conn = await connect();
   const payloads = [Buffer.from('first frame, sent with the request'), Buffer.from(' and a second one')];
-  const frames = payloads.map((payload) => maskedFrame(Opcode.BINARY, payload));
+  const frames = payloads.map((payload) => maskedFrame(payload));
   conn.write(Buffer.concat([Buffer.from(handshakeRequest({ protocol: 'binary' })), ...frames]));
   const head = await conn.head();
   assert.equal(head?.status, 101);
@@ -171,7 +172,7 @@ test('a request split into 1-byte writes still completes the handshake', async (
   const head = await conn.head();
   assert.equal(head?.status, 101);
   const payload = Buffer.from('after a byte-by-byte handshake');
-  conn.write(maskedFrame(Opcode.BINARY, payload));
+  conn.write(maskedFrame(payload));
   assert.deepEqual(await conn.data(payload.length), payload);
 });
 

@@ -59,7 +59,7 @@ export async function startProxy(args: string[], options: StartOptions = {}): Pr
   });
   proc.stdout!.resume();
   const exited = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-  const waitForEvent = (test: (event: Record<string, unknown>) => boolean, timeoutMs = 10000): Promise<Record<string, unknown>> =>
+  const waitForEvent = (test: (event: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
       const check = (): boolean => {
         const found = events.find(test);
@@ -104,7 +104,7 @@ export async function startProxy(args: string[], options: StartOptions = {}): Pr
 }
 
 /** Runs the CLI to completion (for usage errors and start-up failures). */
-export async function runCli(args: string[], timeoutMs = 10000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCli(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

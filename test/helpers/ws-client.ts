@@ -40,3 +40,11 @@ export function collect(ws: WebSocket, decodeBase64 = false): Promise<Received> 
     reason: String(reason),
   }));
 }
+
+/** Sends `text` as one binary message and resolves with the next message received (the echo), as text. */
+export async function echoed(ws: WebSocket, text: string): Promise<string> {
+  const reply = once(ws, 'message');
+  ws.send(Buffer.from(text));
+  const [data] = (await reply) as [Buffer];
+  return data.toString();
+}

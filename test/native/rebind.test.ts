@@ -9,7 +9,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { shimEnvironment } from '../../src/wrap/shim.js';
 import { unusedPort } from '../helpers/targets.js';
-import { isRunning, PYTHON, SHIM, waitUntil } from '../wrap/support.js';
+import { waitUntil } from '../helpers/wait.js';
+import { isRunning, PYTHON, SHIM } from '../wrap/support.js';
 
 /** Binds each [family, host, port, type] in turn and prints where each socket is bound, as JSON. */
 const BINDER = `
@@ -163,7 +164,7 @@ describe('rebind.so parent-death signal', () => {
       assert.ok(isRunning(pid));
       proc.kill('SIGKILL');
       await once(proc, 'exit');
-      await waitUntil(() => !isRunning(pid), `child ${pid} to exit after its parent's death`);
+      await waitUntil(`child ${pid} to exit after its parent's death`, () => !isRunning(pid));
     } finally {
       proc.kill('SIGKILL');
       if (pid && isRunning(pid)) process.kill(pid, 'SIGKILL');

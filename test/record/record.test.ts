@@ -7,13 +7,12 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import vm from 'node:vm';
-import { type Logger, pino } from 'pino';
 import type { BridgeHook, BridgeSummary } from '../../src/bridge/bridge.js';
 import { readRecording } from '../../src/record/reader.js';
 import { createRecorder, type Recorder } from '../../src/record/recorder.js';
+import { captureLog } from '../helpers/log-capture.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 
 let dir: string;
@@ -26,18 +25,6 @@ after(async () => {
   await echo.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-/** A real pino logger whose lines the test can read. */
-function captureLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug', base: null }, sink), lines };
-}
 
 type Call = { direction: 'toClient' | 'fromClient'; data: Buffer };
 
@@ -188,7 +175,7 @@ async function waitFinished(recorder: Recorder): Promise<void> {
 }
 
 test('records a real session losslessly: the reader and a JS engine both give back every byte, in order', async () => {
-  const { logger, lines } = captureLogger();
+  const { logger, events: lines } = captureLog();
   const seen = observer();
   // A bound no burst reaches: this test is about the bytes, whatever the disk's speed.
   const recorder = createRecorder({ basePath: join(dir, 'session'), sessionNumber: 3, logger, maxBufferedBytes: 1024 ** 3 });
@@ -247,7 +234,7 @@ test('records a real session losslessly: the reader and a JS engine both give ba
 
 test('timestamps are whole milliseconds since the recorder was created, from the given clock', async () => {
   let clock = 5000.9;
-  const recorder = createRecorder({ basePath: join(dir, 'clock'), sessionNumber: 1, logger: captureLogger().logger, now: () => clock });
+  const recorder = createRecorder({ basePath: join(dir, 'clock'), sessionNumber: 1, logger: captureLog().logger, now: () => clock });
   clock = 5000.95;
   recorder.fromTarget(Buffer.from('a'));
   clock = 5012.2;
@@ -263,7 +250,7 @@ test('timestamps are whole milliseconds since the recorder was created, from the
 });
 
 test('an empty session still makes a complete file the player loads', async () => {
-  const recorder = createRecorder({ basePath: join(dir, 'empty'), sessionNumber: 1, logger: captureLogger().logger });
+  const recorder = createRecorder({ basePath: join(dir, 'empty'), sessionNumber: 1, logger: captureLog().logger });
   recorder.closed({ bytesFromClient: 0, bytesFromTarget: 0, durationMs: 0, code: 1005, reason: '', initiator: 'client' });
   await waitFinished(recorder);
   assert.deepEqual(await readRecording(recorder.path), []);
@@ -272,7 +259,7 @@ test('an empty session still makes a complete file the player loads', async () =
 });
 
 test('binary data that starts like base64 RFB ("UkZC") is still played as binary, thanks to the encoding line', async () => {
-  const recorder = createRecorder({ basePath: join(dir, 'ukzc'), sessionNumber: 1, logger: captureLogger().logger });
+  const recorder = createRecorder({ basePath: join(dir, 'ukzc'), sessionNumber: 1, logger: captureLog().logger });
   const data = Buffer.from('UkZC\x00\xff!', 'latin1');
   recorder.fromTarget(data);
   recorder.closed({ bytesFromClient: 0, bytesFromTarget: data.length, durationMs: 0, code: 1000, reason: '', initiator: 'target' });
@@ -283,7 +270,7 @@ test('binary data that starts like base64 RFB ("UkZC") is still played as binary
 });
 
 test('a single message larger than the bound is recorded when little is waiting: only a backlog drops the recording', async () => {
-  const { logger, lines } = captureLogger();
+  const { logger, events: lines } = captureLog();
   const recorder = createRecorder({ basePath: join(dir, 'big'), sessionNumber: 1, logger, maxBufferedBytes: 256 * 1024 });
   const big = randomBytes(1024 * 1024);
   recorder.fromTarget(big);
@@ -307,7 +294,7 @@ test('a single message larger than the bound is recorded when little is waiting:
 
 /** Runs a session through a recorder that cannot write: one warning, and the session's bytes all arrive. */
 async function sessionWithBrokenDisk(basePath: string, sessionNumber: number, expectedCode: string): Promise<void> {
-  const { logger, lines } = captureLogger();
+  const { logger, events: lines } = captureLog();
   const recorder = createRecorder({ basePath, sessionNumber, logger });
   const relay = await startRelay([recorder]);
   try {
@@ -348,7 +335,7 @@ test('a stalled disk (a FIFO nobody reads): memory stays within the bound, then 
   execFileSync('mkfifo', [fifo]);
   // A reader that never reads: the recorder's open succeeds, its writes block once the pipe is full.
   const readerFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-  const { logger, lines } = captureLogger();
+  const { logger, events: lines } = captureLog();
   const bound = 512 * 1024;
   const recorder = createRecorder({ basePath: join(dir, 'stalled'), sessionNumber: 1, logger, maxBufferedBytes: bound });
   let highest = 0;

@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { treeListensOn } from '../../bench/proc.js';
 import { parseRecording, type RecordedMessage, RecordingFormatError, readRecording } from '../../src/record/reader.js';
 import { createRecorder } from '../../src/record/recorder.js';
 import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { openClient } from '../helpers/ws-client.js';
 
 const REPLAY = fileURLToPath(new URL('../../src/cli/replay.js', import.meta.url));
@@ -100,11 +102,9 @@ async function startPythonWebsockify(recordBase: string): Promise<{ proc: ChildP
   let output = '';
   proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   proc.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 10_000;
-  while (!/proxying from/.test(output)) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`websockify did not start: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  // Its settings are printed before it binds: ready is its own listening socket.
+  await waitUntil('websockify to listen or exit', () => proc.exitCode !== null || treeListensOn(proc.pid!, port));
+  if (proc.exitCode !== null) throw new Error(`websockify did not start: ${output}`);
   return { proc, port, output: () => output };
 }
 

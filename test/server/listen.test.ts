@@ -10,6 +10,7 @@ import { after, afterEach, test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { CLI, LISTENING_STDIN_LAUNCHER, type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { openClient } from '../helpers/ws-client.js';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-listen-'));
@@ -210,8 +211,7 @@ test('--inetd: the listening socket is fd 0, as inetd or systemd pass it', async
   let stderr = '';
   proc.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
   proc.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-  const deadline = Date.now() + 10000;
-  while (!stderr.includes('"listening"') && Date.now() < deadline && proc.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil('the listening line or an exit', () => stderr.includes('"listening"') || proc.exitCode !== null);
   const port = Number(stdout.split('\n')[0]);
   assert.ok(port > 0, `no port from the helper: ${stdout}`);
   const listening = JSON.parse(stderr.split('\n').find((line) => line.includes('"listening"'))!) as Record<string, unknown>;

@@ -7,9 +7,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pino } from 'pino';
 import { StartupError } from '../../src/errors.js';
 import { createWebHandler } from '../../src/static/handler.js';
+import { type CapturedLog, captureLog } from '../helpers/log-capture.js';
 
 const SECRET = `TOP-SECRET-${randomBytes(8).toString('hex')}`;
 const HELLO = 'hello world\n';
@@ -43,24 +43,17 @@ function buildTree(): { base: string; root: string } {
   return { base, root };
 }
 
-/** A log destination that keeps every line, parsed. */
-function captureLog(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'info', base: null }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  return { logger, lines };
-}
-
 interface Served {
   server: http.Server;
   port: number;
-  lines: Array<Record<string, unknown>>;
+  log: CapturedLog;
 }
 
 async function serve(root: string, fileOnly: boolean): Promise<Served> {
-  const { logger, lines } = captureLog();
-  const server = http.createServer(createWebHandler({ root, fileOnly, logger }));
+  const log = captureLog();
+  const server = http.createServer(createWebHandler({ root, fileOnly, logger: log.logger }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as net.AddressInfo).port, lines };
+  return { server, port: (server.address() as net.AddressInfo).port, log };
 }
 
 async function close(served: Served | undefined): Promise<void> {
@@ -101,18 +94,6 @@ function rawRequest(port: number, requestLine: string): Promise<string> {
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
     socket.on('error', reject);
   });
-}
-
-async function waitForLog(
-  lines: Array<Record<string, unknown>>,
-  match: (line: Record<string, unknown>) => boolean,
-): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 100; i++) {
-    const line = lines.find(match);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`no matching log line in ${JSON.stringify(lines)}`);
 }
 
 let tree: { base: string; root: string };
@@ -178,12 +159,12 @@ describe('files', () => {
 
   test('each request is logged once with method, path and status', async () => {
     await request(web.port, 'GET', '/page.html?log-test');
-    const line = await waitForLog(web.lines, (l) => l.path === '/page.html?log-test');
+    const line = await web.log.waitFor((l) => l.path === '/page.html?log-test');
     assert.equal(line.event, 'web');
     assert.equal(line.method, 'GET');
     assert.equal(line.status, 200);
     assert.equal(line.level, 30);
-    assert.equal(web.lines.filter((l) => l.path === '/page.html?log-test').length, 1);
+    assert.equal(web.log.events.filter((l) => l.path === '/page.html?log-test').length, 1);
   });
 });
 
@@ -341,7 +322,7 @@ describe('failures never crash the server', () => {
         });
         req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
       });
-      const line = await waitForLog(web.lines, (l) => l.path === '/big.bin');
+      const line = await web.log.waitFor((l) => l.path === '/big.bin');
       assert.equal(line.aborted, true);
       assert.equal((await request(web.port, 'GET', '/hello.txt')).body, HELLO);
     } finally {
@@ -358,7 +339,7 @@ describe('failures never crash the server', () => {
       });
       socket.on('error', reject);
     });
-    await waitForLog(web.lines, (l) => l.path === '/list/' && l.aborted === true);
+    await web.log.waitFor((l) => l.path === '/list/' && l.aborted === true);
     assert.equal((await request(web.port, 'GET', '/hello.txt')).body, HELLO);
   });
 

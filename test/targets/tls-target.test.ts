@@ -7,8 +7,8 @@ import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { connectTarget, targetTlsContext } from '../../src/targets/connect.js';
 import type { Target, TargetTls } from '../../src/targets/target.js';
+import { createPki, type Issued, type Pki } from '../helpers/pki.js';
 import { readAll, startServer, type TestServer } from '../helpers/targets.js';
-import { createPki, type Issued, type Pki } from '../tls/pki.js';
 
 /** A TLS echo server that records the SNI names it receives. */
 interface TlsEcho {

@@ -7,8 +7,8 @@ import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { StartupError } from '../../src/errors.js';
 import { cipherList, TlsContextStore } from '../../src/tls/context.js';
-import { captureLog } from './log-capture.js';
-import { createPki, type Issued, type Pki, replaceAtomically } from './pki.js';
+import { captureLog } from '../helpers/log-capture.js';
+import { createPki, type Issued, type Pki, replaceAtomically } from '../helpers/pki.js';
 
 let pki: Pki;
 let server: Issued;

@@ -7,9 +7,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { createPki } from '../helpers/pki.js';
 import { runCli, startProxy } from '../helpers/proxy.js';
 import type { TestServer } from '../helpers/targets.js';
-import { createPki } from '../tls/pki.js';
 import { attempt, startNamedServer, startUnixNamedServer, tempDir } from './support.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/custom-plugin.js', import.meta.url));

@@ -9,19 +9,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { openClient } from '../helpers/ws-client.js';
-import {
-  assertTools,
-  descendants,
-  echoSession,
-  eventsNamed,
-  isRunning,
-  PYTHON,
-  receive,
-  skipWithout,
-  waitForCount,
-  waitUntil,
-} from './support.js';
+import { assertTools, descendants, echoSession, eventsNamed, isRunning, PYTHON, receive, skipWithout, waitForCount } from './support.js';
 
 const SOCAT = '/usr/bin/socat';
 
@@ -114,14 +104,14 @@ describe('--wrap-mode ignore', () => {
       const exit = await waitForCount(proxy, 'program-exit', 1);
       assert.equal(exit.status, 0);
       await waitForCount(proxy, 'program-listening', 1);
-      await waitUntil(() => fs.existsSync(pidFile), 'the daemon pid file');
+      await waitUntil('the daemon pid file', () => fs.existsSync(pidFile));
       daemon = Number(fs.readFileSync(pidFile, 'utf8'));
       assert.ok(isRunning(daemon));
       assert.equal(await echoSession(proxy.url, 'after the daemon forked'), 'after the daemon forked');
       assert.equal(proxy.proc.exitCode, null, 'the proxy exited with the foreground process');
 
       await proxy.stop('SIGKILL');
-      await waitUntil(() => !isRunning(daemon), `the daemon (pid ${daemon}) to be stopped`);
+      await waitUntil(`the daemon (pid ${daemon}) to be stopped`, () => !isRunning(daemon));
     } finally {
       await proxy.stop('SIGKILL');
       cleanUp([daemon]);
@@ -170,7 +160,7 @@ describe('the program never outlives the proxy', () => {
     assert.equal((await echoed).toString(), 'hello');
     const main = Number(eventsNamed(proxy, 'program-start')[0]!.pid);
     // socat, the sleep, and socat's per-connection child with its cat.
-    await waitUntil(() => descendants(main).length >= 3, 'the program and its children');
+    await waitUntil('the program and its children', () => descendants(main).length >= 3);
     return { proxy, pids: [main, ...descendants(main)] };
   }
 
@@ -181,7 +171,7 @@ describe('the program never outlives the proxy', () => {
       try {
         assert.ok(pids.every(isRunning));
         await proxy.stop(signal);
-        await waitUntil(() => !pids.some(isRunning), `${pids.filter(isRunning).join(', ')} to be gone`);
+        await waitUntil(`${pids.filter(isRunning).join(', ')} to be gone`, () => !pids.some(isRunning));
       } finally {
         await proxy.stop('SIGKILL');
         cleanUp(pids);
@@ -200,7 +190,7 @@ describe('the program never outlives the proxy', () => {
       await waitForCount(proxy, 'program-listening', 1);
       pid = Number(eventsNamed(proxy, 'program-start')[0]!.pid);
       await proxy.stop('SIGKILL');
-      await waitUntil(() => !isRunning(pid), `the program (pid ${pid}) to be killed`, 30000);
+      await waitUntil(`the program (pid ${pid}) to be killed`, () => !isRunning(pid));
     } finally {
       await proxy.stop('SIGKILL');
       cleanUp([pid]);

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loopbackListener } from '../../src/wrap/loopback.js';
 import { unusedPort } from '../helpers/targets.js';
-import { isRunning, PYTHON, waitUntil } from './support.js';
+import { waitUntil } from '../helpers/wait.js';
+import { isRunning, PYTHON } from './support.js';
 
 const REBIND = fileURLToPath(new URL('../../src/cli/rebind.js', import.meta.url));
 
@@ -63,7 +64,7 @@ sys.exit(3)
     );
     try {
       // Listening on the new port means the program runs.
-      await waitUntil(() => loopbackListener(newPort) === '127.0.0.1', 'the program to listen on the new port');
+      await waitUntil('the program to listen on the new port', () => loopbackListener(newPort) === '127.0.0.1');
       proc.kill('SIGTERM');
       const [code] = (await once(proc, 'exit')) as [number | null];
       assert.equal(code, 143);

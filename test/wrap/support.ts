@@ -68,15 +68,6 @@ export function descendants(pid: number): number[] {
   return found;
 }
 
-/** Polls `condition` until it holds; fails with `what` after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** The proxy's log events named `name`, so far. */
 export function eventsNamed(proxy: RunningProxy, name: string): Array<Record<string, unknown>> {
   return proxy.events().filter((event) => event.event === name);

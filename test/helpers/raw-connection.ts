@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { maskedFrame, Opcode, parseFrame } from '../../bench/wire.js';
 
 /** The head of an HTTP response as read off the wire. */
 export interface HttpHead {
@@ -18,12 +18,10 @@ export interface FramesSeen {
   closeReason: string;
 }
 
-/** WebSocket opcodes this client sends. */
-export const Opcode = { TEXT: 1, BINARY: 2, CLOSE: 8 } as const;
-
 /**
  * A raw TCP client for conformance and HTTP-stage tests: it writes exactly the bytes it is given and
  * reads the server's answer byte by byte, so a test sees the wire, not a library's interpretation.
+ * Frames and handshakes to write come from bench/wire.ts.
  */
 export class RawConnection {
   private buffer = Buffer.alloc(0);
@@ -81,7 +79,7 @@ export class RawConnection {
    * @returns the head, or undefined when the connection closed (or `timeoutMs` passed) before a whole
    * head, or the answer does not start with an HTTP/1.x status line (see {@link received}).
    */
-  async head(timeoutMs = 3000): Promise<HttpHead | undefined> {
+  async head(timeoutMs = 20_000): Promise<HttpHead | undefined> {
     const end = await this.waitFor(() => {
       const at = this.buffer.indexOf('\r\n\r\n', this.consumed);
       return at >= 0 ? at : undefined;
@@ -104,7 +102,7 @@ export class RawConnection {
    * is answered with one of the same code, as a client must, unless `answerClose` is false (the
    * client sent its close frame first, and this one is the answer).
    */
-  async frames(timeoutMs = 5000, answerClose = true): Promise<FramesSeen> {
+  async frames(timeoutMs = 20_000, answerClose = true): Promise<FramesSeen> {
     const data: Buffer[] = [];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -114,7 +112,7 @@ export class RawConnection {
       if (frame.opcode === Opcode.CLOSE) {
         const code = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : undefined;
         const reason = frame.payload.subarray(2).toString('utf8');
-        if (answerClose && !this.socket.destroyed) this.socket.write(maskedFrame(Opcode.CLOSE, frame.payload.subarray(0, 2)));
+        if (answerClose && !this.socket.destroyed) this.socket.write(maskedFrame(frame.payload.subarray(0, 2), Opcode.CLOSE));
         return { data: Buffer.concat(data), closeCode: code, closeReason: reason };
       }
       if (frame.opcode <= 2) data.push(frame.payload);
@@ -125,7 +123,7 @@ export class RawConnection {
    * Reads data frames until `byteCount` payload bytes have arrived.
    * @returns the payload, shorter than `byteCount` when a close frame, the end or `timeoutMs` came first.
    */
-  async data(byteCount: number, timeoutMs = 3000): Promise<Buffer> {
+  async data(byteCount: number, timeoutMs = 20_000): Promise<Buffer> {
     const data: Buffer[] = [];
     let length = 0;
     const deadline = Date.now() + timeoutMs;
@@ -141,7 +139,7 @@ export class RawConnection {
   }
 
   /** Waits until the server closes the connection; false when `timeoutMs` passed first. */
-  async waitClosed(timeoutMs = 3000): Promise<boolean> {
+  async waitClosed(timeoutMs = 20_000): Promise<boolean> {
     return (await this.waitFor(() => (this.ended ? true : undefined), timeoutMs)) === true;
   }
 
@@ -172,92 +170,4 @@ export class RawConnection {
       waker();
     });
   }
-}
-
-/** One server frame parsed from `buffer` at `offset`, or undefined when it is not all there yet. */
-function parseFrame(buffer: Buffer, offset: number): { opcode: number; payload: Buffer; next: number } | undefined {
-  if (buffer.length - offset < 2) return undefined;
-  const opcode = buffer[offset]! & 0x0f;
-  const masked = (buffer[offset + 1]! & 0x80) !== 0;
-  let length = buffer[offset + 1]! & 0x7f;
-  let at = offset + 2;
-  if (length === 126) {
-    if (buffer.length < at + 2) return undefined;
-    length = buffer.readUInt16BE(at);
-    at += 2;
-  } else if (length === 127) {
-    if (buffer.length < at + 8) return undefined;
-    length = Number(buffer.readBigUInt64BE(at));
-    at += 8;
-  }
-  const mask = masked ? buffer.subarray(at, at + 4) : undefined;
-  if (masked) at += 4;
-  if (buffer.length < at + length) return undefined;
-  const payload = Buffer.from(buffer.subarray(at, at + length));
-  if (mask) for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
-  return { opcode, payload, next: at + length };
-}
-
-/** A client frame (FIN set, masked, as RFC 6455 requires of clients). */
-export function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const mask = randomBytes(4);
-  let header: Buffer;
-  if (payload.length < 126) {
-    header = Buffer.from([0x80 | opcode, 0x80 | payload.length]);
-  } else if (payload.length < 65536) {
-    header = Buffer.alloc(4);
-    header.writeUInt16BE(payload.length, 2);
-    header[1] = 0x80 | 126;
-  } else {
-    header = Buffer.alloc(10);
-    header.writeBigUInt64BE(BigInt(payload.length), 2);
-    header[1] = 0x80 | 127;
-  }
-  header[0] = 0x80 | opcode;
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i]! ^= mask[i % 4]!;
-  return Buffer.concat([header, mask, body]);
-}
-
-/** A client close frame with a status code. */
-export function closeFrame(code: number): Buffer {
-  const payload = Buffer.alloc(2);
-  payload.writeUInt16BE(code);
-  return maskedFrame(Opcode.CLOSE, payload);
-}
-
-/** Options for {@link handshakeRequest}; each field left out takes the valid default. */
-export interface HandshakeParts {
-  method?: string;
-  path?: string;
-  /** The request line's version, `HTTP/1.1` by default. */
-  httpVersion?: string;
-  /** `Sec-WebSocket-Protocol` value; null omits the header. Default none. */
-  protocol?: string | null;
-  /** `Sec-WebSocket-Version`; null omits it. Default '13'. */
-  version?: string | null;
-  /** `Sec-WebSocket-Key`; null omits it. Default a valid random key. */
-  key?: string | null;
-  /** `Upgrade`; null omits it. Default 'websocket'. */
-  upgrade?: string | null;
-  /** `Connection`; null omits it. Default 'Upgrade'. */
-  connection?: string | null;
-  /** More header lines, written as given. */
-  extra?: readonly string[];
-}
-
-/** Builds a WebSocket handshake request (valid unless `parts` says otherwise). */
-export function handshakeRequest(parts: HandshakeParts = {}): string {
-  const line = (name: string, value: string | null | undefined): string[] => (value == null ? [] : [`${name}: ${value}`]);
-  const lines = [
-    `${parts.method ?? 'GET'} ${parts.path ?? '/'} ${parts.httpVersion ?? 'HTTP/1.1'}`,
-    'Host: 127.0.0.1',
-    ...line('Upgrade', parts.upgrade === undefined ? 'websocket' : parts.upgrade),
-    ...line('Connection', parts.connection === undefined ? 'Upgrade' : parts.connection),
-    ...line('Sec-WebSocket-Key', parts.key === undefined ? randomBytes(16).toString('base64') : parts.key),
-    ...line('Sec-WebSocket-Version', parts.version === undefined ? '13' : parts.version),
-    ...line('Sec-WebSocket-Protocol', parts.protocol),
-    ...(parts.extra ?? []),
-  ];
-  return `${lines.join('\r\n')}\r\n\r\n`;
 }

@@ -22,7 +22,7 @@ export function captureLog(): CapturedLog {
       },
     },
   );
-  const waitFor = (test: (event: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> =>
+  const waitFor = (test: (event: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
       const check = (): void => {
         const found = events.find(test);

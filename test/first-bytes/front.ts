@@ -8,7 +8,7 @@ import { createFlashPolicyRoute } from '../../src/first-bytes/flash-policy.js';
 import { createPlainRefusedRoute, createTlsRoute } from '../../src/first-bytes/tls.js';
 import { armDeadline, disarmDeadline } from '../../src/handshake/deadline.js';
 import type { TlsContextStore } from '../../src/tls/context.js';
-import { type CapturedLog, captureLog } from './log-capture.js';
+import { type CapturedLog, captureLog } from '../helpers/log-capture.js';
 
 /**
  * The listening side as the proxy will wire it, in-process: accept (deadline armed), first-bytes dispatch
