@@ -18,4 +18,4 @@ export type { Target, TargetTls } from './targets/target.js';
 export { builtInTokenPlugins } from './tokens/load.js';
 export type { TokenPlugin, TokenPluginContext, TokenPluginFactory } from './tokens/plugin.js';
 export { TokenRejectedError, TokenSourceError } from './tokens/plugin.js';
-export { VERSION } from './version.js';
+export { packageVersion } from './version.js';

@@ -7,7 +7,7 @@ import { parseSyslogServer } from '../log/syslog.js';
 import { type ProxyOptions, resolveOptions } from '../options.js';
 import { TLS_DEFAULTS } from '../tls/context.js';
 import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
-import { VERSION } from '../version.js';
+import { packageVersion } from '../version.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
@@ -152,7 +152,7 @@ export function buildProgram(): Command {
         .choices(['exit', 'ignore', 'respawn'])
         .default('exit'),
     )
-    .version(`websockify-ts ${VERSION}`, '-V, --version', 'print the version and exit')
+    .version(`websockify-ts ${packageVersion()}`, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
     .showHelpAfterError(false)
     .exitOverride()

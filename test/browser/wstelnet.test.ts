@@ -181,7 +181,6 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
     contexts.push(context);
     return context.newPage();
   };
-  const opens = (p: RunningProxy): Array<Record<string, unknown>> => p.events().filter((e) => e.event === 'open');
 
   before(async () => {
     assert.ok(existsSync(join(WEB_ROOT, 'wstelnet.js')), `${WEB_ROOT}/wstelnet.js is missing: run npm run build`);
@@ -208,7 +207,7 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
     await waitForText(page, /wstelnet\$ $/m);
     assert.match((await page.textContent('#status'))!, new RegExp(`^Connected to ws://127\\.0\\.0\\.1:${server.port}/websockify$`));
     assert.equal(await page.textContent('#connect'), 'Disconnect');
-    assert.equal(opens(server)[0]!.path, '/websockify');
+    assert.equal((await server.waitForEvent((e) => e.event === 'open')).path, '/websockify');
 
     await page.click('#terminal');
     await typeLine(page, 'echo MARK-$((40+2))');
@@ -284,7 +283,7 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
     await page.click('#connect');
     await waitForText(page, /wstelnet\$ $/m);
     assert.match((await page.textContent('#status'))!, new RegExp(`^Connected to wss://127\\.0\\.0\\.1:${server.port}/telnet$`));
-    assert.equal(opens(server)[0]!.path, '/telnet');
+    assert.equal((await server.waitForEvent((e) => e.event === 'open')).path, '/telnet');
     await page.click('#terminal');
     await typeLine(page, 'echo SECURE-$((6*7))');
     await waitForText(page, /^SECURE-42$/m);
@@ -304,7 +303,7 @@ describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
       timeout: 15000,
     });
     // The token rides in the WebSocket URL's query, where token plugins look for it.
-    assert.equal(opens(server)[0]!.path, '/websockify?token=abc%20def');
+    assert.equal((await server.waitForEvent((e) => e.event === 'open')).path, '/websockify?token=abc%20def');
     await page.click('#terminal');
     // A typo fixed with Backspace: the line is edited locally, and only the result is sent.
     await page.keyboard.type('NICK testerx');

@@ -126,9 +126,9 @@ function startParent(
 import os, subprocess, sys, time
 env = dict(os.environ, LD_PRELOAD=${JSON.stringify(SHIM)}, REBIND_PARENT_PID=str(${parentPid ?? 'os.getpid()'}))
 p = subprocess.Popen([${JSON.stringify(PYTHON)}, '-c', sys.argv[1]], env=env)
-print(p.pid, flush=True)
+sys.stdout.write(f"{p.pid}\\n"); sys.stdout.flush()
 p.wait()
-print('status', p.returncode, flush=True)
+sys.stdout.write(f"status {p.returncode}\\n"); sys.stdout.flush()
 time.sleep(600)
 `;
   const proc = spawn(PYTHON, ['-c', parent, child], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -139,13 +139,19 @@ time.sleep(600)
     out += text;
     for (const wake of waiters) wake();
   });
-  // Everything the parent printed so far is searched, whenever the caller starts waiting.
+  // Everything the parent printed so far is searched, whenever the caller starts waiting. Each line is
+  // one write (the processes share the pipe, so a line written in pieces could interleave with another).
   const waitFor = (pattern: RegExp): Promise<RegExpExecArray> =>
     new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        reject(new Error(`nothing matched ${pattern} within 30 s: ${out}`));
+      }, 30_000);
       const wake = (): void => {
         const found = pattern.exec(out);
         if (!found) return;
         waiters.delete(wake);
+        clearTimeout(timer);
         resolve(found);
       };
       waiters.add(wake);
@@ -186,7 +192,7 @@ describe('rebind.so parent-death signal', () => {
     // The child starts a grandchild that reports the variable, then exits, as a daemonizing program does.
     const child = `
 import os, subprocess, sys
-g = subprocess.Popen([${JSON.stringify(PYTHON)}, '-c', 'import os, sys, time; print("grandchild", os.getpid(), os.environ.get("REBIND_PARENT_PID"), flush=True); time.sleep(600)'], start_new_session=True)
+g = subprocess.Popen([${JSON.stringify(PYTHON)}, '-c', 'import os, sys, time; sys.stdout.write("grandchild %d %s" % (os.getpid(), os.environ.get("REBIND_PARENT_PID")) + chr(10)); sys.stdout.flush(); time.sleep(600)'], start_new_session=True)
 `;
     const { proc, waitFor } = startParent(child);
     let grandchild = 0;
