@@ -7,6 +7,7 @@ import Fastify from 'fastify';
 import { pino } from 'pino';
 import { createUpgradeHandler, type SessionEndInfo, type TokenPlugin, UsageError } from '../../src/index.js';
 import { startEchoServer } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 
 const quiet = pino({ level: 'silent' });
@@ -120,6 +121,27 @@ describe('createUpgradeHandler', () => {
     assert.equal((await received).code, 1001);
     assert.equal(bridge.sessionCount, 0);
     await assert.rejects(openClient(`ws://${base}/`, 'binary'), /HTTP 503/);
+  });
+
+  test('heartbeat: a client that answers pings stays, one that does not is dropped (1006, "Heartbeat timeout")', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { server, base } = await appServer();
+    const bridge = (await createUpgradeHandler({ target: `127.0.0.1:${echo.port}`, heartbeat: 0.2, logger: quiet })).attach(server);
+    after(() => bridge.close());
+    const ends: SessionEndInfo[] = [];
+    bridge.on('session-close', (info) => ends.push(info));
+    const answering = await openClient(`ws://${base}/`, 'binary');
+    const silent = await openClient(`ws://${base}/`, 'binary', { autoPong: false });
+    let pings = 0;
+    answering.on('ping', () => pings++);
+    const dropped = collect(silent);
+    assert.equal((await dropped).code, 1006);
+    await waitUntil('the dropped session to end', () => ends.length === 1);
+    assert.equal(ends[0]?.reason, 'Heartbeat timeout');
+    await waitUntil('three pings to the answering client', () => pings >= 3);
+    assert.equal(answering.readyState, answering.OPEN);
+    answering.close();
   });
 
   test('logs through another program’s pino logger, such as Fastify’s (typed as the library takes it)', async () => {
