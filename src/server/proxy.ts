@@ -53,6 +53,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
   /** The listening port's TLS certificate, when TLS is on. */
   private tls: TlsContextStore | undefined;
   private where: string | undefined;
+  private started = false;
   private stopping = false;
   private accepting = true;
 
@@ -95,6 +96,9 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
    */
   async listen(): Promise<string> {
     const { config, logger } = this;
+    // One listener per proxy: a second call would wire every stage twice.
+    if (this.started) throw new Error('listen() was called already; create another proxy to listen again');
+    this.started = true;
     this.tls = this.openTls();
     const files = config.web && createWebHandler({ ...config.web, logger });
     // A download may take longer than a handshake (and --web-auth's check is bounded by it): the web

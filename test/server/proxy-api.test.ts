@@ -211,5 +211,6 @@ describe('createProxy', () => {
     started.push(proxy);
     assert.equal(await proxy.listen(), `127.0.0.1:${port}`);
     assert.equal(proxy.address, `127.0.0.1:${port}`);
+    await assert.rejects(proxy.listen(), /listen\(\) was called already/);
   });
 });
