@@ -36,6 +36,8 @@ export interface EndpointEvents {
   'session-open': [info: SessionInfo];
   /** A session ended: both legs closed, its log line written. */
   'session-close': [info: SessionEndInfo];
+  /** The last open session ended (none is open now). */
+  idle: [];
   /** A handshake was refused with an HTTP status (already answered and logged). */
   refused: [req: IncomingMessage, error: HttpError];
 }
@@ -56,6 +58,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private nextId = 1;
   private accepting = true;
   private drained: (() => void) | undefined;
+  /**
+   * Whether 'session-close' will be heard, asked as each session opens. A proxy or handler that passes
+   * the event on points this at its own listeners.
+   */
+  wantsSessionClose: () => boolean = () => this.listenerCount('session-close') > 0;
 
   constructor(private readonly options: EndpointOptions) {
     super();
@@ -110,20 +117,23 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       hooks: options.hooks,
       record: options.record,
       opened: (info) => this.emit('session-open', info),
+      wantsEndInfo: () => this.wantsSessionClose(),
       ended: (ended, info) => this.ended(ended, info),
     });
     this.sessions.add(session);
     void session.start();
   }
 
-  private ended(session: Session, info: SessionEndInfo): void {
+  private ended(session: Session, info: SessionEndInfo | undefined): void {
     this.sessions.delete(session);
     const recording = session.recorder?.finished;
     if (recording) {
       this.recordings.add(recording);
       void recording.then(() => this.recordings.delete(recording));
     }
-    this.emit('session-close', info);
-    if (this.sessions.size === 0) this.drained?.();
+    if (info) this.emit('session-close', info);
+    if (this.sessions.size > 0) return;
+    this.drained?.();
+    this.emit('idle');
   }
 }

@@ -18,8 +18,13 @@ export interface SessionContext {
   record?: string | undefined;
   /** Called once the handshake is done, before the target is connected. */
   opened(info: SessionInfo): void;
-  /** Called once when the session has fully ended. */
-  ended(session: Session, info: SessionEndInfo): void;
+  /**
+   * Whether anyone wants the end's facts ({@link SessionEndInfo}): asked once the session opens, so that
+   * a session nobody will report on does not keep them (a few hundred bytes per idle session).
+   */
+  wantsEndInfo(): boolean;
+  /** Called once when the session has fully ended, with its facts if they were wanted. */
+  ended(session: Session, info: SessionEndInfo | undefined): void;
 }
 
 /** A session's facts as its opening log line has them. */
@@ -61,8 +66,8 @@ export class Session {
   private readonly ws: WebSocket;
   /** The handshake's outcome, dropped once read: a long session need not keep its request alive. */
   private upgraded: Upgraded | undefined;
-  /** Set by start(). */
-  private info!: SessionInfo;
+  /** Set by start() when the end's facts are wanted. */
+  private info: SessionInfo | undefined;
 
   constructor(
     readonly id: number,
@@ -88,12 +93,13 @@ export class Session {
     const client = peerAddress(req.socket);
     const protocol = choice.protocol ?? 'none';
     const path = req.url ?? '/';
-    this.info = { id: this.id, client, target, protocol, path };
+    const info: SessionInfo = { id: this.id, client, target, protocol, path };
+    if (this.context.wantsEndInfo()) this.info = info;
     this.log.info(
       { event: 'open', conn: this.id, client, target, protocol, path },
       `conn ${this.id}: ${client} connected (${path}, protocol ${protocol}); proxying to ${target}`,
     );
-    this.context.opened(this.info);
+    this.context.opened(info);
     const reads = createTargetReads();
     let targetSocket: Awaited<ReturnType<typeof connectTarget>>;
     try {
@@ -158,6 +164,6 @@ export class Session {
       `conn ${this.id}: closed by ${summary.initiator}, code ${summary.code}${why}; ` +
         `${summary.bytesFromClient} bytes from client, ${summary.bytesFromTarget} bytes from target, ${(summary.durationMs / 1000).toFixed(3)} s`,
     );
-    this.context.ended(this, { ...this.info, ...summary });
+    this.context.ended(this, this.info && { ...this.info, ...summary });
   }
 }

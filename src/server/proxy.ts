@@ -183,13 +183,15 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
 
   /** Follows the endpoint's sessions for the lifecycle, and passes its events on. */
   private follow(endpoint: Endpoint): void {
+    endpoint.wantsSessionClose = () => this.listenerCount('session-close') > 0;
     endpoint.on('session-open', (info) => {
       this.lifecycle.opened();
       this.emit('session-open', info);
     });
-    endpoint.on('session-close', (info) => {
-      this.emit('session-close', info);
-      if (endpoint.sessionCount === 0 && !this.stopping) this.lifecycle.idle();
+    endpoint.on('session-close', (info) => this.emit('session-close', info));
+    endpoint.on('idle', () => {
+      this.emit('idle');
+      if (!this.stopping) this.lifecycle.idle();
     });
     endpoint.on('refused', (req, err) => this.emit('refused', req, err));
   }

@@ -77,6 +77,25 @@ describe('createProxy', () => {
     await assert.rejects(openClient(url, 'binary'));
   });
 
+  test('idle when the last session ends; the closing facts go to listeners that were there when the session opened', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const { proxy, url } = await listening({ target: `127.0.0.1:${echo.port}` });
+    const first = await openClient(url, 'binary');
+    const heard: number[] = [];
+    proxy.on('session-close', (info) => heard.push(info.id));
+    const second = await openClient(url, 'binary');
+    const idle = once(proxy, 'idle');
+    first.close();
+    second.close();
+    await idle;
+    const third = await openClient(url, 'binary');
+    const ended = once(proxy, 'session-close');
+    third.close();
+    await ended;
+    assert.deepEqual(heard, [2, 3], 'session 1 opened before the listener was added');
+  });
+
   test('runOnce: the proxy stops by itself when its one session ends', async () => {
     const echo = await startEchoServer();
     after(() => echo.close());
