@@ -190,8 +190,8 @@ describe('createProxy', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'api-record-'));
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const { proxy, url } = await listening({ target: `127.0.0.1:${echo.port}`, record: path.join(dir, 'session') });
-    const ws = await openClient(url, 'binary');
     const ended = once(proxy, 'session-close') as Promise<[SessionEndInfo]>;
+    const ws = await openClient(url, 'binary');
     ws.send(Buffer.from('recorded bytes'));
     ws.once('message', () => ws.close());
     const [info] = await ended;
