@@ -58,11 +58,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private nextId = 1;
   private accepting = true;
   private drained: (() => void) | undefined;
-  /**
-   * Whether 'session-close' will be heard, asked as each session opens. A proxy or handler that passes
-   * the event on points this at its own listeners.
-   */
-  wantsSessionClose: () => boolean = () => this.listenerCount('session-close') > 0;
+  /** Whether 'session-close' will be heard, asked as each session opens ({@link relayTo} changes whose). */
+  private wantsSessionClose: () => boolean = () => this.listenerCount('session-close') > 0;
 
   constructor(private readonly options: EndpointOptions) {
     super();
@@ -80,6 +77,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       else writeHttpError(socket, 503, 'server is shutting down');
     };
     this.stopHeartbeat = options.heartbeat > 0 ? startHeartbeat(options.heartbeat, this.sessions, options.logger) : undefined;
+  }
+
+  /**
+   * Passes every event on to `to` (the proxy, or an upgrade handler, whose users listen there); the
+   * sessions' closing facts are then kept for `to`'s 'session-close' listeners.
+   */
+  relayTo(to: Pick<EventEmitter<EndpointEvents>, 'emit' | 'listenerCount'>): void {
+    this.wantsSessionClose = () => to.listenerCount('session-close') > 0;
+    this.on('session-open', (info) => to.emit('session-open', info));
+    this.on('session-close', (info) => to.emit('session-close', info));
+    this.on('idle', () => to.emit('idle'));
+    this.on('refused', (req, err) => to.emit('refused', req, err));
   }
 
   /** Open sessions (handshake done, not yet ended). */

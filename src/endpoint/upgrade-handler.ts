@@ -81,11 +81,7 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
     private readonly logger: Logger,
   ) {
     super();
-    endpoint.wantsSessionClose = () => this.listenerCount('session-close') > 0;
-    endpoint.on('session-open', (info) => this.emit('session-open', info));
-    endpoint.on('session-close', (info) => this.emit('session-close', info));
-    endpoint.on('refused', (req, err) => this.emit('refused', req, err));
-    endpoint.on('idle', () => this.emit('idle'));
+    endpoint.relayTo(this);
   }
 
   get sessionCount(): number {

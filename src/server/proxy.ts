@@ -115,7 +115,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.program = targets instanceof WrappedProgram ? targets : undefined;
     this.follow(endpoint);
     const http = createHttpStage(config.maxHeaderSize, {
-      upgrade: (req, socket, head) => this.endpoint?.handleUpgrade(req, socket, head),
+      upgrade: endpoint.handleUpgrade,
       request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web),
       rejected: (_socket, status, reason) => logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
     });
@@ -181,19 +181,13 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     else this.logger.info({ event: 'tls-reload-skipped', cause: why }, `${why}: TLS is off, no certificate to reload`);
   }
 
-  /** Follows the endpoint's sessions for the lifecycle, and passes its events on. */
+  /** Passes the endpoint's events on, and tells the lifecycle of sessions opening and the last one ending. */
   private follow(endpoint: Endpoint): void {
-    endpoint.wantsSessionClose = () => this.listenerCount('session-close') > 0;
-    endpoint.on('session-open', (info) => {
-      this.lifecycle.opened();
-      this.emit('session-open', info);
-    });
-    endpoint.on('session-close', (info) => this.emit('session-close', info));
+    endpoint.relayTo(this);
+    endpoint.on('session-open', () => this.lifecycle.opened());
     endpoint.on('idle', () => {
-      this.emit('idle');
       if (!this.stopping) this.lifecycle.idle();
     });
-    endpoint.on('refused', (req, err) => this.emit('refused', req, err));
   }
 
   /** Plain requests: `--web` (its downloads outlive the handshake deadline), else 405. */
