@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * This package's version, from its package.json (two levels above dist/src/), read when asked: a build
- * run from a copy of dist/src without it (as a test of the build does) still starts, saying 'unknown'.
+ * This package's version, from its package.json (two levels above dist/src/), read only when asked, so
+ * that starting the command reads no file for it; 'unknown' for a copy of dist/src without it.
  */
 export function packageVersion(): string {
   try {

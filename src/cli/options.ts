@@ -56,113 +56,122 @@ function allowTargetPattern(text: string, previous: string[]): string[] {
 
 /** The command line's grammar: every option, its help text and its default. */
 export function buildProgram(): Command {
-  return new Command('websockify')
-    .usage(USAGE)
-    .description('WebSocket-to-TCP proxy: accepts WebSocket connections and moves their bytes to a TCP or Unix socket target.')
-    .argument('[listen]', '[source_addr:]source_port to listen on; IPv6 literals in brackets ([::1]:6080)')
-    .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
-    .option('-v, --verbose', 'verbose messages (debug-level events)')
-    .option('--traffic', 'print a character per message moved: } from the client, { from the target')
-    .option('--record <file>', "record each session to FILE.<session number>, in the format of noVNC's playback page")
-    .option('--run-once', 'handle a single WebSocket session, then exit')
-    .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
-    .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
-    .option(
-      '--heartbeat <seconds>',
-      'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)',
-      seconds,
-      DEFAULTS.heartbeat,
-    )
-    .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
-    .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
-    .addOption(
-      new Option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket, in octal')
-        .argParser(fileMode)
-        .default(DEFAULTS.unixListenMode, `0${DEFAULTS.unixListenMode.toString(8)}`),
-    )
-    .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
-    .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE')
-    .option('--log-file <file>', 'also append log lines to FILE')
-    .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
-    .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
-    .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
-    .option(
-      '--handshake-timeout <seconds>',
-      'drop a connection whose handshake is not complete after SECONDS',
-      seconds,
-      DEFAULTS.handshakeTimeout,
-    )
-    .option('--connect-timeout <seconds>', 'give up connecting to the target after SECONDS (close 1011)', seconds, DEFAULTS.connectTimeout)
-    .option(
-      '--shutdown-timeout <seconds>',
-      'on SIGINT/SIGTERM, wait up to SECONDS for sessions to close',
-      seconds,
-      DEFAULTS.shutdownTimeout,
-    )
-    .option(
-      '--max-message-size <bytes>',
-      'largest WebSocket message accepted from a client (close 1009 beyond)',
-      bytes,
-      DEFAULTS.maxMessageSize,
-    )
-    .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
-    .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)
-    .option('--key <file>', 'TLS private key file, if separate from the certificate')
-    .option('--key-password <password>', 'password of an encrypted TLS private key')
-    .option('--ssl-only', 'refuse plain (non-TLS) connections')
-    .option('--ssl-ciphers <list>', 'OpenSSL cipher list allowed for TLS 1.2 and below')
-    .addOption(
-      new Option('--ssl-version <version>', 'lowest TLS version accepted')
-        .choices(['default', 'tlsv1_1', 'tlsv1_2', 'tlsv1_3'])
-        .default(TLS_DEFAULTS.minVersion),
-    )
-    .option('--verify-client', 'require TLS clients to present a certificate signed by --cafile')
-    .option('--cafile <file>', 'authorities trusted for client certificates (default: the system trust store)')
-    .option('--ssl-target', 'connect to the target over TLS, verifying its certificate')
-    .option('--ssl-target-ca <file>', 'with --ssl-target, trust only the authorities in FILE')
-    .option('--ssl-target-insecure', 'with --ssl-target, accept any target certificate (self-signed targets)')
-    .option('--web <dir>', 'serve static files from DIR on the same port')
-    .option('--file-only', 'with --web, no directory listings')
-    .option(
-      '--token-plugin <name>',
-      `choose each connection's target by its token: ${TOKEN_PLUGIN_NAMES.join(', ')}, or the path of your own module`,
-    )
-    .option('--token-source <arg>', "the token plugin's argument (a file, directory, URL, key file or Redis address)")
-    .option('--host-token', 'take the token from the Host header instead of the token query parameter')
-    .option('--target-config <file>', 'deprecated: the same as --token-plugin TokenFile --token-source FILE')
-    .option(
-      '--auth-plugin <name>',
-      'check each handshake with a plugin: BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or the path of your own module',
-    )
-    .option('--auth-source <arg>', "the auth plugin's argument (user:password; allowed origins; allowed certificate common names)")
-    .option('--web-auth', 'with --web and --auth-plugin, check web requests too')
-    .option(
-      '--allow-target <pattern>',
-      'connect only to targets matching PATTERN (repeatable): host, *.domain, IP, CIDR, each with an optional :port or :low-high; unix:PATH',
-      allowTargetPattern,
-      [],
-    )
-    .option('-D, --daemon', 'run in the background once listening')
-    .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
-    .addOption(
-      new Option(
-        '--wrap-mode <mode>',
-        'when the wrapped program (-- PROGRAM) exits: exit with its status, ignore it and keep serving, or respawn it',
+  return (
+    new Command('websockify')
+      .usage(USAGE)
+      .description('WebSocket-to-TCP proxy: accepts WebSocket connections and moves their bytes to a TCP or Unix socket target.')
+      .argument('[listen]', '[source_addr:]source_port to listen on; IPv6 literals in brackets ([::1]:6080)')
+      .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
+      .option('-v, --verbose', 'verbose messages (debug-level events)')
+      .option('--traffic', 'print a character per message moved: } from the client, { from the target')
+      .option('--record <file>', "record each session to FILE.<session number>, in the format of noVNC's playback page")
+      .option('--run-once', 'handle a single WebSocket session, then exit')
+      .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
+      .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
+      .option(
+        '--heartbeat <seconds>',
+        'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)',
+        seconds,
+        DEFAULTS.heartbeat,
       )
-        .choices(['exit', 'ignore', 'respawn'])
-        .default('exit'),
-    )
-    .version(`websockify-ts ${packageVersion()}`, '-V, --version', 'print the version and exit')
-    .helpOption('-h, --help', 'show this help and exit')
-    .showHelpAfterError(false)
-    .exitOverride()
-    .configureOutput({ writeErr: () => undefined });
+      .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
+      .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
+      .addOption(
+        new Option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket, in octal')
+          .argParser(fileMode)
+          .default(DEFAULTS.unixListenMode, `0${DEFAULTS.unixListenMode.toString(8)}`),
+      )
+      .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
+      .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE')
+      .option('--log-file <file>', 'also append log lines to FILE')
+      .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
+      .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
+      .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
+      .option(
+        '--handshake-timeout <seconds>',
+        'drop a connection whose handshake is not complete after SECONDS',
+        seconds,
+        DEFAULTS.handshakeTimeout,
+      )
+      .option(
+        '--connect-timeout <seconds>',
+        'give up connecting to the target after SECONDS (close 1011)',
+        seconds,
+        DEFAULTS.connectTimeout,
+      )
+      .option(
+        '--shutdown-timeout <seconds>',
+        'on SIGINT/SIGTERM, wait up to SECONDS for sessions to close',
+        seconds,
+        DEFAULTS.shutdownTimeout,
+      )
+      .option(
+        '--max-message-size <bytes>',
+        'largest WebSocket message accepted from a client (close 1009 beyond)',
+        bytes,
+        DEFAULTS.maxMessageSize,
+      )
+      .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
+      .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)
+      .option('--key <file>', 'TLS private key file, if separate from the certificate')
+      .option('--key-password <password>', 'password of an encrypted TLS private key')
+      .option('--ssl-only', 'refuse plain (non-TLS) connections')
+      .option('--ssl-ciphers <list>', 'OpenSSL cipher list allowed for TLS 1.2 and below')
+      .addOption(
+        new Option('--ssl-version <version>', 'lowest TLS version accepted')
+          .choices(['default', 'tlsv1_1', 'tlsv1_2', 'tlsv1_3'])
+          .default(TLS_DEFAULTS.minVersion),
+      )
+      .option('--verify-client', 'require TLS clients to present a certificate signed by --cafile')
+      .option('--cafile <file>', 'authorities trusted for client certificates (default: the system trust store)')
+      .option('--ssl-target', 'connect to the target over TLS, verifying its certificate')
+      .option('--ssl-target-ca <file>', 'with --ssl-target, trust only the authorities in FILE')
+      .option('--ssl-target-insecure', 'with --ssl-target, accept any target certificate (self-signed targets)')
+      .option('--web <dir>', 'serve static files from DIR on the same port')
+      .option('--file-only', 'with --web, no directory listings')
+      .option(
+        '--token-plugin <name>',
+        `choose each connection's target by its token: ${TOKEN_PLUGIN_NAMES.join(', ')}, or the path of your own module`,
+      )
+      .option('--token-source <arg>', "the token plugin's argument (a file, directory, URL, key file or Redis address)")
+      .option('--host-token', 'take the token from the Host header instead of the token query parameter')
+      .option('--target-config <file>', 'deprecated: the same as --token-plugin TokenFile --token-source FILE')
+      .option(
+        '--auth-plugin <name>',
+        'check each handshake with a plugin: BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth, or the path of your own module',
+      )
+      .option('--auth-source <arg>', "the auth plugin's argument (user:password; allowed origins; allowed certificate common names)")
+      .option('--web-auth', 'with --web and --auth-plugin, check web requests too')
+      .option(
+        '--allow-target <pattern>',
+        'connect only to targets matching PATTERN (repeatable): host, *.domain, IP, CIDR, each with an optional :port or :low-high; unix:PATH',
+        allowTargetPattern,
+        [],
+      )
+      .option('-D, --daemon', 'run in the background once listening')
+      .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
+      .addOption(
+        new Option(
+          '--wrap-mode <mode>',
+          'when the wrapped program (-- PROGRAM) exits: exit with its status, ignore it and keep serving, or respawn it',
+        )
+          .choices(['exit', 'ignore', 'respawn'])
+          .default('exit'),
+      )
+      // A plain flag rather than commander's .version(), which wants the text (a file read) on every start.
+      .option('-V, --version', 'print the version and exit')
+      .helpOption('-h, --help', 'show this help and exit')
+      .showHelpAfterError(false)
+      .exitOverride()
+      .configureOutput({ writeErr: () => undefined })
+  );
 }
 
 /** The command line's own options besides the proxy's: how the process runs. */
 interface CommandOptions {
   daemon?: true;
   pidFile?: string;
+  version?: true;
 }
 
 /** The outcome of parsing: a configuration to run, or text to print before exiting 0 (`--help`, `--version`). */
@@ -185,7 +194,7 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     program.parse(own as string[], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return { kind: 'exit', output: helpText };
+      if (err.code === 'commander.helpDisplayed') return { kind: 'exit', output: helpText };
       // Commander takes '-1' for an option; the user meant a (negative) port.
       const negative = /'(-\d+)'/.exec(err.message);
       if (err.code === 'commander.unknownOption' && negative) throw new UsageError(`invalid port '${negative[1]}' (expected 0-65535)`);
@@ -193,7 +202,8 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     }
     throw err;
   }
-  const { daemon, pidFile, ...opts } = program.opts<ProxyOptions & CommandOptions>();
+  const { daemon, pidFile, version, ...opts } = program.opts<ProxyOptions & CommandOptions>();
+  if (version) return { kind: 'exit', output: `websockify-ts ${packageVersion()}\n` };
   const given = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
   const positional = [...program.args];
   // With --inetd or --unix-listen the only positional argument is the target.
