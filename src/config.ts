@@ -98,6 +98,11 @@ export interface TokensConfig {
   targetTls?: TargetTls | undefined;
 }
 
+/** How logs name a token plugin: its name or path, or 'plugin object' for one a program passed. */
+export function tokenPluginName(tokens: TokensConfig): string {
+  return typeof tokens.plugin === 'string' ? tokens.plugin : 'plugin object';
+}
+
 /** The defaults of every optional setting; the option reference in README.md repeats them. */
 export const DEFAULTS = {
   preferIpv6: false,

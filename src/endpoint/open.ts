@@ -4,7 +4,7 @@ import { fixedTarget, type TargetSource, tokenTargets } from '../admission/targe
 import { loadAuthPlugin } from '../auth/load.js';
 import type { AuthPlugin } from '../auth/plugin.js';
 import { trafficHook } from '../bridge/traffic.js';
-import type { ProxyConfig } from '../config.js';
+import { type ProxyConfig, tokenPluginName } from '../config.js';
 import { StartupError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { targetTlsContext } from '../targets/connect.js';
@@ -56,7 +56,7 @@ async function openTargets(config: ProxyConfig, logger: Logger): Promise<TargetS
       timeoutMs: lookupTimeoutFor(config.handshakeTimeout),
       targetTls: tokens.targetTls,
     });
-    return tokenTargets(plugin, { fromHost: tokens.fromHost, name: typeof tokens.plugin === 'string' ? tokens.plugin : 'plugin object' });
+    return tokenTargets(plugin, { fromHost: tokens.fromHost, name: tokenPluginName(tokens) });
   }
   if (config.target) return fixedTarget(config.target);
   throw new StartupError('no target: give a target, a token plugin, or a program to wrap');

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TargetSource } from '../admission/target-source.js';
-import type { ProxyConfig } from '../config.js';
+import { type ProxyConfig, tokenPluginName } from '../config.js';
 import type { Endpoint, EndpointEvents } from '../endpoint/endpoint.js';
 import { openEndpoint } from '../endpoint/open.js';
 import { StartupError } from '../errors.js';
@@ -254,7 +254,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
       : config.tls
         ? `plain only, no TLS certificate at ${config.tls.cert}`
         : 'plain only';
-    const tokens = config.tokens && (typeof config.tokens.plugin === 'string' ? config.tokens.plugin : 'plugin object');
+    const tokens = config.tokens && tokenPluginName(config.tokens);
     this.logger.info(
       {
         event: 'listening',
