@@ -69,12 +69,13 @@ export async function loadTokenPlugin(
   logger: Logger,
   options: LoadOptions = {},
 ): Promise<TokenPlugin> {
-  // A library user's plugin object is held to the interface as a module's is.
-  if (typeof name !== 'string') return options.targetTls ? withTargetTls(guarded(name), options.targetTls) : guarded(name);
   const context: TokenPluginContext = { logger, timeoutMs: options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS };
-  const builtIn = builtInTokenPlugin(name);
+  const builtIn = typeof name === 'string' ? builtInTokenPlugin(name) : undefined;
   let plugin: TokenPlugin;
-  if (builtIn) {
+  if (typeof name !== 'string') {
+    // A library user's plugin object is held to the interface as a module's is.
+    plugin = guarded(name);
+  } else if (builtIn) {
     try {
       plugin = await BUILT_IN[builtIn]!(source, context);
     } catch (err) {
