@@ -56,6 +56,13 @@ export interface ProxyConfig {
   connectTimeout: number;
   /** Seconds a graceful shutdown waits for sessions to close before cutting them. Default 10. */
   shutdownTimeout: number;
+  /**
+   * Seconds a drain (SIGTERM) lets open sessions go on, with no new connections accepted, before the
+   * graceful shutdown; the proxy stops as soon as the last one ends. 0 = shut down at once (default).
+   */
+  drainTimeout: number;
+  /** Processes serving the port: 1 (default) serves in this process; more forks that many workers. */
+  workers: number;
   /** Largest WebSocket message accepted from a client, in bytes (close 1009 beyond). Default 16 MiB. */
   maxMessageSize: number;
   /** Largest HTTP request head, in bytes (431 beyond). Default 16 KiB. */
@@ -113,6 +120,8 @@ export const DEFAULTS = {
   handshakeTimeout: 5,
   connectTimeout: 10,
   shutdownTimeout: 10,
+  drainTimeout: 0,
+  workers: 1,
   maxMessageSize: 16 * 1024 * 1024,
   maxHeaderSize: 16 * 1024,
   traffic: false,

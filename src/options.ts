@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
 import { builtinAuthPluginName } from './auth/load.js';
@@ -94,6 +95,10 @@ export interface ProxyOptions {
   connectTimeout?: number | undefined;
   /** Seconds a graceful stop gives sessions before they are cut. Default 10. */
   shutdownTimeout?: number | undefined;
+  /** Seconds a drain (SIGTERM) lets open sessions go on before the graceful stop. Default 0 (stop at once). */
+  drainTimeout?: number | undefined;
+  /** Worker processes serving the port, or `'auto'` for one per core. Default 1 (this process serves). */
+  workers?: number | 'auto' | undefined;
   /** Largest message from a client, in bytes. Default 16 MiB. */
   maxMessageSize?: number | undefined;
   /** Largest HTTP request head, in bytes. Default 16 KiB. */
@@ -173,6 +178,8 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       handshakeTimeout: seconds('--handshake-timeout', options.handshakeTimeout, DEFAULTS.handshakeTimeout),
       connectTimeout: seconds('--connect-timeout', options.connectTimeout, DEFAULTS.connectTimeout),
       shutdownTimeout: seconds('--shutdown-timeout', options.shutdownTimeout, DEFAULTS.shutdownTimeout),
+      drainTimeout: seconds('--drain-timeout', options.drainTimeout, DEFAULTS.drainTimeout),
+      workers: workersOf(options),
       maxMessageSize: bytes('--max-message-size', options.maxMessageSize, DEFAULTS.maxMessageSize),
       maxHeaderSize: bytes('--max-header-size', options.maxHeaderSize, DEFAULTS.maxHeaderSize),
       traffic: options.traffic ?? DEFAULTS.traffic,
@@ -210,6 +217,36 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       legacySyslog: options.legacySyslog ?? false,
     },
   };
+}
+
+/** Most workers accepted: far more than any machine has cores, well short of exhausting process limits. */
+const MAX_WORKERS = 1024;
+
+/**
+ * The number of worker processes: `auto` is one per core. More than one cannot serve a single session
+ * (`--run-once`) or a socket inherited from inetd, and cannot share objects a program passed in.
+ */
+function workersOf(options: ProxyOptions): number {
+  const { workers } = options;
+  if (workers === undefined) return DEFAULTS.workers;
+  const count = workers === 'auto' ? availableParallelism() : workers;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_WORKERS)
+    throw new UsageError(`--workers: expected a number of processes from 1 to ${MAX_WORKERS}, or auto; got ${workers}`);
+  if (count === 1) return count;
+  if (options.runOnce) throw new UsageError('--run-once serves a single session: it cannot be used with --workers above 1');
+  if (options.inetd) throw new UsageError('--inetd hands one socket to one process: it cannot be used with --workers above 1');
+  // Each worker is a process of its own: only what can be named (a module path, a file) reaches it.
+  const objects = [
+    typeof options.tokenPlugin === 'object' && 'tokenPlugin',
+    typeof options.authPlugin === 'object' && 'authPlugin',
+    options.logger !== undefined && 'logger',
+  ].filter((name) => name !== false);
+  if (objects.length > 0) {
+    throw new UsageError(
+      `--workers above 1 runs the proxy in other processes, which cannot share the ${objects.join(' and ')} object(s) given: name plugins by module path, and log through the log options`,
+    );
+  }
+  return count;
 }
 
 /** Each `--allow-target` pattern parsed; undefined (any target) when there are none. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import './heap.js';
+import '../heap.js';
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
-import { ProxyServer } from '../server/proxy.js';
+import { proxyFor } from '../server/create-proxy.js';
 import { closeInheritedFiles, detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
 import { type ParseResult, parseArgs, usageLine } from './options.js';
 
@@ -20,23 +20,31 @@ async function main(): Promise<number> {
     process.stdout.write(parsed.output);
     return 0;
   }
-  const { config } = parsed;
+  const { config, options } = parsed;
   const daemonChild = config.daemon.detach && isDaemonChild();
   if (daemonChild) closeInheritedFiles();
   // The starting command waits for the detached copy's report and exits with its outcome.
   if (config.daemon.detach && !daemonChild) return detach(config.proxy.listen.kind === 'inetd');
   try {
-    const logger = createLogger({ ...config.log, detached: daemonChild });
-    const proxy = new ProxyServer(config.proxy, logger);
+    const log = { ...config.log, detached: daemonChild };
+    const logger = createLogger(log);
+    const proxy = proxyFor(options, { proxy: config.proxy, log }, logger);
     // Before listening: SIGHUP's default action ends the process, and a reload may come as soon as we listen.
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
-    let signalled = false;
+    // SIGTERM drains (with --drain-timeout); SIGINT, or SIGTERM while draining, stops gracefully at once;
+    // a signal while stopping exits at once.
+    let state: 'serving' | 'draining' | 'stopping' = 'serving';
     const onSignal = (signal: NodeJS.Signals): void => {
-      if (signalled) {
+      if (state === 'stopping') {
         logger.warn({ event: 'forced-exit', signal }, `second ${signal}: exiting at once`);
         process.exit(1);
       }
-      signalled = true;
+      if (signal === 'SIGTERM' && state === 'serving' && config.proxy.drainTimeout > 0) {
+        state = 'draining';
+        void proxy.drain(`received ${signal}`);
+        return;
+      }
+      state = 'stopping';
       void proxy.close(`received ${signal}`);
     };
     await proxy.listen();

@@ -56,10 +56,11 @@ async function removeStaleUnixSocket(path: string): Promise<void> {
 }
 
 /**
- * Opens the listening socket described by `spec`.
+ * Opens the listening socket described by `spec`; with `reusePort` (TCP only), one of several sockets
+ * bound to the same port by worker processes.
  * @throws StartupError with one clear line (address in use, permission denied, ...).
  */
-export async function openListener(spec: ListenSpec, preferIpv6: boolean, server: net.Server): Promise<Listener> {
+export async function openListener(spec: ListenSpec, preferIpv6: boolean, server: net.Server, reusePort = false): Promise<Listener> {
   let where: string;
   let listenArgs: net.ListenOptions | { fd: number };
   let restoreUmask: number | undefined;
@@ -67,6 +68,9 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
     const host = preferIpv6 ? await resolvePreferringIpv6(spec.host, formatHostPort(spec.host, spec.port)) : spec.host;
     where = formatHostPort(host || '*', spec.port);
     listenArgs = host === '' ? { port: spec.port } : { host, port: spec.port };
+    // Each worker's own socket on the shared port (exclusive: not through node:cluster's primary); the
+    // kernel spreads connections over them. Node 22.12+ knows the option; @types/node 20 does not.
+    if (reusePort) Object.assign(listenArgs, { reusePort: true, exclusive: true });
   } else if (spec.kind === 'unix') {
     where = spec.path;
     await removeStaleUnixSocket(spec.path);

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { TargetSource } from '../admission/target-source.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import type { Endpoint, EndpointEvents } from '../endpoint/endpoint.js';
-import { openEndpoint } from '../endpoint/open.js';
+import { type EndpointRole, openEndpoint } from '../endpoint/open.js';
 import { StartupError } from '../errors.js';
 import { createDispatcher, type FirstBytesRoute } from '../first-bytes/dispatch.js';
 import { createFlashPolicyRoute } from '../first-bytes/flash-policy.js';
@@ -15,8 +15,6 @@ import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
-import { createLogger } from '../log/logger.js';
-import { type ProxyOptions, resolveOptions } from '../options.js';
 import { createWebHandler, type WebHandler } from '../static/handler.js';
 import { withWebAuth } from '../static/web-auth.js';
 import { peerAddress } from '../targets/address.js';
@@ -25,7 +23,7 @@ import { WrappedProgram } from '../wrap/program.js';
 import { Lifecycle } from './lifecycle.js';
 import { openListener } from './listen.js';
 
-/** The events of a {@link ProxyServer}: those of every session, and its own start and end. */
+/** The events of a {@link InProcessProxy}: those of every session, and its own start and end. */
 export interface ProxyEvents extends EndpointEvents {
   /** Listening, at the address given (`host:port`, a socket path, or the inetd socket). */
   listening: [address: string];
@@ -34,11 +32,46 @@ export interface ProxyEvents extends EndpointEvents {
 }
 
 /**
+ * A proxy as `createProxy` makes it: serving in this process ({@link InProcessProxy}) or through
+ * worker processes (`workers` above 1: ProxyCluster). Start it with listen(); stop it with drain() or close().
+ */
+export interface ProxyServer extends EventEmitter<ProxyEvents> {
+  /** Resolves when the proxy has stopped and every session is closed. */
+  readonly closed: Promise<void>;
+  /** Where the proxy listens, once it does. */
+  readonly address: string | undefined;
+  /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
+  readonly programStatus: number | undefined;
+  /** Whether the proxy is draining or stopping (not ready for new sessions). */
+  readonly draining: boolean;
+  /**
+   * Loads what the stages need, then listens.
+   * @returns where it listens (for a port of 0, the chosen port).
+   * @throws StartupError when something cannot be loaded or the port cannot be opened; nothing is left open then.
+   */
+  listen(): Promise<string>;
+  /** Graceful stop: no new connections; sessions closed with 1001 after what is in flight. Resolves {@link closed}. */
+  close(why?: string): Promise<void>;
+  /** No new connections; open sessions go on for up to `drainTimeout` seconds, then close(). Resolves {@link closed}. */
+  drain(why?: string): Promise<void>;
+  /** Reads the TLS certificate and key again; new connections get the new ones. */
+  reloadTls(why: string): void;
+  /** Closes the listener: no new connections; open ones carry on. */
+  stopAccepting(): void;
+}
+
+/** What a proxy adds to its configuration when it is one of several workers (see src/cluster). */
+export interface ServeRole extends EndpointRole {
+  /** Bind the port with SO_REUSEPORT beside the other workers' sockets. */
+  reusePort?: boolean | undefined;
+}
+
+/**
  * The whole proxy, as the `websockify` command runs it: a listener whose connections go through the
  * stages (first-bytes dispatch, TLS, HTTP, `--web`, upgrade, admission, session), and the lifecycle
  * (run-once, timeouts, graceful stop). It wires the stages; each lives in its own module.
  */
-export class ProxyServer extends EventEmitter<ProxyEvents> {
+export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxyServer {
   /** Resolves when the proxy has stopped and every session is closed. */
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
@@ -60,10 +93,12 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
   /**
    * @param config the resolved configuration (see `resolveOptions`; {@link createProxy} takes options).
    * @param logger where the proxy logs.
+   * @param role in a worker process, what the primary decided for it.
    */
   constructor(
     private readonly config: ProxyConfig,
     private readonly logger: Logger,
+    private readonly role: ServeRole = {},
   ) {
     super();
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -109,7 +144,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
         disarmDeadline(req.socket);
         files(req, res);
       });
-    const { endpoint, targets, auth } = await openEndpoint(config, logger);
+    const { endpoint, targets, auth } = await openEndpoint(config, logger, this.role);
     this.endpoint = endpoint;
     this.targets = targets;
     this.program = targets instanceof WrappedProgram ? targets : undefined;
@@ -123,7 +158,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
     let description: string;
     try {
-      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener));
+      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.reusePort));
     } catch (err) {
       // An open Redis connection or a watcher would keep an embedding program alive.
       await targets.close?.();
@@ -175,6 +210,21 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.emit('close');
   }
 
+  /**
+   * Drain, then stop (SIGTERM): no new connections from now on, while open sessions go on for up to
+   * `drainTimeout` seconds; then (or as soon as the last one ends) the graceful {@link close}. With a
+   * drain timeout of 0, the same as close(). Resolves {@link closed}.
+   */
+  drain(why = 'drained by the program'): Promise<void> {
+    if (!this.stopping) this.lifecycle.drain(why);
+    return this.closed;
+  }
+
+  /** Whether the proxy is draining or stopping (not ready for new sessions). */
+  get draining(): boolean {
+    return this.stopping || this.lifecycle.draining;
+  }
+
   /** Reads the TLS certificate and key again (SIGHUP); new connections get the new ones. */
   reloadTls(why: string): void {
     if (this.tls) this.tls.reload(why);
@@ -205,7 +255,8 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     };
   }
 
-  private stopAccepting(): void {
+  /** Closes the listener: no new connections; open ones carry on (a drain's first step). */
+  stopAccepting(): void {
     if (!this.accepting) return;
     this.accepting = false;
     this.listener.close();
@@ -289,15 +340,4 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     if (tls.sslOnly && !fs.existsSync(tls.cert)) throw new StartupError(`--ssl-only: certificate file ${tls.cert} not found`);
     return TlsContextStore.open(tls, this.logger);
   }
-}
-
-/**
- * Creates the whole proxy from options named as the command line's flags (see {@link ProxyOptions});
- * call `listen()` to start it and `close()` to stop it gracefully. Logs as the command does unless
- * `options.logger` is given.
- * @throws UsageError when the options are malformed or contradict each other.
- */
-export function createProxy(options: ProxyOptions): ProxyServer {
-  const { proxy, log } = resolveOptions(options);
-  return new ProxyServer(proxy, options.logger ?? createLogger(log));
 }

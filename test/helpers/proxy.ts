@@ -80,7 +80,8 @@ export async function startProxy(args: string[], options: StartOptions = {}): Pr
   let port: number | undefined;
   if (!options.noWait) {
     const listening = await Promise.race([
-      waitForEvent((e) => e.event === 'listening'),
+      // With --workers, each worker's line names it; the process's own line comes once all listen.
+      waitForEvent((e) => e.event === 'listening' && e.worker === undefined),
       exited.then((status) => {
         throw new Error(`proxy exited (${status.code}) before listening:\n${stderr}`);
       }),
