@@ -33,9 +33,16 @@ async function main(): Promise<number> {
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
     // SIGTERM drains (with --drain-timeout); SIGINT, or SIGTERM while draining, stops gracefully at once;
     // a signal while stopping exits at once.
-    let state: 'serving' | 'draining' | 'stopping' = 'serving';
+    let state: 'starting' | 'serving' | 'draining' | 'stopping' = 'starting';
+    let early: NodeJS.Signals | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
-      if (state === 'stopping') {
+      // Heard from the start (the listening line may be read before listen() returns here), acted on once
+      // listening; a second one while a slow start goes on exits at once.
+      if (state === 'starting' && !early) {
+        early = signal;
+        return;
+      }
+      if (state === 'stopping' || state === 'starting') {
         logger.warn({ event: 'forced-exit', signal }, `second ${signal}: exiting at once`);
         process.exit(1);
       }
@@ -47,9 +54,11 @@ async function main(): Promise<number> {
       state = 'stopping';
       void proxy.close(`received ${signal}`);
     };
-    await proxy.listen();
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    await proxy.listen();
+    state = 'serving';
+    if (early) onSignal(early);
     // Only now: whoever reads the pid file (or sees the starting command exit) may signal at once.
     if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
     if (daemonChild) reportReady();

@@ -22,6 +22,8 @@ export interface WorkerInit {
   /** Where to listen: the port the first worker got when 0 was asked for. */
   listen: ListenSpec;
   reusePort: boolean;
+  /** Another worker listens already (so the Unix socket file is not a stale one). */
+  joining: boolean;
   /** Send each session's closing facts (somebody listens to 'session-close'). */
   sessionClose: boolean;
   /** The primary's wrapped program, which every session goes to. */

@@ -241,6 +241,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       firstId: slot.lastId + this.slots.length,
       listen: this.listenSpec,
       reusePort: this.balance === 'reuse-port',
+      joining: this.live().length > 0,
       sessionClose: this.listenerCount('session-close') > 0,
       program: this.program && { host: this.program.loopbackHost, port: this.program.port, description: this.program.describe() },
     };

@@ -34,7 +34,7 @@ const proxy = new InProcessProxy(
   // The primary keeps the clocks (--timeout, --idle-timeout, --drain-timeout) for all workers together.
   { ...config, listen: init.listen, wrap: undefined, runOnce: false, timeout: 0, idleTimeout: 0, drainTimeout: 0 },
   logger,
-  { sessionIds: { first: init.firstId, step: init.count }, targets: program, reusePort: init.reusePort },
+  { sessionIds: { first: init.firstId, step: init.count }, targets: program, share: { reusePort: init.reusePort, joining: init.joining } },
 );
 proxy.on('session-open', (info) => tell({ type: 'session-open', info }));
 proxy.on('idle', () => tell({ type: 'idle' }));

@@ -21,7 +21,7 @@ import { peerAddress } from '../targets/address.js';
 import { TlsContextStore } from '../tls/context.js';
 import { WrappedProgram } from '../wrap/program.js';
 import { Lifecycle } from './lifecycle.js';
-import { openListener } from './listen.js';
+import { type ListenerSharing, openListener } from './listen.js';
 
 /** The events of a {@link InProcessProxy}: those of every session, and its own start and end. */
 export interface ProxyEvents extends EndpointEvents {
@@ -62,8 +62,8 @@ export interface ProxyServer extends EventEmitter<ProxyEvents> {
 
 /** What a proxy adds to its configuration when it is one of several workers (see src/cluster). */
 export interface ServeRole extends EndpointRole {
-  /** Bind the port with SO_REUSEPORT beside the other workers' sockets. */
-  reusePort?: boolean | undefined;
+  /** How its listener shares the port with the other workers'. */
+  share?: ListenerSharing | undefined;
 }
 
 /**
@@ -158,7 +158,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     this.listener.on('connection', (socket) => this.accept(socket, dispatch));
     let description: string;
     try {
-      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.reusePort));
+      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
     } catch (err) {
       // An open Redis connection or a watcher would keep an embedding program alive.
       await targets.close?.();
