@@ -171,12 +171,27 @@ describe('a fleet behind HAProxy, with tokens in Redis', { skip: skipReason() },
       `require('net').createServer((s) => s.pipe(s)).listen(${TARGET_PORT}, '${ADDRESS('target')}')`,
     ]).stdout!.resume();
     // Redis holds the token, written once.
-    run(network.host('redis'), REDIS, ['--bind', ADDRESS('redis'), '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no']).stdout!.resume();
+    run(network.host('redis'), REDIS, [
+      '--bind',
+      ADDRESS('redis'),
+      '--port',
+      '6379',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'no',
+    ]).stdout!.resume();
     await waitUntil('redis to answer', () => {
       try {
-        execFileSync(network.host('redis').prefix[0]!, [...network.host('redis').prefix.slice(1), REDIS_CLI, '-h', ADDRESS('redis'), 'ping'], {
-          stdio: 'pipe',
-        });
+        execFileSync(
+          network.host('redis').prefix[0]!,
+          [...network.host('redis').prefix.slice(1), REDIS_CLI, '-h', ADDRESS('redis'), 'ping'],
+          {
+            stdio: 'pipe',
+          },
+        );
         return true;
       } catch {
         return false;
@@ -212,7 +227,9 @@ describe('a fleet behind HAProxy, with tokens in Redis', { skip: skipReason() },
         '  default_backend instances',
         'backend instances',
         '  balance roundrobin',
-        ...INSTANCES.map((name) => `  server ${name} ${ADDRESS(name)}:${PORT} send-proxy-v2 check check-send-proxy inter 300 fall 1 rise 2`),
+        ...INSTANCES.map(
+          (name) => `  server ${name} ${ADDRESS(name)}:${PORT} send-proxy-v2 check check-send-proxy inter 300 fall 1 rise 2`,
+        ),
         '',
       ].join('\n'),
     );
@@ -240,12 +257,14 @@ describe('a fleet behind HAProxy, with tokens in Redis', { skip: skipReason() },
     const opened = await openSessions('spread', 30);
     const counts = spread(opened);
     t.diagnostic(`sessions per instance/worker: ${JSON.stringify(counts)}`);
-    for (const name of INSTANCES) for (const worker of [1, 2]) assert.ok(counts[`${name}/w${worker}`], `no session on ${name} worker ${worker}: ${JSON.stringify(counts)}`);
+    for (const name of INSTANCES)
+      for (const worker of [1, 2])
+        assert.ok(counts[`${name}/w${worker}`], `no session on ${name} worker ${worker}: ${JSON.stringify(counts)}`);
     for (const proxy of proxies.values()) {
       const opens = proxy.events().filter((e) => e.event === 'open');
       assert.ok(opens.length > 0);
       for (const open of opens) assert.match(String(open.client), new RegExp(`^${ADDRESS('client').replaceAll('.', '\\.')}:\\d+$`));
-      assert.ok(!proxy.stderr().includes(`${ADDRESS('lb')}:`), 'the balancer\'s address appears in a log line');
+      assert.ok(!proxy.stderr().includes(`${ADDRESS('lb')}:`), "the balancer's address appears in a log line");
     }
     for (const { session } of opened) await client.must({ op: 'close', session });
   });
@@ -287,7 +306,10 @@ describe('a fleet behind HAProxy, with tokens in Redis', { skip: skipReason() },
     t.diagnostic(`HAProxy saw the drained instance down after ${Date.now() - drainStarted} ms`);
     const during = await openSessions('during-drain', 6);
     t.diagnostic(`sessions opened while p1 drains: ${JSON.stringify(spread(during))}`);
-    assert.ok(during.every((s) => s.instance !== 'p1'), JSON.stringify(spread(during)));
+    assert.ok(
+      during.every((s) => s.instance !== 'p1'),
+      JSON.stringify(spread(during)),
+    );
     for (const { session } of onP1) assert.equal((await client.must({ op: 'echo', session, text: 'still served' })).text, 'still served');
     assert.equal(p1.proc.exitCode, null, 'p1 exited while its sessions were open');
     for (const { session } of [...before, ...during]) await client.must({ op: 'close', session });
@@ -297,7 +319,10 @@ describe('a fleet behind HAProxy, with tokens in Redis', { skip: skipReason() },
     await waitForState('p1', 'UP');
     const after = await openSessions('after-restart', 6);
     t.diagnostic(`sessions after p1 restarted: ${JSON.stringify(spread(after))}`);
-    assert.ok(after.some((s) => s.instance === 'p1'), JSON.stringify(spread(after)));
+    assert.ok(
+      after.some((s) => s.instance === 'p1'),
+      JSON.stringify(spread(after)),
+    );
     for (const { session } of after) await client.must({ op: 'close', session });
   });
 
@@ -320,7 +345,10 @@ describe('a fleet behind HAProxy, with tokens in Redis', { skip: skipReason() },
     await startInstance('p2');
     await waitForState('p2', 'UP');
     const after = await openSessions('p2-back', 6);
-    assert.ok(after.some((s) => s.instance === 'p2'), JSON.stringify(spread(after)));
+    assert.ok(
+      after.some((s) => s.instance === 'p2'),
+      JSON.stringify(spread(after)),
+    );
     for (const { session } of [...others, ...during, ...after]) await client.must({ op: 'close', session });
   });
 });

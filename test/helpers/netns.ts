@@ -2,7 +2,7 @@
 // proxies): a network namespace per host, each with a veth link to a bridge in a "switch" namespace of
 // its own. Nothing is added to the machine's own namespace; addresses come from 198.18.0.0/15 (RFC 2544's
 // benchmark range) and exist only inside the namespaces made here, which are removed at the end.
-import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 
