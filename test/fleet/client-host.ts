@@ -62,7 +62,7 @@ async function serve(request: ClientRequest): Promise<Omit<ClientAnswer, 'id' | 
         timeout(10_000, 'open'),
       ]);
       sessions.set(request.session, { ws, closed });
-      return { localPort: (ws as unknown as { _socket: net.Socket })._socket.localPort };
+      return { localPort: (ws as unknown as { _socket: net.Socket })._socket.localPort ?? 0 };
     }
     case 'echo': {
       const { ws } = session(request.session);
