@@ -101,7 +101,7 @@ describe('--workers', () => {
     }
   });
 
-  test("a worker that dies is logged and replaced; the other worker's sessions do not notice", async () => {
+  test("a worker that dies is logged and replaced, backing off when it keeps dying; the other worker's sessions do not notice", async () => {
     const p = await cli.proxy(['--workers', '2']);
     try {
       const sessions = await sessionsOnEveryWorker(p, p.url, 2);
@@ -116,8 +116,17 @@ describe('--workers', () => {
       assert.equal(exit.status, 137);
       assert.equal((await victimClosed).code, 1006);
       assert.equal(await echoed(survivor.ws, 'still here'), 'still here');
-      const replaced = await p.waitForEvent((e) => e.event === 'worker-listening' && e.worker === 1);
-      assert.notEqual(replaced.pid, victimPid);
+      const first = await p.waitForEvent((e) => e.event === 'worker-listening' && e.worker === 1);
+      assert.notEqual(first.pid, victimPid);
+      // Dying again at once: the next replacement waits twice as long.
+      process.kill(Number(first.pid), 'SIGKILL');
+      await waitUntil('the second exit', () => p.events().filter((e) => e.event === 'worker-exit').length === 2);
+      const [once1, once2] = p.events().filter((e) => e.event === 'worker-exit');
+      assert.equal(Number(once2!.delay), 2 * Number(once1!.delay));
+      await waitUntil(
+        'the second replacement',
+        () => p.events().filter((e) => e.event === 'worker-listening' && e.worker === 1).length === 2,
+      );
       // The replacement serves, and goes on numbering after its predecessor.
       const fresh = await sessionsOnEveryWorker(p, p.url, 2);
       const mine = fresh.filter((s) => s.worker === 1);
