@@ -24,6 +24,8 @@ export interface UpgradeHandlerOptions
     | 'authPlugin'
     | 'authSource'
     | 'allowTarget'
+    | 'trustedProxy'
+    | 'targetProxyProtocol'
     | 'sslTarget'
     | 'sslTargetCa'
     | 'sslTargetInsecure'
@@ -152,6 +154,11 @@ export async function createUpgradeHandler(options: UpgradeHandlerOptions): Prom
 function pickHandlerOptions(options: UpgradeHandlerOptions): ProxyOptions {
   const { path, ...rest } = options;
   if (path !== undefined && !path.startsWith('/')) throw new UsageError(`path: expected a path beginning with '/', got '${path}'`);
+  // A PROXY header comes before the HTTP request, so only the server that accepts the connection can read it.
+  if ((rest as ProxyOptions).proxyProtocol !== undefined)
+    throw new UsageError(
+      'proxyProtocol: not an option of an upgrade handler (the PROXY header precedes the request: the server you run must read it); trustedProxy applies to X-Forwarded-For and Forwarded',
+    );
   for (const name of ['listen', 'unixListen', 'inetd', 'web', 'program', 'cert', 'key', 'sslOnly', 'runOnce', 'timeout', 'idleTimeout']) {
     if ((rest as Record<string, unknown>)[name] !== undefined)
       throw new UsageError(`${name}: not an option of an upgrade handler (it belongs to the server you run)`);
