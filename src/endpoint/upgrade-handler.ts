@@ -81,6 +81,8 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
     private readonly targets: TargetSource,
     private readonly path: string | undefined,
     private readonly logger: Logger,
+    /** Finds a request's real client from trusted forwarding headers (the endpoint does for its own requests). */
+    private readonly forwarded: (req: IncomingMessage) => void,
   ) {
     super();
     endpoint.relayTo(this);
@@ -115,6 +117,7 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
 
   /** @internal No attached handler's path: 404, logged and emitted (by the first handler attached). */
   refuseUnknownPath(req: IncomingMessage, socket: Duplex): void {
+    this.forwarded(req);
     const error = new HttpError(404, `no WebSocket endpoint at ${pathOf(req)}`);
     writeHttpError(socket, error.status, error.message);
     logRefusal(this.logger, req, error.status, error.message);
@@ -146,8 +149,8 @@ export async function createUpgradeHandler(options: UpgradeHandlerOptions): Prom
   // The listening options are the caller's server's: resolved with a placeholder nothing opens.
   const { proxy, log } = resolveOptions({ ...pickHandlerOptions(options), listen: 0 });
   const logger = options.logger ?? createLogger(log);
-  const { endpoint, targets } = await openEndpoint(proxy, logger);
-  return new Handler(endpoint, targets, options.path, logger);
+  const { endpoint, targets, forwarded } = await openEndpoint(proxy, logger);
+  return new Handler(endpoint, targets, options.path, logger, forwarded);
 }
 
 /** Only the options a handler takes, so that a JavaScript caller's listening or TLS options are not half-applied. */

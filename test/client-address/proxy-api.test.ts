@@ -306,7 +306,12 @@ describe('options', () => {
       createUpgradeHandler({ target: `127.0.0.1:${echo.port}`, ...({ proxyProtocol: true } as object) }),
       (err: Error) => err instanceof UsageError && /proxyProtocol: not an option of an upgrade handler/.test(err.message),
     );
-    const handler = await createUpgradeHandler({ target: `127.0.0.1:${echo.port}`, trustedProxy: ['127.0.0.1'], logger: log.logger });
+    const handler = await createUpgradeHandler({
+      path: '/ws',
+      target: `127.0.0.1:${echo.port}`,
+      trustedProxy: ['127.0.0.1'],
+      logger: log.logger,
+    });
     after(() => handler.close());
     const server = http.createServer();
     handler.attach(server);
@@ -314,9 +319,11 @@ describe('options', () => {
     after(() => new Promise((resolve) => server.close(resolve)));
     const port = (server.address() as net.AddressInfo).port;
     const opened = once(handler, 'session-open') as Promise<[SessionInfo]>;
-    const ws = await openVia(port, '/', { options: { headers: { Forwarded: 'for=203.0.113.30' } } });
+    const ws = await openVia(port, '/ws', { options: { headers: { Forwarded: 'for=203.0.113.30' } } });
     assert.equal(await echoed(ws, 'x'), 'x');
     ws.close();
     assert.equal((await opened)[0].client, '203.0.113.30');
+    await assert.rejects(openVia(port, '/elsewhere', { options: { headers: { Forwarded: 'for=203.0.113.31' } } }), /HTTP 404/);
+    assert.equal((await log.waitFor((e) => e.event === 'refused' && e.status === 404)).client, '203.0.113.31');
   });
 });
