@@ -16,10 +16,10 @@ import {
   type ProxyOptions,
   type ProxyServer,
   type SessionInfo,
+  type TokenLookupRequest,
   type TokenPlugin,
   UsageError,
 } from '../../src/index.js';
-import type { TokenLookupRequest } from '../../src/tokens/plugin.js';
 import { type CapturedLog, captureLog } from '../helpers/log-capture.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { RawConnection } from '../helpers/raw-connection.js';
