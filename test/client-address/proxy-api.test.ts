@@ -98,6 +98,23 @@ describe('--proxy-protocol', () => {
     raw.destroy();
   });
 
+  test('a v2 header for a Unix socket client names no address: unix-socket', async () => {
+    const { proxy, port } = await listening(onlyLoopback1);
+    const paths = Buffer.alloc(216);
+    paths.write('/run/client.sock');
+    const header = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a213100d8', 'hex'), paths]);
+    const info = await session(proxy, () => openVia(port, '/', { preamble: header }));
+    assert.equal(info.client, 'unix-socket');
+  });
+
+  test('a trusted peer that closes in the middle of its header is refused and logged', async () => {
+    const { port, log } = await listening(onlyLoopback1);
+    const raw = await RawConnection.open(port);
+    raw.socket.end('PROXY TCP4 1.2.3.4');
+    await log.waitFor((e) => e.event === 'refused' && e.reason === 'closed before the end of its PROXY protocol header');
+    assert.ok(await raw.waitClosed());
+  });
+
   test('v2 LOCAL (a health check) and v1 UNKNOWN leave the connection’s own address', async () => {
     const { proxy, port } = await listening(onlyLoopback1);
     for (const preamble of [PROXY_V2_LOCAL, Buffer.from('PROXY UNKNOWN\r\n')]) {
