@@ -1,5 +1,6 @@
 import type { TargetPattern } from './admission/policy.js';
 import type { AuthPlugin } from './auth/plugin.js';
+import type { TrustedProxies } from './client-address/trusted-proxies.js';
 import type { LogOptions } from './log/logger.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
@@ -81,6 +82,12 @@ export interface ProxyConfig {
   auth?: AuthConfig | undefined;
   /** `--allow-target`: the only targets connections may reach; unset = any. */
   allowTarget?: readonly TargetPattern[] | undefined;
+  /** `--trusted-proxy`: peers whose forwarding headers (and PROXY headers) name the real client; unset = none. */
+  trustedProxies?: TrustedProxies | undefined;
+  /** `--proxy-protocol`: connections from trusted proxies begin with a PROXY protocol header. Default false. */
+  proxyProtocol: boolean;
+  /** `--target-proxy-protocol`: each target connection begins with a PROXY v2 header naming the client. Default false. */
+  targetProxyProtocol: boolean;
 }
 
 /** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */
@@ -126,6 +133,8 @@ export const DEFAULTS = {
   maxHeaderSize: 16 * 1024,
   traffic: false,
   unixListenMode: 0o600,
+  proxyProtocol: false,
+  targetProxyProtocol: false,
 } as const;
 
 /** Running in the background (`-D`). */

@@ -16,6 +16,6 @@ export { createProxy } from './server/create-proxy.js';
 export type { ProxyEvents, ProxyServer } from './server/proxy.js';
 export type { Target, TargetTls } from './targets/target.js';
 export { builtInTokenPlugins } from './tokens/load.js';
-export type { TokenPlugin, TokenPluginContext, TokenPluginFactory } from './tokens/plugin.js';
+export type { TokenLookupRequest, TokenPlugin, TokenPluginContext, TokenPluginFactory } from './tokens/plugin.js';
 export { TokenRejectedError, TokenSourceError } from './tokens/plugin.js';
 export { packageVersion } from './version.js';

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
 import { builtinAuthPluginName } from './auth/load.js';
 import type { AuthPlugin } from './auth/plugin.js';
+import { TrustedProxies } from './client-address/trusted-proxies.js';
 import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './config.js';
 import { UsageError } from './errors.js';
 import type { Logger, LogOptions } from './log/logger.js';
@@ -51,6 +52,15 @@ export interface ProxyOptions {
   webAuth?: boolean | undefined;
   /** The only targets connections may reach (host, `*.domain`, IP, CIDR, each with `:port` or `:low-high`; `unix:PATH`). Default any. */
   allowTarget?: readonly string[] | undefined;
+  /**
+   * Peers whose word about the real client is taken (`X-Forwarded-For`, `Forwarded`, PROXY headers): IP
+   * addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`). Default none.
+   */
+  trustedProxy?: readonly string[] | undefined;
+  /** Connections from `trustedProxy` peers begin with a PROXY protocol header (v1 or v2), as HAProxy's `send-proxy` writes. Default false. */
+  proxyProtocol?: boolean | undefined;
+  /** Write a PROXY protocol v2 header with the real client's address first to each target. Default false. */
+  targetProxyProtocol?: boolean | undefined;
   /** Serve static files from this directory on the same port. */
   web?: string | undefined;
   /** With `web`, no directory listings. Default false. */
@@ -208,6 +218,9 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
               web: options.webAuth ?? false,
             },
       allowTarget: allowTargetOf(options.allowTarget),
+      trustedProxies: trustedProxiesOf(options.trustedProxy),
+      proxyProtocol: options.proxyProtocol ?? DEFAULTS.proxyProtocol,
+      targetProxyProtocol: options.targetProxyProtocol ?? DEFAULTS.targetProxyProtocol,
     },
     log: {
       format: options.logFormat ?? 'text',
@@ -261,6 +274,16 @@ function allowTargetOf(patterns: readonly string[] | undefined): TargetPattern[]
   });
 }
 
+/** `--trusted-proxy`'s ranges in one list; undefined (nobody is trusted) when there are none. */
+function trustedProxiesOf(ranges: readonly string[] | undefined): TrustedProxies | undefined {
+  if (!ranges || ranges.length === 0) return undefined;
+  try {
+    return new TrustedProxies(ranges);
+  } catch (err) {
+    throw new UsageError(`--trusted-proxy: ${(err as Error).message}`);
+  }
+}
+
 /** The option that names the token plugin, for messages. */
 function tokenOptionOf(options: ProxyOptions): string {
   return options.targetConfig !== undefined ? '--target-config' : '--token-plugin';
@@ -280,6 +303,11 @@ function checkCombinations(options: ProxyOptions): void {
   }
   if (options.inetd && options.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
   if (options.fileOnly && !options.web) throw new UsageError('--file-only needs --web');
+  if (options.proxyProtocol && !options.trustedProxy?.length)
+    throw new UsageError('--proxy-protocol needs --trusted-proxy: the peers that send the header');
+  // A Unix socket peer has no address, so no --trusted-proxy range can name it.
+  if (options.proxyProtocol && options.unixListen)
+    throw new UsageError('--proxy-protocol needs a TCP listener: peers on a Unix socket have no address to trust');
   if (options.targetConfig !== undefined && (tokenPlugin || options.tokenSource !== undefined)) {
     throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
   }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseTargetPattern } from '../admission/policy.js';
+import { TrustedProxies } from '../client-address/trusted-proxies.js';
 import { type Config, DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseSyslogServer } from '../log/syslog.js';
@@ -55,6 +56,16 @@ function syslogServer(text: string): string {
 function allowTargetPattern(text: string, previous: string[]): string[] {
   try {
     parseTargetPattern(text);
+    return [...previous, text];
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+}
+
+/** Collects the repeatable `--trusted-proxy`, each range checked now so that a typo is a usage error. */
+function trustedProxyRange(text: string, previous: string[]): string[] {
+  try {
+    new TrustedProxies([text]);
     return [...previous, text];
   } catch (err) {
     throw new InvalidArgumentError(`${(err as Error).message}.`);
@@ -167,6 +178,14 @@ export function buildProgram(): Command {
         allowTargetPattern,
         [],
       )
+      .option(
+        '--trusted-proxy <cidr>',
+        'take the real client from X-Forwarded-For, Forwarded and PROXY headers of peers in CIDR (repeatable; an address alone is one host)',
+        trustedProxyRange,
+        [],
+      )
+      .option('--proxy-protocol', 'connections from --trusted-proxy peers begin with a PROXY protocol header (v1 or v2)')
+      .option('--target-proxy-protocol', "send each target a PROXY protocol v2 header with the client's address first")
       .option('-D, --daemon', 'run in the background once listening')
       .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
       .addOption(

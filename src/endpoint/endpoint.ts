@@ -28,6 +28,10 @@ export interface EndpointOptions {
   heartbeat: number;
   /** Seconds a graceful shutdown gives sessions (and recordings) before they are cut. */
   shutdownTimeout: number;
+  /** Finds each request's real client from trusted forwarding headers, before anything logs or checks it. */
+  forwarded: (req: IncomingMessage) => void;
+  /** Begin each target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
+  targetProxyProtocol: boolean;
   /** Session numbers: the first, and the step between them. Default 1 and 1. */
   sessionIds?: SessionIds | undefined;
 }
@@ -87,6 +91,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       },
     });
     this.handleUpgrade = (req, socket, head) => {
+      options.forwarded(req);
       if (this.accepting) upgrade(req, socket, head);
       else writeHttpError(socket, 503, 'server is shutting down');
     };
@@ -141,6 +146,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       logger: options.logger,
       hooks: options.hooks,
       record: options.record,
+      targetProxyProtocol: options.targetProxyProtocol,
       opened: (info) => this.emit('session-open', info),
       wantsEndInfo: () => this.wantsSessionClose(),
       ended: (ended, info) => this.ended(ended, info),

@@ -1,9 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import { createAdmission } from '../admission/admission.js';
 import { guardAdmission, TargetPolicy } from '../admission/policy.js';
 import { fixedTarget, type TargetSource, tokenTargets } from '../admission/target-source.js';
 import { loadAuthPlugin } from '../auth/load.js';
 import type { AuthPlugin } from '../auth/plugin.js';
 import { trafficHook } from '../bridge/traffic.js';
+import { createForwardedResolver } from '../client-address/resolve.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import { StartupError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -19,6 +21,8 @@ export interface OpenedEndpoint {
   targets: TargetSource;
   /** The auth plugin, for `--web-auth`. */
   auth: AuthPlugin | undefined;
+  /** Finds a request's real client from trusted forwarding headers; the endpoint calls it for each handshake. */
+  forwarded: (req: IncomingMessage) => void;
 }
 
 /** What a proxy process adds to its configuration when it is one of several workers. */
@@ -42,7 +46,10 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
   const auth = config.auth && (await loadAuthPlugin(config.auth.plugin, config.auth.source, logger));
   const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
   const targets = role.targets ?? (await openTargets(config, logger));
+  const forwarded = createForwardedResolver(config.trustedProxies, logger);
   const endpoint = new Endpoint({
+    forwarded,
+    targetProxyProtocol: config.targetProxyProtocol,
     admit: guardAdmission(createAdmission({ auth, targets }), policy),
     maxMessageSize: config.maxMessageSize,
     connect: { preferIpv6: config.preferIpv6, timeoutMs: config.connectTimeout * 1000 },
@@ -53,7 +60,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
     shutdownTimeout: config.shutdownTimeout,
     sessionIds: role.sessionIds,
   });
-  return { endpoint, targets, auth };
+  return { endpoint, targets, auth, forwarded };
 }
 
 /** The wrapped program, the token plugin, or the fixed target. */

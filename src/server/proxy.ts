@@ -4,6 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TargetSource } from '../admission/target-source.js';
+import { describeAddress, originOfSocket, peerOf } from '../client-address/origin.js';
+import { createProxyProtocolStage, createUnexpectedHeaderRoute } from '../client-address/proxy-stage.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import type { Endpoint, EndpointEvents } from '../endpoint/endpoint.js';
 import { type EndpointRole, openEndpoint } from '../endpoint/open.js';
@@ -17,7 +19,6 @@ import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
 import { createWebHandler, type WebHandler } from '../static/handler.js';
 import { withWebAuth } from '../static/web-auth.js';
-import { peerAddress } from '../targets/address.js';
 import { TlsContextStore } from '../tls/context.js';
 import { WrappedProgram } from '../wrap/program.js';
 import { Lifecycle } from './lifecycle.js';
@@ -144,18 +145,25 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
         disarmDeadline(req.socket);
         files(req, res);
       });
-    const { endpoint, targets, auth } = await openEndpoint(config, logger, this.role);
+    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, this.role);
     this.endpoint = endpoint;
     this.targets = targets;
     this.program = targets instanceof WrappedProgram ? targets : undefined;
     this.follow(endpoint);
     const http = createHttpStage(config.maxHeaderSize, {
       upgrade: endpoint.handleUpgrade,
-      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web),
-      rejected: (_socket, status, reason) => logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
+      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web, forwarded),
+      rejected: (socket, status, reason) => {
+        const client = describeAddress(originOfSocket(socket).client);
+        logger.info({ event: 'refused', client, status, reason }, `refused a request from ${client}: ${status} ${reason}`);
+      },
     });
     const dispatch = createDispatcher({ routes: this.firstBytesRoutes(http), fallback: http });
-    this.listener.on('connection', (socket) => this.accept(socket, dispatch));
+    // --proxy-protocol: a trusted peer's PROXY header is read before the first bytes are looked at.
+    const { trustedProxies } = config;
+    const entry =
+      config.proxyProtocol && trustedProxies ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger }) : dispatch;
+    this.listener.on('connection', (socket) => this.accept(socket, entry));
     let description: string;
     try {
       ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
@@ -240,9 +248,13 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     });
   }
 
-  /** Plain requests: `--web` (its downloads outlive the handshake deadline), else 405. */
-  private requestHandler(web: WebHandler | undefined): (req: IncomingMessage, res: ServerResponse) => void {
+  /** Plain requests (their real client found first): `--web` (its downloads outlive the handshake deadline), else 405. */
+  private requestHandler(
+    web: WebHandler | undefined,
+    forwarded: (req: IncomingMessage) => void,
+  ): (req: IncomingMessage, res: ServerResponse) => void {
     return (req, res) => {
+      forwarded(req);
       // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
       const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
       if (web && !isHandshake) return web(req, res);
@@ -265,7 +277,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   private accept(socket: net.Socket, dispatch: (socket: Duplex) => void): void {
     this.sockets.add(socket);
     if (this.logger.isLevelEnabled?.('debug') ?? true) {
-      const from = peerAddress(socket);
+      const from = describeAddress(peerOf(socket));
       this.logger.debug({ event: 'accept', client: from }, `accepted a connection from ${from}`);
     }
     socket.on('close', () => this.sockets.delete(socket));
@@ -275,10 +287,14 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     dispatch(socket);
   }
 
-  /** TLS (when on) first, then the Flash policy request, or with `--ssl-only` the refusal of anything plain. */
+  /**
+   * With `--proxy-protocol` the refusal of unexpected PROXY headers, then TLS (when on), then the Flash
+   * policy request, or with `--ssl-only` the refusal of anything plain.
+   */
   private firstBytesRoutes(http: (socket: Duplex) => void): FirstBytesRoute[] {
     const { config } = this;
     const routes: FirstBytesRoute[] = [];
+    if (config.proxyProtocol && config.trustedProxies) routes.push(createUnexpectedHeaderRoute(config.trustedProxies, this.logger));
     if (this.tls) {
       routes.push(
         createTlsRoute({
@@ -321,9 +337,10 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
   private handshakeExpired(late: Duplex): void {
     const silent = (late as net.Socket).bytesRead === 0;
+    const client = describeAddress(originOfSocket(late).client);
     this.logger.info(
-      { event: 'refused', status: silent ? undefined : 408, reason: 'handshake timeout' },
-      `dropped a connection that did not complete its handshake in ${this.config.handshakeTimeout} s`,
+      { event: 'refused', client, status: silent ? undefined : 408, reason: 'handshake timeout' },
+      `dropped a connection from ${client} that did not complete its handshake in ${this.config.handshakeTimeout} s`,
     );
     if (silent) late.destroy();
     else writeHttpError(late, 408, `handshake not complete within ${this.config.handshakeTimeout} s`);
