@@ -46,6 +46,13 @@ export function createProxyProtocolStage(options: ProxyProtocolStageOptions): (s
   const { trusted, next, logger } = options;
   return (socket) => {
     const peer = peerOf(socket);
+    // --proxy-protocol listens on TCP only: no peer address means the peer reset the connection before
+    // it was read (a balancer's health check does, and it may be handed to a worker after that).
+    if (peer.address === undefined) {
+      logger.debug({ event: 'peer-gone' }, 'a connection was reset by its peer before it was read');
+      socket.destroy();
+      return;
+    }
     if (!trusted.has(peer.address)) return next(socket);
     let head: Buffer = Buffer.alloc(0);
     const stop = (): void => {
