@@ -105,13 +105,15 @@ export class Session {
     const path = req.url ?? '/';
     const info: SessionInfo = { id: this.id, client, peer, target, protocol, path };
     if (this.context.wantsEndInfo()) this.info = info;
+    // Told before the line is logged: a worker's primary learns the session number before anyone reading
+    // the log could kill the worker, so that its replacement never gives the number again.
+    this.context.opened(info);
     // The peer is named only when it is not the client: a proxy stands between.
     const via = peer === client ? '' : ` via ${peer}`;
     this.log.info(
       { event: 'open', conn: this.id, client, ...(via ? { peer } : {}), target, protocol, path },
       `conn ${this.id}: ${client}${via} connected (${path}, protocol ${protocol}); proxying to ${target}`,
     );
-    this.context.opened(info);
     const reads = createTargetReads();
     let targetSocket: Awaited<ReturnType<typeof connectTarget>>;
     try {

@@ -241,8 +241,19 @@ describe('--workers', () => {
     try {
       const sessions = await sessionsOnEveryWorker(p, p.url, 2, 2, { headers: { authorization } });
       for (const { ws } of sessions) ws.close();
-      for (let i = 0; i < 4; i++) {
+      // Until both workers have refused (SO_REUSEPORT spreads by connection hash, so it may take a few).
+      const refusedBy = (status: number, events: () => Array<Record<string, unknown>>): number =>
+        new Set(
+          events()
+            .filter((e) => e.event === 'refused' && e.status === status)
+            .map((e) => e.worker),
+        ).size;
+      for (let i = 0; i < 64 && refusedBy(401, p.events) < 2; i++) {
         await assert.rejects(openClient(p.url, 'binary'), /HTTP 401/);
+        await p.waitForEvent(() => p.events().filter((e) => e.event === 'refused').length > i);
+      }
+      assert.equal(refusedBy(401, p.events), 2, 'both workers refused');
+      for (let i = 0; i < 8; i++) {
         const body = await new Promise<string>((resolve, reject) => {
           http
             .get(`http://127.0.0.1:${p.port}/page.html`, (res) => {
@@ -254,8 +265,6 @@ describe('--workers', () => {
         });
         assert.equal(body, '200 <p>served by a worker</p>');
       }
-      const refusals = p.events().filter((e) => e.event === 'refused' && e.status === 401);
-      assert.equal(new Set(refusals.map((e) => e.worker)).size, 2, 'both workers refused');
     } finally {
       await cli.stop(p);
     }
@@ -276,9 +285,18 @@ describe('--workers', () => {
       '127.0.0.1:0',
     ]);
     try {
-      for (let i = 0; i < 6; i++) await assert.rejects(openClient(`${q.url}/?token=far`, 'binary'), /HTTP 403/);
-      const refusals = q.events().filter((e) => e.event === 'refused' && e.status === 403);
-      assert.equal(new Set(refusals.map((e) => e.worker)).size, 2, 'both workers refused');
+      const forbidden = (): number =>
+        new Set(
+          q
+            .events()
+            .filter((e) => e.event === 'refused' && e.status === 403)
+            .map((e) => e.worker),
+        ).size;
+      for (let i = 0; i < 64 && forbidden() < 2; i++) {
+        await assert.rejects(openClient(`${q.url}/?token=far`, 'binary'), /HTTP 403/);
+        await q.waitForEvent(() => q.events().filter((e) => e.event === 'refused').length > i);
+      }
+      assert.equal(forbidden(), 2, 'both workers refused');
     } finally {
       await q.stop();
     }
