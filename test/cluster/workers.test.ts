@@ -73,6 +73,22 @@ describe('--workers', () => {
     assert.equal(one.code, 0, one.stderr);
   });
 
+  test('a start that fails in a worker (port in use, certificate missing) is exit 1 with the worker's reason', async () => {
+    const busy = net.createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const port = (busy.address() as net.AddressInfo).port;
+    try {
+      const inUse = await runCli(['--workers', '2', `127.0.0.1:${port}`, '127.0.0.1:9']);
+      assert.equal(inUse.code, 1, inUse.stderr);
+      assert.match(inUse.stderr, new RegExp(`websockify: cannot listen on 127\\.0\\.0\\.1:${port}: address already in use`));
+    } finally {
+      busy.close();
+    }
+    const noCert = await runCli(['--workers', '2', '--ssl-only', '--cert', path.join(cli.scratch, 'missing.pem'), '127.0.0.1:0', '127.0.0.1:9']);
+    assert.equal(noCert.code, 1, noCert.stderr);
+    assert.match(noCert.stderr, /websockify: .*missing\.pem/);
+  });
+
   test('SIGTERM drains every worker: bytes in flight delivered, then 1001, exit 0', async () => {
     // A target that answers each message with 200 KB, so that bytes are in flight when the stop comes.
     const target = net.createServer((socket) => socket.on('data', () => socket.write(Buffer.alloc(200_000, 0x61))));
