@@ -73,7 +73,7 @@ describe('--workers', () => {
     assert.equal(one.code, 0, one.stderr);
   });
 
-  test('a start that fails in a worker (port in use, certificate missing) is exit 1 with the worker's reason', async () => {
+  test("a start that fails in a worker (port in use, certificate missing) is exit 1 with the worker's reason", async () => {
     const busy = net.createServer().listen(0, '127.0.0.1');
     await once(busy, 'listening');
     const port = (busy.address() as net.AddressInfo).port;
@@ -84,7 +84,15 @@ describe('--workers', () => {
     } finally {
       busy.close();
     }
-    const noCert = await runCli(['--workers', '2', '--ssl-only', '--cert', path.join(cli.scratch, 'missing.pem'), '127.0.0.1:0', '127.0.0.1:9']);
+    const noCert = await runCli([
+      '--workers',
+      '2',
+      '--ssl-only',
+      '--cert',
+      path.join(cli.scratch, 'missing.pem'),
+      '127.0.0.1:0',
+      '127.0.0.1:9',
+    ]);
     assert.equal(noCert.code, 1, noCert.stderr);
     assert.match(noCert.stderr, /websockify: .*missing\.pem/);
   });
