@@ -285,7 +285,10 @@ export class FrameReader {
 export interface ClientSession {
   socket: net.Socket;
   framed: boolean;
-  /** Receives every payload byte from the subject; replace it to route the stream elsewhere. */
+  /**
+   * Receives every payload byte from the subject; replace it to route the stream elsewhere. Bytes that
+   * arrive before it is first set are held for the first one set.
+   */
   onPayload: (chunk: Buffer) => void;
   /** Set when the subject closed (close frame or FIN). */
   closed: Promise<void>;
@@ -318,10 +321,23 @@ export function connectClient(endpoint: Endpoint, failed: (err: Error) => void, 
     let closing = false;
     let closedResolve!: () => void;
     const closed = new Promise<void>((r) => (closedResolve = r));
+    // A target that speaks first (a VNC server) can have its bytes in the same read as the 101 response:
+    // they are parsed before this promise has resolved to the caller, who has set no handler yet.
+    let handler: ((chunk: Buffer) => void) | undefined;
+    let early: Buffer[] = [];
+    const hold = (chunk: Buffer): void => void early.push(chunk);
     const session: ClientSession = {
       socket,
       framed: endpoint.framed,
-      onPayload: () => undefined,
+      get onPayload() {
+        return handler ?? hold;
+      },
+      set onPayload(next) {
+        handler = next;
+        const held = early;
+        early = [];
+        for (const chunk of held) deliver(chunk);
+      },
       closed,
       resetOnClose: false,
       close: (timeoutMs = 5000) => {
