@@ -52,7 +52,7 @@ export interface Sizes {
   scalingConcurrency: number;
   /** VNC-like sessions held at once in (i) (Python: as many of them as it holds). */
   vncSessions: number;
-  /** How long (i) runs its sessions, in seconds. */
+  /** How long (i) runs its sessions, in seconds: a multiple of 0.5, for whole numbers of messages. */
   vncSeconds: number;
   messages: number;
   slowBytes: number;
@@ -109,7 +109,7 @@ export const QUICK_SIZES: Sizes = {
   handshakeConcurrency: 2,
   scalingConcurrency: 4,
   vncSessions: 8,
-  vncSeconds: 1,
+  vncSeconds: 0.5,
   messages: 2 * MESSAGE_BATCH,
   slowBytes: PERIOD,
   slowRate: 10 * MiB,
