@@ -25,6 +25,9 @@ declare -A packages=(
   [gcc]='command -v cc'                                         # builds the rebind.so shim
   [libc6-dev]='test -f /usr/lib/x86_64-linux-gnu/libc.a'        # ... and a static program for its warning test
   [python3-jwcrypto]="/usr/bin/python3 -c 'import jwcrypto'"    # JWTs made by Python's own library
+  [haproxy]='test -x /usr/sbin/haproxy'                         # a real PROXY protocol sender (send-proxy, -v2)
+  [nginx]='test -x /usr/sbin/nginx'                             # a real reverse proxy (X-Forwarded-For), and a PROXY target
+  [libnginx-mod-stream]='test -f /usr/lib/nginx/modules/ngx_stream_module.so' # nginx's stream proxy (proxy_protocol)
 )
 missing=()
 for package in "${!packages[@]}"; do

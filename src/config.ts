@@ -1,5 +1,6 @@
 import type { TargetPattern } from './admission/policy.js';
 import type { AuthPlugin } from './auth/plugin.js';
+import type { TrustedProxies } from './client-address/trusted-proxies.js';
 import type { LogOptions } from './log/logger.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
@@ -56,6 +57,13 @@ export interface ProxyConfig {
   connectTimeout: number;
   /** Seconds a graceful shutdown waits for sessions to close before cutting them. Default 10. */
   shutdownTimeout: number;
+  /**
+   * Seconds a drain (SIGTERM) lets open sessions go on, with no new connections accepted, before the
+   * graceful shutdown; the proxy stops as soon as the last one ends. 0 = shut down at once (default).
+   */
+  drainTimeout: number;
+  /** Processes serving the port: 1 (default) serves in this process; more forks that many workers. */
+  workers: number;
   /** Largest WebSocket message accepted from a client, in bytes (close 1009 beyond). Default 16 MiB. */
   maxMessageSize: number;
   /** Largest HTTP request head, in bytes (431 beyond). Default 16 KiB. */
@@ -74,6 +82,12 @@ export interface ProxyConfig {
   auth?: AuthConfig | undefined;
   /** `--allow-target`: the only targets connections may reach; unset = any. */
   allowTarget?: readonly TargetPattern[] | undefined;
+  /** `--trusted-proxy`: peers whose forwarding headers (and PROXY headers) name the real client; unset = none. */
+  trustedProxies?: TrustedProxies | undefined;
+  /** `--proxy-protocol`: connections from trusted proxies begin with a PROXY protocol header. Default false. */
+  proxyProtocol: boolean;
+  /** `--target-proxy-protocol`: each target connection begins with a PROXY v2 header naming the client. Default false. */
+  targetProxyProtocol: boolean;
 }
 
 /** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */
@@ -113,10 +127,14 @@ export const DEFAULTS = {
   handshakeTimeout: 5,
   connectTimeout: 10,
   shutdownTimeout: 10,
+  drainTimeout: 0,
+  workers: 1,
   maxMessageSize: 16 * 1024 * 1024,
   maxHeaderSize: 16 * 1024,
   traffic: false,
   unixListenMode: 0o600,
+  proxyProtocol: false,
+  targetProxyProtocol: false,
 } as const;
 
 /** Running in the background (`-D`). */

@@ -1,7 +1,9 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseTargetPattern, type TargetPattern } from './admission/policy.js';
 import { builtinAuthPluginName } from './auth/load.js';
 import type { AuthPlugin } from './auth/plugin.js';
+import { TrustedProxies } from './client-address/trusted-proxies.js';
 import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './config.js';
 import { UsageError } from './errors.js';
 import type { Logger, LogOptions } from './log/logger.js';
@@ -50,6 +52,15 @@ export interface ProxyOptions {
   webAuth?: boolean | undefined;
   /** The only targets connections may reach (host, `*.domain`, IP, CIDR, each with `:port` or `:low-high`; `unix:PATH`). Default any. */
   allowTarget?: readonly string[] | undefined;
+  /**
+   * Peers whose word about the real client is taken (`X-Forwarded-For`, `Forwarded`, PROXY headers): IP
+   * addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`). Default none.
+   */
+  trustedProxy?: readonly string[] | undefined;
+  /** Connections from `trustedProxy` peers begin with a PROXY protocol header (v1 or v2), as HAProxy's `send-proxy` writes. Default false. */
+  proxyProtocol?: boolean | undefined;
+  /** Write a PROXY protocol v2 header with the real client's address first to each target. Default false. */
+  targetProxyProtocol?: boolean | undefined;
   /** Serve static files from this directory on the same port. */
   web?: string | undefined;
   /** With `web`, no directory listings. Default false. */
@@ -94,6 +105,10 @@ export interface ProxyOptions {
   connectTimeout?: number | undefined;
   /** Seconds a graceful stop gives sessions before they are cut. Default 10. */
   shutdownTimeout?: number | undefined;
+  /** Seconds a drain (SIGTERM) lets open sessions go on before the graceful stop. Default 0 (stop at once). */
+  drainTimeout?: number | undefined;
+  /** Worker processes serving the port, or `'auto'` for one per core. Default 1 (this process serves). */
+  workers?: number | 'auto' | undefined;
   /** Largest message from a client, in bytes. Default 16 MiB. */
   maxMessageSize?: number | undefined;
   /** Largest HTTP request head, in bytes. Default 16 KiB. */
@@ -173,6 +188,8 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       handshakeTimeout: seconds('--handshake-timeout', options.handshakeTimeout, DEFAULTS.handshakeTimeout),
       connectTimeout: seconds('--connect-timeout', options.connectTimeout, DEFAULTS.connectTimeout),
       shutdownTimeout: seconds('--shutdown-timeout', options.shutdownTimeout, DEFAULTS.shutdownTimeout),
+      drainTimeout: seconds('--drain-timeout', options.drainTimeout, DEFAULTS.drainTimeout),
+      workers: workersOf(options),
       maxMessageSize: bytes('--max-message-size', options.maxMessageSize, DEFAULTS.maxMessageSize),
       maxHeaderSize: bytes('--max-header-size', options.maxHeaderSize, DEFAULTS.maxHeaderSize),
       traffic: options.traffic ?? DEFAULTS.traffic,
@@ -201,6 +218,9 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
               web: options.webAuth ?? false,
             },
       allowTarget: allowTargetOf(options.allowTarget),
+      trustedProxies: trustedProxiesOf(options.trustedProxy),
+      proxyProtocol: options.proxyProtocol ?? DEFAULTS.proxyProtocol,
+      targetProxyProtocol: options.targetProxyProtocol ?? DEFAULTS.targetProxyProtocol,
     },
     log: {
       format: options.logFormat ?? 'text',
@@ -210,6 +230,36 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       legacySyslog: options.legacySyslog ?? false,
     },
   };
+}
+
+/** Most workers accepted: far more than any machine has cores, well short of exhausting process limits. */
+const MAX_WORKERS = 1024;
+
+/**
+ * The number of worker processes: `auto` is one per core. More than one cannot serve a single session
+ * (`--run-once`) or a socket inherited from inetd, and cannot share objects a program passed in.
+ */
+function workersOf(options: ProxyOptions): number {
+  const { workers } = options;
+  if (workers === undefined) return DEFAULTS.workers;
+  const count = workers === 'auto' ? availableParallelism() : workers;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_WORKERS)
+    throw new UsageError(`--workers: expected a number of processes from 1 to ${MAX_WORKERS}, or auto; got ${workers}`);
+  if (count === 1) return count;
+  if (options.runOnce) throw new UsageError('--run-once serves a single session: it cannot be used with --workers above 1');
+  if (options.inetd) throw new UsageError('--inetd hands one socket to one process: it cannot be used with --workers above 1');
+  // Each worker is a process of its own: only what can be named (a module path, a file) reaches it.
+  const objects = [
+    typeof options.tokenPlugin === 'object' && 'tokenPlugin',
+    typeof options.authPlugin === 'object' && 'authPlugin',
+    options.logger !== undefined && 'logger',
+  ].filter((name) => name !== false);
+  if (objects.length > 0) {
+    throw new UsageError(
+      `--workers above 1 runs the proxy in other processes, which cannot share the ${objects.join(' and ')} object(s) given: name plugins by module path, and log through the log options`,
+    );
+  }
+  return count;
 }
 
 /** Each `--allow-target` pattern parsed; undefined (any target) when there are none. */
@@ -222,6 +272,16 @@ function allowTargetOf(patterns: readonly string[] | undefined): TargetPattern[]
       throw new UsageError(`--allow-target: ${(err as Error).message}`);
     }
   });
+}
+
+/** `--trusted-proxy`'s ranges in one list; undefined (nobody is trusted) when there are none. */
+function trustedProxiesOf(ranges: readonly string[] | undefined): TrustedProxies | undefined {
+  if (!ranges || ranges.length === 0) return undefined;
+  try {
+    return new TrustedProxies(ranges);
+  } catch (err) {
+    throw new UsageError(`--trusted-proxy: ${(err as Error).message}`);
+  }
 }
 
 /** The option that names the token plugin, for messages. */
@@ -243,6 +303,11 @@ function checkCombinations(options: ProxyOptions): void {
   }
   if (options.inetd && options.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
   if (options.fileOnly && !options.web) throw new UsageError('--file-only needs --web');
+  if (options.proxyProtocol && !options.trustedProxy?.length)
+    throw new UsageError('--proxy-protocol needs --trusted-proxy: the peers that send the header');
+  // A Unix socket peer has no address, so no --trusted-proxy range can name it.
+  if (options.proxyProtocol && options.unixListen)
+    throw new UsageError('--proxy-protocol needs a TCP listener: peers on a Unix socket have no address to trust');
   if (options.targetConfig !== undefined && (tokenPlugin || options.tokenSource !== undefined)) {
     throw new UsageError('--target-config FILE is the old spelling of --token-plugin TokenFile --token-source FILE: give one or the other');
   }

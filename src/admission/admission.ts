@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthPlugin, AuthRequest } from '../auth/plugin.js';
+import { originOf } from '../client-address/origin.js';
 import type { Target } from '../targets/target.js';
 import type { TargetSource } from './target-source.js';
 
@@ -18,11 +19,13 @@ export interface AdmissionOptions {
 /** The request as auth plugins see it. */
 export function authRequestOf(req: IncomingMessage): AuthRequest {
   const socket = req.socket as Partial<TLSSocket>;
+  const origin = originOf(req);
   return {
     method: req.method ?? 'GET',
     url: req.url ?? '/',
     headers: req.headers,
-    remoteAddress: req.socket.remoteAddress,
+    remoteAddress: origin.client.address,
+    peerAddress: origin.peer.address,
     peerCertificate: socket.authorized ? (socket.getPeerX509Certificate?.() ?? undefined) : undefined,
   };
 }

@@ -2,7 +2,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import path from 'node:path';
 import { HttpError, UsageError } from '../errors.js';
-import { ipv6First, MAX_PORT, portFromText, splitHostPort } from '../targets/address.js';
+import { addIpRange, ipv6First, MAX_PORT, portFromText, splitHostPort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { describeTarget } from '../targets/target.js';
 import type { Admission } from './admission.js';
@@ -39,21 +39,10 @@ function parsePorts(spec: string): readonly [number, number] {
   return [low, high];
 }
 
-/** An address or `address/prefix` as a one-entry block list. */
+/** An address or `address/prefix` as a one-entry block list; undefined when `spec` is neither. */
 function parseAddresses(spec: string): net.BlockList | undefined {
-  const [address = '', prefix, extra] = spec.split('/');
-  const family = net.isIP(address);
-  if (family === 0 || extra !== undefined) return undefined;
   const list = new net.BlockList();
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  if (prefix === undefined) {
-    list.addAddress(address, type);
-    return list;
-  }
-  const bits = Number(prefix);
-  if (!/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128)) throw invalid(`invalid prefix length '/${prefix}'`);
-  list.addSubnet(address, bits, type);
-  return list;
+  return addIpRange(list, spec) ? list : undefined;
 }
 
 function parseHost(spec: string): HostPattern {

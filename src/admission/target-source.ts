@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { describeAddress, originOf } from '../client-address/origin.js';
 import { HttpError } from '../errors.js';
 import { describeTarget, type Target } from '../targets/target.js';
 import { type TokenPlugin, TokenSourceError } from '../tokens/plugin.js';
@@ -51,7 +52,8 @@ export function tokenTargets(plugin: TokenPlugin, options: { fromHost: boolean; 
         throw new HttpError(404, fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)');
       let found: Target | undefined;
       try {
-        found = await plugin.lookup(token);
+        const origin = originOf(req);
+        found = await plugin.lookup(token, { client: describeAddress(origin.client), remoteAddress: origin.client.address });
       } catch (err) {
         if (err instanceof TokenSourceError) throw new HttpError(503, `token source unavailable: ${err.message}`);
         throw err;

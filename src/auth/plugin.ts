@@ -6,8 +6,13 @@ export interface AuthRequest {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
-  /** The client's address, or undefined on a Unix socket. */
+  /**
+   * The real client's IP address, or undefined on a Unix socket. Behind a trusted proxy
+   * (`--trusted-proxy`) it is the client that proxy named, else the connection's peer.
+   */
   remoteAddress: string | undefined;
+  /** The connection's own peer's IP address (the trusted proxy, when one stands between), or undefined on a Unix socket. */
+  peerAddress: string | undefined;
   /**
    * The client certificate verified by the TLS handshake (`--verify-client`), or undefined. This, never a
    * header such as `SSL_CLIENT_S_DN_CN`, is what certificate-based plugins trust.

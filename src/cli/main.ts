@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import './heap.js';
+import '../heap.js';
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
-import { ProxyServer } from '../server/proxy.js';
+import { proxyFor } from '../server/create-proxy.js';
 import { closeInheritedFiles, detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
 import { type ParseResult, parseArgs, usageLine } from './options.js';
 
@@ -20,28 +20,45 @@ async function main(): Promise<number> {
     process.stdout.write(parsed.output);
     return 0;
   }
-  const { config } = parsed;
+  const { config, options } = parsed;
   const daemonChild = config.daemon.detach && isDaemonChild();
   if (daemonChild) closeInheritedFiles();
   // The starting command waits for the detached copy's report and exits with its outcome.
   if (config.daemon.detach && !daemonChild) return detach(config.proxy.listen.kind === 'inetd');
   try {
-    const logger = createLogger({ ...config.log, detached: daemonChild });
-    const proxy = new ProxyServer(config.proxy, logger);
+    const log = { ...config.log, detached: daemonChild };
+    const logger = createLogger(log);
+    const proxy = proxyFor(options, { proxy: config.proxy, log }, logger);
     // Before listening: SIGHUP's default action ends the process, and a reload may come as soon as we listen.
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
-    let signalled = false;
+    // SIGTERM drains (with --drain-timeout); SIGINT, or SIGTERM while draining, stops gracefully at once;
+    // a signal while stopping exits at once.
+    let state: 'starting' | 'serving' | 'draining' | 'stopping' = 'starting';
+    let early: NodeJS.Signals | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
-      if (signalled) {
+      // Heard from the start (the listening line may be read before listen() returns here), acted on once
+      // listening; a second one while a slow start goes on exits at once.
+      if (state === 'starting' && !early) {
+        early = signal;
+        return;
+      }
+      if (state === 'stopping' || state === 'starting') {
         logger.warn({ event: 'forced-exit', signal }, `second ${signal}: exiting at once`);
         process.exit(1);
       }
-      signalled = true;
+      if (signal === 'SIGTERM' && state === 'serving' && config.proxy.drainTimeout > 0) {
+        state = 'draining';
+        void proxy.drain(`received ${signal}`);
+        return;
+      }
+      state = 'stopping';
       void proxy.close(`received ${signal}`);
     };
-    await proxy.listen();
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    await proxy.listen();
+    state = 'serving';
+    if (early) onSignal(early);
     // Only now: whoever reads the pid file (or sees the starting command exit) may signal at once.
     if (config.daemon.pidFile) writePidFile(config.daemon.pidFile);
     if (daemonChild) reportReady();

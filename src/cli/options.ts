@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseTargetPattern } from '../admission/policy.js';
+import { TrustedProxies } from '../client-address/trusted-proxies.js';
 import { type Config, DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseSyslogServer } from '../log/syslog.js';
@@ -28,6 +29,13 @@ function bytes(text: string): number {
   return Number(text);
 }
 
+/** A number of worker processes, or `auto` (one per core); the library checks the range. */
+function workerCount(text: string): number | 'auto' {
+  if (text === 'auto') return text;
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a number of processes, or auto.');
+  return Number(text);
+}
+
 /** An octal file mode such as 0600. */
 function fileMode(text: string): number {
   if (!/^0?[0-7]{3}$/.test(text)) throw new InvalidArgumentError('expected an octal mode such as 0600.');
@@ -48,6 +56,16 @@ function syslogServer(text: string): string {
 function allowTargetPattern(text: string, previous: string[]): string[] {
   try {
     parseTargetPattern(text);
+    return [...previous, text];
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+}
+
+/** Collects the repeatable `--trusted-proxy`, each range checked now so that a typo is a usage error. */
+function trustedProxyRange(text: string, previous: string[]): string[] {
+  try {
+    new TrustedProxies([text]);
     return [...previous, text];
   } catch (err) {
     throw new InvalidArgumentError(`${(err as Error).message}.`);
@@ -106,6 +124,18 @@ export function buildProgram(): Command {
         DEFAULTS.shutdownTimeout,
       )
       .option(
+        '--drain-timeout <seconds>',
+        'on SIGTERM, stop accepting at once and let open sessions go on for up to SECONDS before the graceful stop (0: stop at once)',
+        seconds,
+        DEFAULTS.drainTimeout,
+      )
+      .option(
+        '--workers <count>',
+        'serve the port with COUNT worker processes, or auto for one per core (1: this process serves)',
+        workerCount,
+        DEFAULTS.workers,
+      )
+      .option(
         '--max-message-size <bytes>',
         'largest WebSocket message accepted from a client (close 1009 beyond)',
         bytes,
@@ -148,6 +178,14 @@ export function buildProgram(): Command {
         allowTargetPattern,
         [],
       )
+      .option(
+        '--trusted-proxy <cidr>',
+        'take the real client from X-Forwarded-For, Forwarded and PROXY headers of peers in CIDR (repeatable; an address alone is one host)',
+        trustedProxyRange,
+        [],
+      )
+      .option('--proxy-protocol', 'connections from --trusted-proxy peers begin with a PROXY protocol header (v1 or v2)')
+      .option('--target-proxy-protocol', "send each target a PROXY protocol v2 header with the client's address first")
       .option('-D, --daemon', 'run in the background once listening')
       .option('--pid-file <file>', 'write the process id to FILE, removed on a clean exit')
       .addOption(
@@ -175,7 +213,7 @@ interface CommandOptions {
 }
 
 /** The outcome of parsing: a configuration to run, or text to print before exiting 0 (`--help`, `--version`). */
-export type ParseResult = { kind: 'run'; config: Config } | { kind: 'exit'; output: string };
+export type ParseResult = { kind: 'run'; config: Config; options: ProxyOptions } | { kind: 'exit'; output: string };
 
 /**
  * Turns argv (without `node` and the script) into a validated configuration: commander reads the flags
@@ -217,7 +255,7 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   }
   const target = positional.shift();
   if (positional.length > 0) throw new UsageError(`too many arguments: ${positional.join(' ')}`);
-  const { proxy, log } = resolveOptions({
+  const options: ProxyOptions = {
     ...opts,
     listen,
     target,
@@ -225,8 +263,9 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     // Only what the user named: a certificate named explicitly must load, and --wrap-mode needs a program.
     cert: given('cert') ? opts.cert : undefined,
     wrapMode: given('wrapMode') ? opts.wrapMode : undefined,
-  });
-  return { kind: 'run', config: { proxy, log, daemon: { detach: daemon ?? false, pidFile: pidFile && resolve(pidFile) } } };
+  };
+  const { proxy, log } = resolveOptions(options);
+  return { kind: 'run', options, config: { proxy, log, daemon: { detach: daemon ?? false, pidFile: pidFile && resolve(pidFile) } } };
 }
 
 /** The one-line usage hint printed after a usage error. */

@@ -28,6 +28,21 @@ export interface EndpointOptions {
   heartbeat: number;
   /** Seconds a graceful shutdown gives sessions (and recordings) before they are cut. */
   shutdownTimeout: number;
+  /** Finds each request's real client from trusted forwarding headers, before anything logs or checks it. */
+  forwarded: (req: IncomingMessage) => void;
+  /** Begin each target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
+  targetProxyProtocol: boolean;
+  /** Session numbers: the first, and the step between them. Default 1 and 1. */
+  sessionIds?: SessionIds | undefined;
+}
+
+/**
+ * How an endpoint numbers its sessions. Worker N of M counts N, N+M, N+2M...: numbers stay unique over
+ * all workers (log lines, `--record` files) without asking anyone.
+ */
+export interface SessionIds {
+  first: number;
+  step: number;
 }
 
 /** The events of an {@link Endpoint}, and of the proxy and upgrade handler built on it. */
@@ -55,7 +70,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Recordings of ended sessions still being written: a shutdown waits for their end. */
   private readonly recordings = new Set<Promise<void>>();
   private readonly stopHeartbeat: (() => void) | undefined;
-  private nextId = 1;
+  private nextId: number;
+  private readonly idStep: number;
   private accepting = true;
   private drained: (() => void) | undefined;
   /** Whether 'session-close' will be heard, asked as each session opens ({@link relayTo} changes whose). */
@@ -63,6 +79,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   constructor(private readonly options: EndpointOptions) {
     super();
+    this.nextId = options.sessionIds?.first ?? 1;
+    this.idStep = options.sessionIds?.step ?? 1;
     const upgrade = createUpgrader({
       maxMessageSize: options.maxMessageSize,
       admit: options.admit,
@@ -73,6 +91,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       },
     });
     this.handleUpgrade = (req, socket, head) => {
+      options.forwarded(req);
       if (this.accepting) upgrade(req, socket, head);
       else writeHttpError(socket, 503, 'server is shutting down');
     };
@@ -120,11 +139,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   private open(upgraded: ConstructorParameters<typeof Session>[1]): void {
     const { options } = this;
-    const session = new Session(this.nextId++, upgraded, {
+    const id = this.nextId;
+    this.nextId += this.idStep;
+    const session = new Session(id, upgraded, {
       connect: options.connect,
       logger: options.logger,
       hooks: options.hooks,
       record: options.record,
+      targetProxyProtocol: options.targetProxyProtocol,
       opened: (info) => this.emit('session-open', info),
       wantsEndInfo: () => this.wantsSessionClose(),
       ended: (ended, info) => this.ended(ended, info),

@@ -1,16 +1,18 @@
+import type { IncomingMessage } from 'node:http';
 import { createAdmission } from '../admission/admission.js';
 import { guardAdmission, TargetPolicy } from '../admission/policy.js';
 import { fixedTarget, type TargetSource, tokenTargets } from '../admission/target-source.js';
 import { loadAuthPlugin } from '../auth/load.js';
 import type { AuthPlugin } from '../auth/plugin.js';
 import { trafficHook } from '../bridge/traffic.js';
+import { createForwardedResolver } from '../client-address/resolve.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import { StartupError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { targetTlsContext } from '../targets/connect.js';
 import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
 import { WrappedProgram } from '../wrap/program.js';
-import { Endpoint } from './endpoint.js';
+import { Endpoint, type SessionIds } from './endpoint.js';
 
 /** An endpoint ready for upgrade requests, with what it was built from. */
 export interface OpenedEndpoint {
@@ -19,6 +21,16 @@ export interface OpenedEndpoint {
   targets: TargetSource;
   /** The auth plugin, for `--web-auth`. */
   auth: AuthPlugin | undefined;
+  /** Finds a request's real client from trusted forwarding headers; the endpoint calls it for each handshake. */
+  forwarded: (req: IncomingMessage) => void;
+}
+
+/** What a proxy process adds to its configuration when it is one of several workers. */
+export interface EndpointRole {
+  /** How sessions are numbered (unique over the workers). */
+  sessionIds?: SessionIds | undefined;
+  /** Where sessions go, when another process decides it (the primary's wrapped program). */
+  targets?: TargetSource | undefined;
 }
 
 /**
@@ -26,15 +38,18 @@ export interface OpenedEndpoint {
  * token plugin or fixed target), `--allow-target`, and the {@link Endpoint} that admits and bridges.
  * @throws StartupError when a plugin, a certificate or the program cannot be loaded; nothing is left open.
  */
-export async function openEndpoint(config: ProxyConfig, logger: Logger): Promise<OpenedEndpoint> {
+export async function openEndpoint(config: ProxyConfig, logger: Logger, role: EndpointRole = {}): Promise<OpenedEndpoint> {
   // Read now, so that a missing --ssl-target-ca file stops the start instead of failing each session.
   if (config.target?.kind === 'tcp' && config.target.tls) targetTlsContext(config.target.tls.ca);
   if (config.tokens?.targetTls) targetTlsContext(config.tokens.targetTls.ca);
   // Before the token plugin, which may hold a connection open: a bad auth source stops the start here.
   const auth = config.auth && (await loadAuthPlugin(config.auth.plugin, config.auth.source, logger));
   const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
-  const targets = await openTargets(config, logger);
+  const targets = role.targets ?? (await openTargets(config, logger));
+  const forwarded = createForwardedResolver(config.trustedProxies, logger);
   const endpoint = new Endpoint({
+    forwarded,
+    targetProxyProtocol: config.targetProxyProtocol,
     admit: guardAdmission(createAdmission({ auth, targets }), policy),
     maxMessageSize: config.maxMessageSize,
     connect: { preferIpv6: config.preferIpv6, timeoutMs: config.connectTimeout * 1000 },
@@ -43,8 +58,9 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger): Promise
     record: config.record,
     heartbeat: config.heartbeat,
     shutdownTimeout: config.shutdownTimeout,
+    sessionIds: role.sessionIds,
   });
-  return { endpoint, targets, auth };
+  return { endpoint, targets, auth, forwarded };
 }
 
 /** The wrapped program, the token plugin, or the fixed target. */

@@ -1,10 +1,11 @@
 import { WebSocket } from 'ws';
 import { Bridge, type BridgeHook, type BridgeSummary, createTargetReads } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
+import { describeAddress, originOf } from '../client-address/origin.js';
+import { targetProxyHeader } from '../client-address/target-header.js';
 import type { Upgraded } from '../handshake/upgrade.js';
 import type { Logger } from '../log/logger.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
-import { peerAddress } from '../targets/address.js';
 import { type ConnectOptions, connectTarget } from '../targets/connect.js';
 import { describeTarget } from '../targets/target.js';
 
@@ -16,6 +17,8 @@ export interface SessionContext {
   hooks: readonly BridgeHook[];
   /** `--record FILE`: record each session to `FILE.<id>`. */
   record?: string | undefined;
+  /** Begin the target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
+  targetProxyProtocol: boolean;
   /** Called once the handshake is done, before the target is connected. */
   opened(info: SessionInfo): void;
   /**
@@ -31,8 +34,13 @@ export interface SessionContext {
 export interface SessionInfo {
   /** The session's number, unique in this process: `conn N` in log lines, `FILE.N` for `--record`. */
   id: number;
-  /** The client's address (`host:port`, or `unix` on a Unix socket). */
+  /**
+   * The real client's address: `host:port`; `host` alone when a forwarding header gave no port;
+   * `unix-socket` on a Unix socket. Behind a `trustedProxy` it is the client the proxy named.
+   */
   client: string;
+  /** The connection's own peer, in the same form: the client itself, or the trusted proxy in front of it. */
+  peer: string;
   /** Where the session goes: `host:port` or `unix:PATH`. */
   target: string;
   /** The chosen subprotocol: `binary`, `base64`, or `none`. */
@@ -90,20 +98,25 @@ export class Session {
     this.upgraded = undefined;
     const { ws, socket, req, choice } = upgraded;
     const target = describeTarget(upgraded.target);
-    const client = peerAddress(req.socket);
+    const origin = originOf(req);
+    const client = describeAddress(origin.client);
+    const peer = describeAddress(origin.peer);
     const protocol = choice.protocol ?? 'none';
     const path = req.url ?? '/';
-    const info: SessionInfo = { id: this.id, client, target, protocol, path };
+    const info: SessionInfo = { id: this.id, client, peer, target, protocol, path };
     if (this.context.wantsEndInfo()) this.info = info;
+    // The peer is named only when it is not the client: a proxy stands between.
+    const via = peer === client ? '' : ` via ${peer}`;
     this.log.info(
-      { event: 'open', conn: this.id, client, target, protocol, path },
-      `conn ${this.id}: ${client} connected (${path}, protocol ${protocol}); proxying to ${target}`,
+      { event: 'open', conn: this.id, client, ...(via ? { peer } : {}), target, protocol, path },
+      `conn ${this.id}: ${client}${via} connected (${path}, protocol ${protocol}); proxying to ${target}`,
     );
     this.context.opened(info);
     const reads = createTargetReads();
     let targetSocket: Awaited<ReturnType<typeof connectTarget>>;
     try {
-      targetSocket = await connectTarget(upgraded.target, this.context.connect, reads.onread);
+      const header = this.context.targetProxyProtocol ? targetProxyHeader(origin) : undefined;
+      targetSocket = await connectTarget(upgraded.target, this.context.connect, reads.onread, header);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       const reason = `Failed to connect to target ${target}: ${code}`;

@@ -24,6 +24,8 @@ export interface UpgradeHandlerOptions
     | 'authPlugin'
     | 'authSource'
     | 'allowTarget'
+    | 'trustedProxy'
+    | 'targetProxyProtocol'
     | 'sslTarget'
     | 'sslTargetCa'
     | 'sslTargetInsecure'
@@ -79,6 +81,8 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
     private readonly targets: TargetSource,
     private readonly path: string | undefined,
     private readonly logger: Logger,
+    /** Finds a request's real client from trusted forwarding headers (the endpoint does for its own requests). */
+    private readonly forwarded: (req: IncomingMessage) => void,
   ) {
     super();
     endpoint.relayTo(this);
@@ -113,6 +117,7 @@ class Handler extends EventEmitter<EndpointEvents> implements UpgradeHandler {
 
   /** @internal No attached handler's path: 404, logged and emitted (by the first handler attached). */
   refuseUnknownPath(req: IncomingMessage, socket: Duplex): void {
+    this.forwarded(req);
     const error = new HttpError(404, `no WebSocket endpoint at ${pathOf(req)}`);
     writeHttpError(socket, error.status, error.message);
     logRefusal(this.logger, req, error.status, error.message);
@@ -144,14 +149,19 @@ export async function createUpgradeHandler(options: UpgradeHandlerOptions): Prom
   // The listening options are the caller's server's: resolved with a placeholder nothing opens.
   const { proxy, log } = resolveOptions({ ...pickHandlerOptions(options), listen: 0 });
   const logger = options.logger ?? createLogger(log);
-  const { endpoint, targets } = await openEndpoint(proxy, logger);
-  return new Handler(endpoint, targets, options.path, logger);
+  const { endpoint, targets, forwarded } = await openEndpoint(proxy, logger);
+  return new Handler(endpoint, targets, options.path, logger, forwarded);
 }
 
 /** Only the options a handler takes, so that a JavaScript caller's listening or TLS options are not half-applied. */
 function pickHandlerOptions(options: UpgradeHandlerOptions): ProxyOptions {
   const { path, ...rest } = options;
   if (path !== undefined && !path.startsWith('/')) throw new UsageError(`path: expected a path beginning with '/', got '${path}'`);
+  // A PROXY header comes before the HTTP request, so only the server that accepts the connection can read it.
+  if ((rest as ProxyOptions).proxyProtocol !== undefined)
+    throw new UsageError(
+      'proxyProtocol: not an option of an upgrade handler (the PROXY header precedes the request: the server you run must read it); trustedProxy applies to X-Forwarded-For and Forwarded',
+    );
   for (const name of ['listen', 'unixListen', 'inetd', 'web', 'program', 'cert', 'key', 'sslOnly', 'runOnce', 'timeout', 'idleTimeout']) {
     if ((rest as Record<string, unknown>)[name] !== undefined)
       throw new UsageError(`${name}: not an option of an upgrade handler (it belongs to the server you run)`);

@@ -1,8 +1,9 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { describeAddress, originOfSocket } from '../client-address/origin.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
+import { logConnectionRefusal } from '../handshake/http-response.js';
 import type { Logger } from '../log/logger.js';
-import { peerAddress } from '../targets/address.js';
 import type { TlsContextStore } from '../tls/context.js';
 import type { FirstBytesRoute } from './dispatch.js';
 
@@ -45,7 +46,7 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
   });
   let generation = store.generation;
   const fail = (socket: tls.TLSSocket, reason: string): void => {
-    const client = peerAddress(socket);
+    const client = describeAddress(originOfSocket(socket).client);
     logger.info({ event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
     socket.destroy();
   };
@@ -93,8 +94,7 @@ export function createPlainRefusedRoute(logger: Logger): FirstBytesRoute {
     match: (head) => (head.length === 0 ? undefined : !isTlsHello(head)),
     handle(socket) {
       const reason = 'non-TLS connection received but disallowed (--ssl-only)';
-      const client = peerAddress(socket as Partial<tls.TLSSocket>);
-      logger.info({ event: 'refused', client, reason }, `refused a connection from ${client}: ${reason}`);
+      logConnectionRefusal(logger, describeAddress(originOfSocket(socket).client), reason);
       socket.destroy();
     },
   };

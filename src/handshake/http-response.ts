@@ -1,5 +1,6 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { clientOf } from '../client-address/origin.js';
 import type { Logger } from '../log/logger.js';
 
 /**
@@ -30,7 +31,19 @@ export function answerRequest(res: ServerResponse, status: number, reason: strin
   res.end(`${status} ${reason}\n`);
 }
 
-/** One log line per request refused with an HTTP status (the handshake, or a plain request). */
+/** One log line per request refused with an HTTP status (the handshake, or a plain request), naming its real client. */
 export function logRefusal(logger: Logger, req: IncomingMessage, status: number, reason: string): void {
-  logger.info({ event: 'refused', status, reason, path: req.url }, `refused ${req.method} ${req.url}: ${status} ${reason}`);
+  const client = clientOf(req);
+  logger.info(
+    { event: 'refused', client, status, reason, path: req.url },
+    `refused ${req.method} ${req.url} from ${client}: ${status} ${reason}`,
+  );
+}
+
+/**
+ * One log line per connection refused before any request could be read, and so closed unanswered
+ * (`--ssl-only`'s plain connections, unexpected or missing PROXY headers).
+ */
+export function logConnectionRefusal(logger: Logger, client: string, reason: string): void {
+  logger.info({ event: 'refused', client, reason }, `refused a connection from ${client}: ${reason}`);
 }

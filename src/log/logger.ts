@@ -27,6 +27,8 @@ export interface LogOptions {
    * daemon facility, as Python websockify's. Default false.
    */
   detached?: boolean;
+  /** In a worker process (`--workers`): its number, which every line names (`worker N: ...`, JSON `worker`). */
+  worker?: number | undefined;
 }
 
 /** pino's level numbers as text lines name them. */
@@ -80,12 +82,13 @@ export function createLogger(options: LogOptions): PinoLogger {
     ? createSyslog(options.syslog, { legacy: options.legacySyslog, facility: options.detached ? 'daemon' : 'user' })
     : undefined;
 
+  const prefix = options.worker === undefined ? '' : `worker ${options.worker}: `;
   // pino calls the hook only for enabled levels, and only with its own six (no custom levels here).
   function logMethod(this: PinoLogger, args: Parameters<LogFn>, method: LogFn, level: number): void {
     if (jsonOutputs.length > 0) method.apply(this, args);
     if (textOutputs.length === 0 && !syslog) return;
     const time = Date.now();
-    const msg = messageOf(args);
+    const msg = prefix + messageOf(args);
     if (textOutputs.length > 0) {
       const line = `[${new Date(time).toISOString()}] ${LEVEL_NAMES[level]!}: ${msg}\n`;
       for (const output of textOutputs) output.write(line);
@@ -95,7 +98,12 @@ export function createLogger(options: LogOptions): PinoLogger {
   // JSON lines alone need no hook: pino's own path is the cheapest.
   const hooks = json && !syslog ? {} : { logMethod };
   return pino(
-    { level: options.verbose ? 'debug' : 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, hooks },
+    {
+      level: options.verbose ? 'debug' : 'info',
+      base: options.worker === undefined ? null : { worker: options.worker },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      hooks,
+    },
     jsonDestination(jsonOutputs),
   );
 }

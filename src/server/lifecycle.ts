@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 
-/** When the proxy stops by itself; every field 0/false = never. */
+/** When the proxy stops by itself (every field 0/false = never), and how long a drain lasts. */
 export interface LifecyclePolicy {
   /** Serve one session, then stop (`--run-once`). */
   runOnce: boolean;
@@ -8,6 +8,8 @@ export interface LifecyclePolicy {
   timeout: number;
   /** Seconds without any open session before the proxy stops (`--idle-timeout`). */
   idleTimeout: number;
+  /** Seconds a drain lets open sessions go on before the graceful stop (`--drain-timeout`). */
+  drainTimeout: number;
 }
 
 /** What the lifecycle acts on. */
@@ -28,6 +30,9 @@ export class Lifecycle {
   private accepting = true;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  /** While draining: the reason to stop with once the last session ends. */
+  private drainReason: string | undefined;
 
   constructor(
     private readonly policy: LifecyclePolicy,
@@ -53,9 +58,36 @@ export class Lifecycle {
     if (this.policy.runOnce) this.closeListener();
   }
 
+  /**
+   * Stops accepting at once and lets open sessions go on for up to the drain timeout, then stops; stops
+   * at once when none is open or the drain timeout is 0.
+   */
+  drain(why: string): void {
+    const { drainTimeout } = this.policy;
+    if (this.drainReason !== undefined) return;
+    if (drainTimeout <= 0 || this.actions.sessions() === 0) {
+      this.actions.stop(why);
+      return;
+    }
+    this.drainReason = why;
+    clearTimeout(this.idleTimer);
+    this.closeListener();
+    this.logger.info(
+      { event: 'draining', reason: why, drainTimeout },
+      `draining (${why}): no new connections; open sessions may go on for up to ${drainTimeout} s`,
+    );
+    this.drainTimer = setTimeout(() => this.actions.stop(`${why}; --drain-timeout ${drainTimeout} s reached`), drainTimeout * 1000);
+  }
+
+  /** Whether a drain has begun (the proxy no longer accepts and is not ready for new sessions). */
+  get draining(): boolean {
+    return this.drainReason !== undefined;
+  }
+
   /** The last open session ended. */
   idle(): void {
-    if (this.policy.runOnce) this.actions.stop('--run-once: the session ended');
+    if (this.drainReason !== undefined) this.actions.stop(`${this.drainReason}; the last session ended`);
+    else if (this.policy.runOnce) this.actions.stop('--run-once: the session ended');
     else if (!this.accepting) this.actions.stop('--timeout reached and no session is open');
     else this.armIdle();
   }
@@ -64,6 +96,7 @@ export class Lifecycle {
   dispose(): void {
     clearTimeout(this.timeoutTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.drainTimer);
   }
 
   private closeListener(): void {

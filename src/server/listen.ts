@@ -55,11 +55,24 @@ async function removeStaleUnixSocket(path: string): Promise<void> {
   }
 }
 
+/** How a worker's listener shares the port with the other workers'. */
+export interface ListenerSharing {
+  /** Bind its own socket with SO_REUSEPORT beside the others' (TCP only). */
+  reusePort?: boolean | undefined;
+  /** Another worker listens already: its Unix socket is not a stale one to remove. */
+  joining?: boolean | undefined;
+}
+
 /**
- * Opens the listening socket described by `spec`.
+ * Opens the listening socket described by `spec`, alone or shared with other workers (`share`).
  * @throws StartupError with one clear line (address in use, permission denied, ...).
  */
-export async function openListener(spec: ListenSpec, preferIpv6: boolean, server: net.Server): Promise<Listener> {
+export async function openListener(
+  spec: ListenSpec,
+  preferIpv6: boolean,
+  server: net.Server,
+  share: ListenerSharing = {},
+): Promise<Listener> {
   let where: string;
   let listenArgs: net.ListenOptions | { fd: number };
   let restoreUmask: number | undefined;
@@ -67,9 +80,12 @@ export async function openListener(spec: ListenSpec, preferIpv6: boolean, server
     const host = preferIpv6 ? await resolvePreferringIpv6(spec.host, formatHostPort(spec.host, spec.port)) : spec.host;
     where = formatHostPort(host || '*', spec.port);
     listenArgs = host === '' ? { port: spec.port } : { host, port: spec.port };
+    // Each worker's own socket on the shared port (exclusive: not through node:cluster's primary); the
+    // kernel spreads connections over them. Node 22.12+ knows the option; @types/node 20 does not.
+    if (share.reusePort) Object.assign(listenArgs, { reusePort: true, exclusive: true });
   } else if (spec.kind === 'unix') {
     where = spec.path;
-    await removeStaleUnixSocket(spec.path);
+    if (!share.joining) await removeStaleUnixSocket(spec.path);
     listenArgs = { path: spec.path };
     // Create the socket file with the final mode at once, so there is no moment when it is wider.
     restoreUmask = process.umask(0o777 & ~spec.mode);

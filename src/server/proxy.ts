@@ -4,9 +4,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TargetSource } from '../admission/target-source.js';
+import { describeAddress, originOfSocket, peerOf } from '../client-address/origin.js';
+import { createProxyProtocolStage, createUnexpectedHeaderRoute } from '../client-address/proxy-stage.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import type { Endpoint, EndpointEvents } from '../endpoint/endpoint.js';
-import { openEndpoint } from '../endpoint/open.js';
+import { type EndpointRole, openEndpoint } from '../endpoint/open.js';
 import { StartupError } from '../errors.js';
 import { createDispatcher, type FirstBytesRoute } from '../first-bytes/dispatch.js';
 import { createFlashPolicyRoute } from '../first-bytes/flash-policy.js';
@@ -15,17 +17,14 @@ import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
-import { createLogger } from '../log/logger.js';
-import { type ProxyOptions, resolveOptions } from '../options.js';
 import { createWebHandler, type WebHandler } from '../static/handler.js';
 import { withWebAuth } from '../static/web-auth.js';
-import { peerAddress } from '../targets/address.js';
 import { TlsContextStore } from '../tls/context.js';
 import { WrappedProgram } from '../wrap/program.js';
 import { Lifecycle } from './lifecycle.js';
-import { openListener } from './listen.js';
+import { type ListenerSharing, openListener } from './listen.js';
 
-/** The events of a {@link ProxyServer}: those of every session, and its own start and end. */
+/** The events of a {@link InProcessProxy}: those of every session, and its own start and end. */
 export interface ProxyEvents extends EndpointEvents {
   /** Listening, at the address given (`host:port`, a socket path, or the inetd socket). */
   listening: [address: string];
@@ -34,11 +33,46 @@ export interface ProxyEvents extends EndpointEvents {
 }
 
 /**
+ * A proxy as `createProxy` makes it: serving in this process ({@link InProcessProxy}) or through
+ * worker processes (`workers` above 1: ProxyCluster). Start it with listen(); stop it with drain() or close().
+ */
+export interface ProxyServer extends EventEmitter<ProxyEvents> {
+  /** Resolves when the proxy has stopped and every session is closed. */
+  readonly closed: Promise<void>;
+  /** Where the proxy listens, once it does. */
+  readonly address: string | undefined;
+  /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
+  readonly programStatus: number | undefined;
+  /** Whether the proxy is draining or stopping (not ready for new sessions). */
+  readonly draining: boolean;
+  /**
+   * Loads what the stages need, then listens.
+   * @returns where it listens (for a port of 0, the chosen port).
+   * @throws StartupError when something cannot be loaded or the port cannot be opened; nothing is left open then.
+   */
+  listen(): Promise<string>;
+  /** Graceful stop: no new connections; sessions closed with 1001 after what is in flight. Resolves {@link closed}. */
+  close(why?: string): Promise<void>;
+  /** No new connections; open sessions go on for up to `drainTimeout` seconds, then close(). Resolves {@link closed}. */
+  drain(why?: string): Promise<void>;
+  /** Reads the TLS certificate and key again; new connections get the new ones. */
+  reloadTls(why: string): void;
+  /** Closes the listener: no new connections; open ones carry on. */
+  stopAccepting(): void;
+}
+
+/** What a proxy adds to its configuration when it is one of several workers (see src/cluster). */
+export interface ServeRole extends EndpointRole {
+  /** How its listener shares the port with the other workers'. */
+  share?: ListenerSharing | undefined;
+}
+
+/**
  * The whole proxy, as the `websockify` command runs it: a listener whose connections go through the
  * stages (first-bytes dispatch, TLS, HTTP, `--web`, upgrade, admission, session), and the lifecycle
  * (run-once, timeouts, graceful stop). It wires the stages; each lives in its own module.
  */
-export class ProxyServer extends EventEmitter<ProxyEvents> {
+export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxyServer {
   /** Resolves when the proxy has stopped and every session is closed. */
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
@@ -60,10 +94,12 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
   /**
    * @param config the resolved configuration (see `resolveOptions`; {@link createProxy} takes options).
    * @param logger where the proxy logs.
+   * @param role in a worker process, what the primary decided for it.
    */
   constructor(
     private readonly config: ProxyConfig,
     private readonly logger: Logger,
+    private readonly role: ServeRole = {},
   ) {
     super();
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -109,21 +145,28 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
         disarmDeadline(req.socket);
         files(req, res);
       });
-    const { endpoint, targets, auth } = await openEndpoint(config, logger);
+    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, this.role);
     this.endpoint = endpoint;
     this.targets = targets;
     this.program = targets instanceof WrappedProgram ? targets : undefined;
     this.follow(endpoint);
     const http = createHttpStage(config.maxHeaderSize, {
       upgrade: endpoint.handleUpgrade,
-      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web),
-      rejected: (_socket, status, reason) => logger.info({ event: 'refused', status, reason }, `refused a request: ${status} ${reason}`),
+      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web, forwarded),
+      rejected: (socket, status, reason) => {
+        const client = describeAddress(originOfSocket(socket).client);
+        logger.info({ event: 'refused', client, status, reason }, `refused a request from ${client}: ${status} ${reason}`);
+      },
     });
     const dispatch = createDispatcher({ routes: this.firstBytesRoutes(http), fallback: http });
-    this.listener.on('connection', (socket) => this.accept(socket, dispatch));
+    // --proxy-protocol: a trusted peer's PROXY header is read before the first bytes are looked at.
+    const { trustedProxies } = config;
+    const entry =
+      config.proxyProtocol && trustedProxies ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger }) : dispatch;
+    this.listener.on('connection', (socket) => this.accept(socket, entry));
     let description: string;
     try {
-      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener));
+      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
     } catch (err) {
       // An open Redis connection or a watcher would keep an embedding program alive.
       await targets.close?.();
@@ -175,6 +218,21 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     this.emit('close');
   }
 
+  /**
+   * Drain, then stop (SIGTERM): no new connections from now on, while open sessions go on for up to
+   * `drainTimeout` seconds; then (or as soon as the last one ends) the graceful {@link close}. With a
+   * drain timeout of 0, the same as close(). Resolves {@link closed}.
+   */
+  drain(why = 'drained by the program'): Promise<void> {
+    if (!this.stopping) this.lifecycle.drain(why);
+    return this.closed;
+  }
+
+  /** Whether the proxy is draining or stopping (not ready for new sessions). */
+  get draining(): boolean {
+    return this.stopping || this.lifecycle.draining;
+  }
+
   /** Reads the TLS certificate and key again (SIGHUP); new connections get the new ones. */
   reloadTls(why: string): void {
     if (this.tls) this.tls.reload(why);
@@ -190,9 +248,13 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     });
   }
 
-  /** Plain requests: `--web` (its downloads outlive the handshake deadline), else 405. */
-  private requestHandler(web: WebHandler | undefined): (req: IncomingMessage, res: ServerResponse) => void {
+  /** Plain requests (their real client found first): `--web` (its downloads outlive the handshake deadline), else 405. */
+  private requestHandler(
+    web: WebHandler | undefined,
+    forwarded: (req: IncomingMessage) => void,
+  ): (req: IncomingMessage, res: ServerResponse) => void {
     return (req, res) => {
+      forwarded(req);
       // A WebSocket handshake without `Connection: Upgrade` reaches here rather than 'upgrade'.
       const isHandshake = req.headers.upgrade?.toLowerCase() === 'websocket';
       if (web && !isHandshake) return web(req, res);
@@ -205,7 +267,8 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     };
   }
 
-  private stopAccepting(): void {
+  /** Closes the listener: no new connections; open ones carry on (a drain's first step). */
+  stopAccepting(): void {
     if (!this.accepting) return;
     this.accepting = false;
     this.listener.close();
@@ -214,7 +277,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
   private accept(socket: net.Socket, dispatch: (socket: Duplex) => void): void {
     this.sockets.add(socket);
     if (this.logger.isLevelEnabled?.('debug') ?? true) {
-      const from = peerAddress(socket);
+      const from = describeAddress(peerOf(socket));
       this.logger.debug({ event: 'accept', client: from }, `accepted a connection from ${from}`);
     }
     socket.on('close', () => this.sockets.delete(socket));
@@ -224,10 +287,14 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     dispatch(socket);
   }
 
-  /** TLS (when on) first, then the Flash policy request, or with `--ssl-only` the refusal of anything plain. */
+  /**
+   * With `--proxy-protocol` the refusal of unexpected PROXY headers, then TLS (when on), then the Flash
+   * policy request, or with `--ssl-only` the refusal of anything plain.
+   */
   private firstBytesRoutes(http: (socket: Duplex) => void): FirstBytesRoute[] {
     const { config } = this;
     const routes: FirstBytesRoute[] = [];
+    if (config.proxyProtocol && config.trustedProxies) routes.push(createUnexpectedHeaderRoute(config.trustedProxies, this.logger));
     if (this.tls) {
       routes.push(
         createTlsRoute({
@@ -270,9 +337,10 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
   private handshakeExpired(late: Duplex): void {
     const silent = (late as net.Socket).bytesRead === 0;
+    const client = describeAddress(originOfSocket(late).client);
     this.logger.info(
-      { event: 'refused', status: silent ? undefined : 408, reason: 'handshake timeout' },
-      `dropped a connection that did not complete its handshake in ${this.config.handshakeTimeout} s`,
+      { event: 'refused', client, status: silent ? undefined : 408, reason: 'handshake timeout' },
+      `dropped a connection from ${client} that did not complete its handshake in ${this.config.handshakeTimeout} s`,
     );
     if (silent) late.destroy();
     else writeHttpError(late, 408, `handshake not complete within ${this.config.handshakeTimeout} s`);
@@ -289,15 +357,4 @@ export class ProxyServer extends EventEmitter<ProxyEvents> {
     if (tls.sslOnly && !fs.existsSync(tls.cert)) throw new StartupError(`--ssl-only: certificate file ${tls.cert} not found`);
     return TlsContextStore.open(tls, this.logger);
   }
-}
-
-/**
- * Creates the whole proxy from options named as the command line's flags (see {@link ProxyOptions});
- * call `listen()` to start it and `close()` to stop it gracefully. Logs as the command does unless
- * `options.logger` is given.
- * @throws UsageError when the options are malformed or contradict each other.
- */
-export function createProxy(options: ProxyOptions): ProxyServer {
-  const { proxy, log } = resolveOptions(options);
-  return new ProxyServer(proxy, options.logger ?? createLogger(log));
 }

@@ -3,6 +3,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { join, relative, resolve, sep } from 'node:path';
 import send from 'send';
+import { clientOf } from '../client-address/origin.js';
 import { HttpError, StartupError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { readListing, renderListing } from './listing.js';
@@ -94,9 +95,11 @@ export function createWebHandler(options: WebOptions): WebHandler {
       const status = res.statusCode;
       const aborted = !res.writableFinished;
       const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
+      const client = clientOf(req);
       logger.info(
         {
           event: 'web',
+          client,
           method: req.method,
           path: req.url,
           status,
@@ -104,7 +107,7 @@ export function createWebHandler(options: WebOptions): WebHandler {
           ...(aborted ? { aborted } : {}),
           ...(reasons.has(res) ? { reason: reasons.get(res) } : {}),
         },
-        `web ${req.method} ${req.url} ${status}${aborted ? ' (aborted)' : ''}`,
+        `web ${req.method} ${req.url} ${status}${aborted ? ' (aborted)' : ''} from ${client}`,
       );
     });
     // A write to a response whose client has gone may emit 'error'; unheard, it would end the process.

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { UsageError } from '../errors.js';
 
 /** A host and port as written on the command line; `host` is '' when omitted (all interfaces). */
@@ -92,10 +93,21 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 /**
- * A connection's peer for logs: `host:port`, or 'unix-socket' when it has no address. Dual-stack
- * listeners report IPv4 clients as IPv4-mapped IPv6; the plain form is what people grep for.
+ * Adds an IP address or CIDR range (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`) to `list`; a bare address is
+ * a /32 or /128. IPv6 zone indexes (`%eth0`) are not addresses here: they mean nothing to another host.
+ * @returns false, adding nothing, when `spec` is no IP address or range (a host name, say).
+ * @throws UsageError for an address with an invalid prefix length.
  */
-export function peerAddress(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
-  if (!socket.remoteAddress) return 'unix-socket';
-  return formatHostPort(socket.remoteAddress.replace(/^::ffff:(?=\d+\.)/, ''), socket.remotePort ?? 0);
+export function addIpRange(list: net.BlockList, spec: string): boolean {
+  const [address = '', prefix, extra] = spec.split('/');
+  const family = net.isIP(address);
+  if (family === 0 || address.includes('%') || extra !== undefined) return false;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (prefix === undefined) {
+    list.addAddress(address, type);
+    return true;
+  }
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) throw new UsageError(`invalid prefix length '/${prefix}'`);
+  list.addSubnet(address, Number(prefix), type);
+  return true;
 }

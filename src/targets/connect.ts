@@ -80,8 +80,10 @@ function startTls(socket: net.Socket, host: string, options: TargetTls): tls.TLS
  * @param onread where a plain (non-TLS) leg's reads land and who handles them, instead of 'data' events
  * (TLS legs ignore it: their reads are decrypted by Node). Such a leg resolves paused, so that no read
  * reaches the callback before its owner is ready; `resume()` starts it.
+ * @param header bytes written first on the raw connection, before TLS with `target.tls` (a PROXY protocol
+ * header, which the target reads before anything else).
  */
-export function connectTarget(target: Target, options: ConnectOptions = {}, onread?: net.OnReadOpts): Promise<net.Socket> {
+export function connectTarget(target: Target, options: ConnectOptions = {}, onread?: net.OnReadOpts, header?: Buffer): Promise<net.Socket> {
   const timeoutMs = options.timeoutMs ?? 10000;
   const userReads = onread !== undefined && !(target.kind === 'tcp' && target.tls);
   const common = { allowHalfOpen: true, noDelay: true, keepAlive: true, ...(userReads ? { onread } : {}) } as const;
@@ -113,6 +115,7 @@ export function connectTarget(target: Target, options: ConnectOptions = {}, onre
     };
     socket.once('error', fail);
     socket.once('connect', () => {
+      if (header) socket.write(header);
       if (target.kind !== 'tcp' || !target.tls) return done();
       let secure: tls.TLSSocket;
       try {

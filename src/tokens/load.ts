@@ -100,10 +100,10 @@ export async function loadTokenPlugin(
  */
 function guarded(plugin: TokenPlugin): TokenPlugin {
   return {
-    async lookup(token) {
+    async lookup(token, request) {
       let found: unknown;
       try {
-        found = await plugin.lookup(token);
+        found = await plugin.lookup(token, request);
       } catch (err) {
         if (err instanceof HttpError || err instanceof TokenSourceError) throw err;
         throw new TokenSourceError(`token plugin failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -128,8 +128,8 @@ function checkedTarget(value: unknown): Target {
 /** Adds `--ssl-target`'s TLS settings to each TCP target the plugin names. */
 function withTargetTls(plugin: TokenPlugin, tls: TargetTls): TokenPlugin {
   return {
-    async lookup(token) {
-      const target = await plugin.lookup(token);
+    async lookup(token, request) {
+      const target = await plugin.lookup(token, request);
       return target?.kind === 'tcp' ? { ...target, tls } : target;
     },
     close: () => plugin.close?.(),

@@ -2,6 +2,17 @@ import { HttpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Target } from '../targets/target.js';
 
+/** Who asks for a token's target: for plugins that log lookups or decide by the client. */
+export interface TokenLookupRequest {
+  /**
+   * The real client as log lines name it: `host:port`, `host` alone when a forwarding header gave no
+   * port, `unix-socket`. Behind a trusted proxy (`--trusted-proxy`) it is the client that proxy named.
+   */
+  client: string;
+  /** The real client's IP address alone, or undefined on a Unix socket. */
+  remoteAddress: string | undefined;
+}
+
 /**
  * A source of targets by token (`--token-plugin`). Built-in plugins and users' own modules implement
  * this one interface.
@@ -9,10 +20,11 @@ import type { Target } from '../targets/target.js';
 export interface TokenPlugin {
   /**
    * The target for `token`, or undefined when the source does not know it (the client gets 404).
+   * @param request who asks; the proxy always passes it (optional so that a plugin may be called without).
    * @throws TokenSourceError when the source cannot be asked (the client gets 503).
    * @throws TokenRejectedError when the token is known to be invalid (the client gets 403).
    */
-  lookup(token: string): Promise<Target | undefined>;
+  lookup(token: string, request?: TokenLookupRequest): Promise<Target | undefined>;
   /** Releases connections and watchers when the proxy stops. */
   close?(): Promise<void> | void;
 }

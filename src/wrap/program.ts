@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TargetSource } from '../admission/target-source.js';
+import { RestartBackoff } from '../backoff.js';
 import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
@@ -18,11 +19,6 @@ import { TOKEN_VARIABLE, Watchdog } from './watchdog.js';
 const LISTEN_WARNING_MS = 10_000;
 /** How often the kernel's socket tables are read while waiting for the program to listen. */
 const LISTEN_POLL_MS = 200;
-/** A run at least this long counts as healthy: the respawn backoff starts over. */
-const HEALTHY_RUN_MS = 10_000;
-/** Respawn delay after a healthy run; each quick death in a row doubles it, up to the maximum. */
-const RESPAWN_DELAY_MS = 250;
-const RESPAWN_MAX_DELAY_MS = 30_000;
 /** Seconds between SIGTERM and SIGKILL when the program is stopped. */
 const KILL_GRACE_SECONDS = 5;
 /** Longest output line logged as one; longer ones are split, so that output without newlines stays bounded. */
@@ -59,6 +55,7 @@ export class WrappedProgram implements TargetSource {
   readonly port: number;
   /** 127.0.0.1 until the program is seen listening on ::1 (an IPv6 bind). */
   private host: LoopbackHost = '127.0.0.1';
+  private onListening: (host: LoopbackHost) => void = () => undefined;
   /** In `exit` mode, the program's exit status once it has exited by itself. */
   status: number | undefined;
   private readonly name: string;
@@ -69,7 +66,8 @@ export class WrappedProgram implements TargetSource {
   private onExit: (status: number) => void = () => undefined;
   private stopping = false;
   private startedAt = 0;
-  private quickDeaths = 0;
+  /** `respawn` mode's delays: a run of 10 s counts as healthy; quick deaths double 250 ms, up to 30 s. */
+  private readonly backoff = new RestartBackoff({ initialMs: 250, maxMs: 30_000, healthyMs: 10_000 });
   private restarts = 0;
   private respawnTimer: NodeJS.Timeout | undefined;
   private listenTimer: NodeJS.Timeout | undefined;
@@ -102,6 +100,11 @@ export class WrappedProgram implements TargetSource {
     return { kind: 'tcp', host: this.host, port: this.port };
   }
 
+  /** The loopback address the program listens on: 127.0.0.1 until it is seen on ::1. */
+  get loopbackHost(): LoopbackHost {
+    return this.host;
+  }
+
   /** For the listening line. */
   describe(): string {
     return `the wrapped program '${this.commandLine}' on loopback port ${this.port}`;
@@ -120,10 +123,12 @@ export class WrappedProgram implements TargetSource {
   /**
    * Starts the program, which is to bind `oldPort` (the proxy's listening port).
    * @param onExit called in `exit` mode when the program exits by itself, with its status.
+   * @param onListening called each time the program is seen listening, with the loopback address.
    */
-  start(oldPort: number, onExit: (status: number) => void): void {
+  start(oldPort: number, onExit: (status: number) => void, onListening?: (host: LoopbackHost) => void): void {
     this.oldPort = oldPort;
     this.onExit = onExit;
+    if (onListening) this.onListening = onListening;
     this.spawnProgram();
   }
 
@@ -203,8 +208,7 @@ export class WrappedProgram implements TargetSource {
         `${this.name} (pid ${child.pid}) exited with status ${status} after ${lasted}; still serving (--wrap-mode ignore)`,
       );
     } else {
-      this.quickDeaths = ran >= HEALTHY_RUN_MS ? 0 : this.quickDeaths + 1;
-      const delay = Math.min(RESPAWN_MAX_DELAY_MS, RESPAWN_DELAY_MS * 2 ** this.quickDeaths);
+      const delay = this.backoff.next(ran);
       this.restarts++;
       clearTimeout(this.listenTimer);
       this.logger.info(
@@ -251,6 +255,7 @@ export class WrappedProgram implements TargetSource {
       const host = loopbackListener(this.port);
       if (host) {
         this.host = host;
+        this.onListening(host);
         this.logger.info(
           { event: 'program-listening', pid: child.pid, host, port: this.port },
           `${this.name} listens on ${formatHostPort(host, this.port)} (its port ${this.oldPort})`,

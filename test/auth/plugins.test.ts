@@ -27,7 +27,7 @@ after(() => {
 });
 
 function request(headers: Record<string, string> = {}, peerCertificate?: X509Certificate): AuthRequest {
-  return { method: 'GET', url: '/', headers, remoteAddress: '127.0.0.1', peerCertificate };
+  return { method: 'GET', url: '/', headers, remoteAddress: '127.0.0.1', peerAddress: '127.0.0.1', peerCertificate };
 }
 
 /** The HttpError `plugin` refuses `req` with (fails when it lets the request pass). */

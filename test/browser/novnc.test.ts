@@ -114,7 +114,8 @@ interface PageGlobals {
 async function openPage(context: BrowserContext, origin: string): Promise<Page> {
   const page = await context.newPage();
   await page.goto(`${origin}/`);
-  await page.waitForFunction(() => 'vnc' in globalThis, undefined, { timeout: 15000 });
+  // noVNC is some 60 modules, each a request to --web: on a busy 2-core machine that has taken over 15 s.
+  await page.waitForFunction(() => 'vnc' in globalThis, undefined, { timeout: 45000 });
   return page;
 }
 

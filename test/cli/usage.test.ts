@@ -39,6 +39,16 @@ const BAD: Array<{ args: string[]; problem: RegExp }> = [
     problem: /--syslog <server>' argument '127\.0\.0\.1:99999' is invalid/,
   },
   { args: ['--inetd', '--unix-listen', '/tmp/x.sock', 'localhost:5900'], problem: /--inetd and --unix-listen cannot be used together/ },
+  {
+    args: ['--trusted-proxy', '10.0.0.0/33', '6080', 'localhost:5900'],
+    problem: /--trusted-proxy <cidr>' argument '10\.0\.0\.0\/33' is invalid\. invalid prefix length/,
+  },
+  { args: ['--trusted-proxy', 'lb.local', '6080', 'localhost:5900'], problem: /'lb\.local' is not an IP address or CIDR range/ },
+  { args: ['--proxy-protocol', '6080', 'localhost:5900'], problem: /--proxy-protocol needs --trusted-proxy/ },
+  {
+    args: ['--proxy-protocol', '--trusted-proxy', '127.0.0.1', '--unix-listen', '/tmp/x.sock', 'localhost:5900'],
+    problem: /--proxy-protocol needs a TCP listener/,
+  },
 ];
 
 for (const { args, problem } of BAD) {

@@ -30,13 +30,16 @@ export interface StartOptions {
   stdin?: 'ignore' | number;
   /** Do not wait for the 'listening' event (for start-up failures). */
   noWait?: boolean;
+  /** A command line that runs the proxy (`ip netns exec NS`: on a host of a test network). */
+  prefix?: readonly string[];
 }
 
 /**
  * Starts the real CLI with JSON logs and waits until it listens. Every test that starts one must stop it.
  */
 export async function startProxy(args: string[], options: StartOptions = {}): Promise<RunningProxy> {
-  const proc = spawn(process.execPath, [CLI, '--log-format', 'json', ...args], {
+  const [command, ...prefix] = [...(options.prefix ?? []), process.execPath];
+  const proc = spawn(command!, [...prefix, CLI, '--log-format', 'json', ...args], {
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -80,7 +83,8 @@ export async function startProxy(args: string[], options: StartOptions = {}): Pr
   let port: number | undefined;
   if (!options.noWait) {
     const listening = await Promise.race([
-      waitForEvent((e) => e.event === 'listening'),
+      // With --workers, each worker's line names it; the process's own line comes once all listen.
+      waitForEvent((e) => e.event === 'listening' && e.worker === undefined),
       exited.then((status) => {
         throw new Error(`proxy exited (${status.code}) before listening:\n${stderr}`);
       }),

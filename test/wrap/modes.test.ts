@@ -9,9 +9,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
+import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
 import { openClient } from '../helpers/ws-client.js';
-import { assertTools, descendants, echoSession, eventsNamed, isRunning, PYTHON, receive, skipWithout, waitForCount } from './support.js';
+import { descendants, echoSession, eventsNamed, isRunning, PYTHON, receive, waitForCount } from './support.js';
 
 const SOCAT = '/usr/bin/socat';
 

@@ -8,8 +8,9 @@ import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
+import { assertTools, skipWithout } from '../helpers/tools.js';
 import { openClient } from '../helpers/ws-client.js';
-import { assertTools, echoSession, eventsNamed, PYTHON, receive, skipWithout, waitForCount } from './support.js';
+import { echoSession, eventsNamed, PYTHON, receive, waitForCount } from './support.js';
 
 const SOCAT = '/usr/bin/socat';
 const INETD = '/usr/sbin/inetutils-inetd';

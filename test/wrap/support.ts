@@ -1,5 +1,4 @@
 // Shared pieces of the wrap tests: processes as /proc shows them, waiting, and tools the tests need.
-import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { WebSocket } from 'ws';
@@ -11,21 +10,6 @@ export const PYTHON = '/usr/bin/python3';
 
 /** The shim as the build puts it, beside the compiled sources. */
 export const SHIM = fileURLToPath(new URL('../../native/rebind.so', import.meta.url));
-
-/**
- * For a test's `skip` option: outside CI, the reason to skip when a tool is missing. Under CI=true
- * nothing is skipped, and the test's own {@link assertTools} fails instead.
- */
-export function skipWithout(...files: string[]): string | false {
-  if (process.env.CI === 'true') return false;
-  const missing = files.filter((file) => !fs.existsSync(file));
-  return missing.length > 0 ? `missing ${missing.join(', ')}` : false;
-}
-
-/** Fails the test when a tool it needs is missing (the CI case of {@link skipWithout}). */
-export function assertTools(...files: string[]): void {
-  for (const file of files) assert.ok(fs.existsSync(file), `${file} is needed (see scripts/test-all.sh)`);
-}
 
 /** A process's state letter from /proc (R, S, Z...), or undefined when there is no such process. */
 export function processState(pid: number): string | undefined {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const HEAP_MODULE = fileURLToPath(new URL('../../src/cli/heap.js', import.meta.url));
+const HEAP_MODULE = fileURLToPath(new URL('../src/heap.js', import.meta.url));
 
 /** The young generation's size after many objects survived many scavenges, with or without the tuning. */
 function youngGenerationAfterLoad(tuned: boolean): number {

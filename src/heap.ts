@@ -1,4 +1,4 @@
-// Imported first by the CLI entry point, for its side effect on the V8 heap of the proxy process.
+// Imported first by the entry points (the CLI, a cluster worker), for its side effect on the V8 heap of the proxy process.
 import v8 from 'node:v8';
 
 /*

@@ -1,0 +1,66 @@
+// A worker process of `--workers N`, forked by the primary (primary.ts) through node:cluster: it serves
+// the shared port as a one-process proxy would, and leaves signals, timeouts and the wrapped program to
+// the primary, which tells it what to do over the IPC channel.
+import '../heap.js';
+import { createLogger } from '../log/logger.js';
+import { resolveOptions } from '../options.js';
+import { InProcessProxy } from '../server/proxy.js';
+import { type PrimaryMessage, WORKER_INIT_VARIABLE, type WorkerInit, type WorkerMessage } from './messages.js';
+import { ProgramTarget } from './program-target.js';
+
+/**
+ * Sends a message to the primary, unless it is gone (node:cluster then ends this process anyway).
+ * `then` runs once it is written, so that exiting next does not lose it.
+ */
+function tell(message: WorkerMessage, then?: () => void): void {
+  if (process.connected && process.send) process.send(message, undefined, {}, () => then?.());
+  else then?.();
+}
+
+const init = JSON.parse(process.env[WORKER_INIT_VARIABLE] ?? 'null') as WorkerInit | null;
+if (!init) throw new Error(`${WORKER_INIT_VARIABLE} is not set: this script is started by websockify --workers`);
+// Not for the plugins' or anyone else's eyes.
+delete process.env[WORKER_INIT_VARIABLE];
+// A terminal's Ctrl-C and systemd's stop signal reach every process of the group: the primary decides how
+// to stop (drain, graceful close) and tells each worker; a worker cut by the signal would drop its sessions.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+
+// A daemon's primary has left its starting directory by the time it replaces a worker.
+process.chdir(init.cwd);
+const { proxy: config } = resolveOptions(init.options);
+const logger = createLogger({ ...init.log, worker: init.index });
+const program = init.program && new ProgramTarget(init.program.host, init.program.port, init.program.description);
+const proxy = new InProcessProxy(
+  // The primary keeps the clocks (--timeout, --idle-timeout, --drain-timeout) for all workers together.
+  { ...config, listen: init.listen, wrap: undefined, runOnce: false, timeout: 0, idleTimeout: 0, drainTimeout: 0 },
+  logger,
+  { sessionIds: { first: init.firstId, step: init.count }, targets: program, share: { reusePort: init.reusePort, joining: init.joining } },
+);
+proxy.on('session-open', (info) => tell({ type: 'session-open', info }));
+proxy.on('idle', () => tell({ type: 'idle' }));
+if (init.sessionClose) proxy.on('session-close', (info) => tell({ type: 'session-close', info }));
+
+process.on('message', (message: PrimaryMessage) => {
+  switch (message.type) {
+    case 'reload-tls':
+      return proxy.reloadTls(message.why);
+    case 'stop-accepting':
+      return proxy.stopAccepting();
+    case 'close':
+      return void proxy.close(message.why);
+    case 'program-host':
+      if (program) program.host = message.host;
+  }
+});
+
+proxy.listen().then(
+  (address) => {
+    // Plugins and files are loaded: as the daemon's primary, do not keep the starting directory busy.
+    if (init.log.detached) process.chdir('/');
+    tell({ type: 'listening', address });
+  },
+  (err: unknown) => tell({ type: 'failed', message: err instanceof Error ? err.message : String(err) }, () => process.exit(1)),
+);
+// After the last session's messages; lingering handles (a client that never read its last bytes) must not
+// keep a stopped worker alive.
+void proxy.closed.then(() => tell({ type: 'idle' }, () => process.exit(0)));
