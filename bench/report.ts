@@ -52,23 +52,29 @@ const PANELS: Panel[] = [
   { workload: 'd', metric: 'perS', title: 'sessions set up per second (higher is better)' },
   { workload: 'b', metric: 'p50us', title: 'round trip p50, us (lower is better)' },
   { workload: 'c', metric: 'rssKiBPerConn', title: 'idle RSS per connection, KiB, log scale (lower is better)', log: true },
+  { workload: 'h', metric: 'perS', title: 'sessions set up per second on every core (higher is better)' },
+  {
+    workload: 'i',
+    metric: 'probeP99us',
+    title: 'probe round trip p99 beside VNC-like sessions, us, log scale (lower is better)',
+    log: true,
+  },
 ];
 
 const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** A horizontal bar chart, one panel per headline figure, one bar per subject. */
+/** A horizontal bar chart, one panel per headline figure, one bar per subject of its workload. */
 function chartSvg(results: Results): string {
-  const subjects = SUBJECTS.filter((s) => results.subjects.includes(s));
   const width = 760;
   const labelWidth = 70;
   const barArea = width - labelWidth - 110;
   const barHeight = 16;
-  const panelHeight = 30 + subjects.length * (barHeight + 4);
   const parts: string[] = [];
   let y = 40;
   for (const panel of PANELS) {
     const row = results.rows.find((r) => r.workload === panel.workload && r.metric === panel.metric);
     if (!row) continue;
+    const subjects = SUBJECTS.filter((s) => row.values[s] !== undefined);
     const values = subjects.map((s) => row.values[s]).filter((v): v is number => typeof v === 'number' && v > 0);
     if (values.length === 0) continue;
     const max = Math.max(...values);
@@ -85,7 +91,7 @@ function chartSvg(results: Results): string {
       } else parts.push(`<text x="${labelWidth}" y="${barY + barHeight - 4}" fill="#6b7280">n/a</text>`);
       barY += barHeight + 4;
     }
-    y += panelHeight;
+    y += 30 + subjects.length * (barHeight + 4);
   }
   const m = results.machine;
   const caption = `${m.cpuModel}, ${m.cores} cores, node ${m.node}; medians of ${results.runs} run(s), ${results.startedAt.slice(0, 10)}`;
@@ -112,13 +118,18 @@ function resultsSection(results: Results, file: string): string {
   if (probe && 'median' in probe && probe.median.maxConnectionsStop !== undefined) {
     notes.push(`- (c) the most-connections probe stopped on: ${probe.median.maxConnectionsStop}`);
   }
+  for (const [name, subject] of Object.entries(results.workloads.i?.subjects ?? {})) {
+    if (subject && 'median' in subject && subject.median.sessionsShortfall !== undefined) {
+      notes.push(`- (i) ${name} ran ${subject.median.sessions} sessions, having failed to hold more: ${subject.median.sessionsShortfall}`);
+    }
+  }
   return [
     BEGIN,
     `Results from \`${file.slice(ROOT.length)}\` (${results.startedAt}, ${results.durationSeconds} s in all, ${results.verification.bytesChecked.toLocaleString('en-US')} payload bytes checked).`,
     '',
-    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.kernel}; node ${m.node} (OpenSSL ${m.opensslVersion}); ${m.python}, websockify ${m.websockifyPackage}, numpy ${m.numpyPackage}; fd limit ${m.fdLimit ?? 'unknown'}; load average at start ${m.loadAverage.join(' / ')}. Subject pinned to core ${results.pinning.subject ?? 'any'}, load to core ${results.pinning.load ?? 'any'}.`,
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.kernel}; node ${m.node} (OpenSSL ${m.opensslVersion}); ${m.python}, websockify ${m.websockifyPackage}, numpy ${m.numpyPackage}; fd limit ${m.fdLimit ?? 'unknown'}; load average at start ${m.loadAverage.join(' / ')}. Subject pinned to core ${results.pinning.subject ?? 'any'}${results.workloads.h || results.workloads.i ? ` (h and i: free on cores ${results.pinning.every ?? 'any'})` : ''}, load to core ${results.pinning.load ?? 'any'}.`,
     '',
-    `Medians of ${results.runs} runs (workloads c and g once). Ratios are proxy / other subject. Verdicts judge the proxy against the targets; they are reported, never asserted.`,
+    `Medians of ${results.runs} runs (workloads c, g and i once). A ratio a/b is subject a's figure over subject b's. Verdicts judge the proxy (or the subject a target names) against the targets; they are reported, never asserted.`,
     '',
     markdownTable(results.rows, results.subjects),
     '',

@@ -35,7 +35,7 @@ export interface Row {
 
 /**
  * The ratio columns: the proxy over every other subject, and the two-worker proxy over one worker
- * (the scaling figure) and over the subjects the scaling workloads compare it with.
+ * (the scaling figure) and over Python.
  */
 export const RATIOS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
   ['proxy', 'python'],
@@ -43,7 +43,6 @@ export const RATIOS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
   ['proxy', 'relay'],
   ['proxy-2w', 'proxy'],
   ['proxy-2w', 'python'],
-  ['proxy-2w', 'direct'],
 ];
 
 /** A results file (bench/results/*.json). */

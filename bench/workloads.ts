@@ -730,7 +730,7 @@ class VncTargets {
       return;
     }
     const complete = checkSocket(socket, new StreamCheck(this.inputs * SMALL_MESSAGE, 'vnc input'), guard);
-    socket.once('close', () => guard.fail(new Error('a target connection closed during the measurement')));
+    socket.once('close', () => guard.fail(new Error('the subject closed a target connection')));
     this.sessions.push({ socket, complete });
     socket.write(vncUpdate(0));
   };
@@ -811,7 +811,7 @@ async function openVncSession(
   });
   await guard.race(Promise.race([greeting, openError, closedBySubject(client)]));
   opening = false;
-  void client.closed.then(() => guard.fail(new Error(`${subject.name} closed a session during the measurement`)));
+  void client.closed.then(() => guard.fail(new Error(`${subject.name} closed a session`)));
   return { client, complete };
 }
 
