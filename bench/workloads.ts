@@ -486,7 +486,7 @@ const closedBySubject = (client: ClientSession): Promise<never> =>
 /**
  * Opens `count` sessions with `openOne`, `concurrency` at a time. With `stopOnError` the first failure
  * ends the opening and its message is returned (probing how many sessions a subject holds); without,
- * it is thrown.
+ * it is thrown, as a wrong byte always is.
  */
 async function openMany(
   count: number,
@@ -502,7 +502,7 @@ async function openMany(
       try {
         await openOne();
       } catch (err) {
-        if (!stopOnError) throw err;
+        if (!stopOnError || err instanceof IntegrityError) throw err;
         error = (err as Error).message;
       }
     }
@@ -753,6 +753,7 @@ class Shortfall extends Error {
 async function openProbe(subject: RunningSubject, guard: Guard, held: ClientSession[]): Promise<() => Promise<number>> {
   const client = await connectClient(endpoint(subject), guard.fail);
   held.push(client);
+  void client.closed.then(() => guard.fail(new Error(`${subject.name} closed the probe session`)));
   // No total is known up front: the count of echoed bytes is held to the count sent instead.
   const check = new StreamCheck(Number.MAX_SAFE_INTEGER, `${subject.name} probe`);
   let sent = 0;
