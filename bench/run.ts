@@ -1,9 +1,10 @@
 // `npm run bench`: runs the workloads against every subject on loopback, prints the table of medians
 // and writes bench/results/<timestamp>.json. Exits 1 when any byte went missing or a run failed.
 //   --quick        tiny sizes, one run (the test suite's smoke test)
-//   --only a,b     these workloads only (a-g)
-//   --runs N       runs per workload (default 3; idle and slow-reader workloads run once)
-//   --subjects x,y these subjects only (proxy, python, direct, relay)
+//   --only a,b     these workloads only (a-i)
+//   --runs N       runs per workload (default 3; the idle, slow-reader and many-sessions workloads run once)
+//   --subjects x,y these subjects only (proxy, proxy-2w, python, direct, relay; each workload measures
+//                  those of its own subjects that are listed)
 //   --results-dir  where to write the JSON (default bench/results)
 //   --proxy-cli F  measure another build of the proxy (its dist/src/cli/main.js), for A/B comparisons
 //   --profile      run the proxy under node --cpu-prof (profiles kept beside the results file) and
@@ -27,9 +28,10 @@ function usage(message: string): never {
 
 /** Pins this process (the load and its in-process targets) to one core and returns where subjects go. */
 function pin(): Pinning {
-  if (os.cpus().length < 2) return { subject: undefined, load: undefined };
+  const cores = os.cpus().length;
+  if (cores < 2) return { subject: undefined, load: undefined, every: undefined };
   execFileSync('taskset', ['-a', '-cp', '1', String(process.pid)], { stdio: 'ignore' });
-  return { subject: '0', load: '1' };
+  return { subject: '0', load: '1', every: `0-${cores - 1}` };
 }
 
 /** A self-signed ECDSA P-256 certificate for the wss workload. */
@@ -108,7 +110,7 @@ async function main(): Promise<number> {
   if (!Number.isInteger(runs) || runs < 1) usage(`--runs expects a positive whole number, not '${options.runs}'`);
   const ids = options.only?.split(',').map((s) => s.trim()) ?? WORKLOADS.map((w) => w.id);
   const unknown = ids.filter((id) => !WORKLOADS.some((w) => w.id === id));
-  if (unknown.length > 0) usage(`unknown workload(s) ${unknown.join(', ')}; expected a-g`);
+  if (unknown.length > 0) usage(`unknown workload(s) ${unknown.join(', ')}; expected a-i`);
   const subjects = (options.subjects?.split(',').map((s) => s.trim()) ?? [...SUBJECTS]) as SubjectName[];
   if (subjects.some((s) => !SUBJECTS.includes(s))) usage(`--subjects takes ${SUBJECTS.join(', ')}`);
   const resultsDir = options['results-dir'] ?? join(ROOT, 'bench/results');
@@ -129,7 +131,8 @@ async function main(): Promise<number> {
   const machine = machineInfo();
   process.stdout.write(
     `websockify-ts bench: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, ${machine.kernel}; ` +
-      `subject on core ${pinning.subject ?? 'any'}, load on core ${pinning.load ?? 'any'}; ${runs} run(s)${quick ? ', quick sizes' : ''}\n`,
+      `subject on core ${pinning.subject ?? 'any'} (h, i: cores ${pinning.every ?? 'any'}), load on core ${pinning.load ?? 'any'}; ` +
+      `${runs} run(s)${quick ? ', quick sizes' : ''}\n`,
   );
   const workloads: Record<string, WorkloadResult> = {};
   const profiles: Results['profiles'] = {};
@@ -142,12 +145,15 @@ async function main(): Promise<number> {
       const times = workload.once ? 1 : runs;
       for (let run = 1; run <= times; run++) {
         const started = Date.now();
-        const outcomes = await workload.run(ctx, subjects);
+        const outcomes = await workload.run(
+          ctx,
+          subjects.filter((s) => workload.subjects.includes(s)),
+        );
         const notes: string[] = [];
         for (const [name, outcome] of outcomes) {
           if (outcome instanceof NotAvailable) {
             collected.set(name, outcome);
-            notes.push(`${name} n/a`);
+            notes.push(`${name} n/a: ${outcome.message}`);
             continue;
           }
           const list = collected.get(name);
@@ -179,7 +185,7 @@ async function main(): Promise<number> {
   addDerived(workloads);
   const rows = buildRows(workloads);
   const results: Results = {
-    schema: 'websockify-ts-bench/1',
+    schema: 'websockify-ts-bench/2',
     quick,
     runs,
     workloadIds: ids,
@@ -199,7 +205,7 @@ async function main(): Promise<number> {
   const file = join(resultsDir, `${stamp}${quick ? '-quick' : ''}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(
-    `\n${textTable(rows, subjects)}\n\nmedians of ${runs} run(s); ratios are proxy / other; ${ctx.bytesChecked} payload bytes checked\n`,
+    `\n${textTable(rows, subjects)}\n\nmedians of ${runs} run(s); a ratio a/b is a's figure over b's; ${ctx.bytesChecked} payload bytes checked\n`,
   );
   for (const [id, top] of Object.entries(profiles)) {
     process.stdout.write(

@@ -1,5 +1,6 @@
-// The subjects under test (this proxy, Python websockify, direct TCP, a Node relay), started pinned to
-// the subject core and stopped by PID, and the in-process target servers of the load.
+// The subjects under test (this proxy with one worker process or two, Python websockify, direct TCP, a
+// Node relay), started pinned to the subject core (or on every core, for the scaling workloads) and
+// stopped by PID, and the in-process target servers of the load.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -14,15 +15,23 @@ export const PROXY_CLI = join(ROOT, 'dist/src/cli/main.js');
 const RELAY = join(ROOT, 'dist/bench/relay.js');
 const PYTHON_WEBSOCKIFY = '/usr/bin/websockify';
 
-/** Every subject, in table order; `proxy` is the one the others are compared with. */
-export const SUBJECTS = ['proxy', 'python', 'direct', 'relay'] as const;
+/**
+ * Every subject, in table order; `proxy` is the one the others are compared with. `proxy-2w` is the
+ * same proxy started with `--workers 2` (two processes serving one port), for the scaling workloads.
+ */
+export const SUBJECTS = ['proxy', 'proxy-2w', 'python', 'direct', 'relay'] as const;
 /** A subject's name. */
 export type SubjectName = (typeof SUBJECTS)[number];
 
-/** Where processes run: the subject on one core, the load (this process and its helpers) on another. */
+/**
+ * Where processes run: the subject on one core, the load (this process and its helpers) on another;
+ * `every` is the list of all cores, for a subject that must be free to use them (a child inherits the
+ * load's pinning otherwise).
+ */
 export interface Pinning {
   subject: string | undefined;
   load: string | undefined;
+  every: string | undefined;
 }
 
 /** A started subject. `pid` is undefined for direct TCP, which has no process in the path. */
@@ -45,7 +54,9 @@ export interface SubjectOptions {
   /** Directory for the subject's log. */
   logDir: string;
   tls?: { cert: string; key: string } | undefined;
-  /** Extra arguments for node before the script (for example --cpu-prof). */
+  /** Run on every core rather than pinned to the subject core (the scaling workloads). */
+  spread?: boolean;
+  /** Extra arguments for node before the proxy's script (for example --cpu-prof); other subjects take none. */
   nodeArgs?: string[];
   /** The proxy's CLI script (default: this tree's build), to measure a candidate build against Python and the limits. */
   proxyCli?: string | undefined;
@@ -156,7 +167,18 @@ export async function startSubject(name: SubjectName, options: SubjectOptions): 
   const target = `127.0.0.1:${options.targetPort}`;
   const tlsArgs = options.tls ? ['--cert', options.tls.cert, '--key', options.tls.key] : [];
   let argv: string[];
-  if (name === 'proxy') argv = [process.execPath, ...(options.nodeArgs ?? []), options.proxyCli ?? PROXY_CLI, ...tlsArgs, listen, target];
+  // `proxy` keeps the proxy's default, one process; a proxy without --workers exits with a usage
+  // error (status 2) at `proxy-2w`, which then shows as not available.
+  if (name === 'proxy' || name === 'proxy-2w')
+    argv = [
+      process.execPath,
+      ...(options.nodeArgs ?? []),
+      options.proxyCli ?? PROXY_CLI,
+      ...(name === 'proxy-2w' ? ['--workers', '2'] : []),
+      ...tlsArgs,
+      listen,
+      target,
+    ];
   else if (name === 'relay')
     argv = [
       process.execPath,
@@ -171,7 +193,8 @@ export async function startSubject(name: SubjectName, options: SubjectOptions): 
     if (why) throw new NotAvailable(why);
     argv = [PYTHON_WEBSOCKIFY, ...tlsArgs, listen, target];
   }
-  const started = await spawnListening(name, argv, port, options.pinning.subject, options.logDir);
+  const core = options.spread ? options.pinning.every : options.pinning.subject;
+  const started = await spawnListening(name, argv, port, core, options.logDir);
   return { name, port, pid: started.pid, framed: name !== 'relay', tls, stop: started.stop };
 }
 

@@ -28,14 +28,26 @@ export interface Row {
   label: string;
   higherIsBetter: boolean;
   values: Partial<Record<SubjectName, number | string>>;
-  /** proxy / other, per other subject. */
-  ratios: Partial<Record<SubjectName, number>>;
+  /** One subject's figure over another's, keyed `a/b` as in {@link RATIOS}. */
+  ratios: Record<string, number>;
   targets: TargetVerdict[];
 }
 
+/**
+ * The ratio columns: the proxy over every other subject, and the two-worker proxy over one worker
+ * (the scaling figure) and over Python.
+ */
+export const RATIOS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
+  ['proxy', 'python'],
+  ['proxy', 'direct'],
+  ['proxy', 'relay'],
+  ['proxy-2w', 'proxy'],
+  ['proxy-2w', 'python'],
+];
+
 /** A results file (bench/results/*.json). */
 export interface Results {
-  schema: 'websockify-ts-bench/1';
+  schema: 'websockify-ts-bench/2';
   quick: boolean;
   runs: number;
   workloadIds: string[];
@@ -71,8 +83,11 @@ interface RowSpec {
   metric: string;
   label: string;
   higherIsBetter: boolean;
-  /** Thresholds for the proxy: an absolute bound, or a ratio to another subject. */
-  targets?: Array<{ max?: number; min?: number; ratioTo?: SubjectName; text: string }>;
+  /**
+   * Thresholds for the subject `of` (default the proxy): an absolute bound on its figure, or on its
+   * figure over another subject's.
+   */
+  targets?: Array<{ of?: SubjectName; max?: number; min?: number; ratioTo?: SubjectName; text: string }>;
 }
 
 const ROWS: RowSpec[] = [
@@ -162,6 +177,29 @@ const ROWS: RowSpec[] = [
     higherIsBetter: false,
     targets: [{ max: 64, text: '<= 64 MiB' }],
   },
+  {
+    workload: 'h',
+    metric: 'perS',
+    label: 'sessions set up per s, not pinned',
+    higherIsBetter: true,
+    targets: [{ of: 'proxy-2w', ratioTo: 'proxy', min: 1.7, text: 'proxy-2w >= 1.7x proxy' }],
+  },
+  { workload: 'h', metric: 'cpuMsPerConn', label: 'CPU ms per session, not pinned', higherIsBetter: false },
+  { workload: 'h', metric: 'cpuPercent', label: 'subject CPU, % of a core', higherIsBetter: false },
+  { workload: 'h', metric: 'loadCpuPercent', label: 'load generator CPU, % of a core', higherIsBetter: false },
+  { workload: 'i', metric: 'sessions', label: 'VNC-like sessions held', higherIsBetter: true },
+  { workload: 'i', metric: 'probeP50us', label: 'probe RTT p50, us', higherIsBetter: false },
+  {
+    workload: 'i',
+    metric: 'probeP99us',
+    label: 'probe RTT p99, us',
+    higherIsBetter: false,
+    targets: [{ of: 'proxy-2w', max: 2000, text: 'proxy-2w <= 2000 us' }],
+  },
+  { workload: 'i', metric: 'cpuPercent', label: 'subject CPU, % of a core', higherIsBetter: false },
+  { workload: 'i', metric: 'rssMiB', label: 'subject RSS (process tree), MiB', higherIsBetter: false },
+  { workload: 'i', metric: 'pssMiB', label: 'subject PSS (process tree), MiB', higherIsBetter: false },
+  { workload: 'i', metric: 'loadCpuPercent', label: 'load generator CPU, % of a core', higherIsBetter: false },
 ];
 
 /** Adds figures derived across subjects (latency added over direct TCP) to each subject's medians. */
@@ -176,7 +214,15 @@ export function addDerived(workloads: Record<string, WorkloadResult>): void {
   }
 }
 
-/** The summary rows for the workloads present, with ratios of the proxy to each other subject and target verdicts. */
+/** `a`'s figure over `b`'s, to 3 significant digits; undefined unless both are numbers and it is finite. */
+function ratio(values: Row['values'], a: SubjectName, b: SubjectName): number | undefined {
+  const x = values[a];
+  const y = values[b];
+  if (typeof x !== 'number' || typeof y !== 'number' || y === 0 || !Number.isFinite(x / y)) return undefined;
+  return Number((x / y).toPrecision(3));
+}
+
+/** The summary rows for the workloads present, with the {@link RATIOS} and target verdicts. */
 export function buildRows(workloads: Record<string, WorkloadResult>): Row[] {
   const rows: Row[] = [];
   for (const spec of ROWS) {
@@ -190,15 +236,14 @@ export function buildRows(workloads: Record<string, WorkloadResult>): Row[] {
       else if (result.median[spec.metric] !== undefined) values[name] = result.median[spec.metric] as number | string;
     }
     if (Object.values(values).every((v) => v === 'n/a')) continue;
-    const proxy = values.proxy;
     const ratios: Row['ratios'] = {};
-    for (const name of SUBJECTS) {
-      const other = values[name];
-      if (name !== 'proxy' && typeof proxy === 'number' && typeof other === 'number' && other !== 0 && Number.isFinite(proxy / other))
-        ratios[name] = Number((proxy / other).toPrecision(3));
+    for (const [a, b] of RATIOS) {
+      const value = ratio(values, a, b);
+      if (value !== undefined) ratios[`${a}/${b}`] = value;
     }
-    const targets = (spec.targets ?? []).map(({ max, min, ratioTo, text }): TargetVerdict => {
-      const value = ratioTo ? ratios[ratioTo] : typeof proxy === 'number' ? proxy : undefined;
+    const targets = (spec.targets ?? []).map(({ of = 'proxy', max, min, ratioTo, text }): TargetVerdict => {
+      const own = values[of];
+      const value = ratioTo ? ratio(values, of, ratioTo) : typeof own === 'number' ? own : undefined;
       if (value === undefined || !Number.isFinite(value)) return { text, pass: undefined };
       return { text, pass: (max === undefined || value <= max) && (min === undefined || value >= min) };
     });
@@ -229,15 +274,19 @@ export function verdictText(targets: readonly TargetVerdict[]): string {
   return targets.map((t) => (t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL')).join(' / ');
 }
 
-/** The header and cells of the summary table (console and Markdown share them). */
+/**
+ * The header and cells of the summary table (console and Markdown share them). Only columns with a
+ * figure in some row are shown: the two-worker proxy, for one, takes part in the scaling workloads only.
+ */
 export function tableCells(rows: readonly Row[], subjects: readonly SubjectName[]): { header: string[]; cells: string[][] } {
-  const others = subjects.filter((s) => s !== 'proxy');
-  const header = ['', 'metric', ...subjects, ...others.map((s) => `proxy/${s}`), 'target', 'verdict'];
+  const shown = subjects.filter((s) => rows.some((row) => row.values[s] !== undefined));
+  const ratios = RATIOS.map(([a, b]) => `${a}/${b}`).filter((key) => rows.some((row) => row.ratios[key] !== undefined));
+  const header = ['', 'metric', ...shown, ...ratios, 'target', 'verdict'];
   const cells = rows.map((row) => [
     row.workload,
     row.label,
-    ...subjects.map((s) => formatValue(row.values[s])),
-    ...others.map((s) => (row.ratios[s] === undefined ? '' : `${row.ratios[s]}x`)),
+    ...shown.map((s) => formatValue(row.values[s])),
+    ...ratios.map((key) => (row.ratios[key] === undefined ? '' : `${row.ratios[key]}x`)),
     row.targets.map((t) => t.text).join(', '),
     verdictText(row.targets),
   ]);

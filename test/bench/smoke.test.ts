@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 // The bench end to end at --quick sizes: every workload, every subject, real processes on loopback.
 // Timing figures are not asserted (they depend on the machine); completeness and shape are. The sizes
-// are tiny, so the run is mostly starting and stopping some thirty subject processes: seconds on an
+// are tiny, so the run is mostly starting and stopping some forty subject processes: seconds on an
 // idle machine, under half a minute with both cores busy.
 const RUNNER = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const resultsDir = mkdtempSync(join(os.tmpdir(), 'bench-smoke-'));
@@ -38,19 +38,21 @@ test('bench --quick runs every workload, checks every byte and writes a results 
   const files = readdirSync(resultsDir).filter((f) => f.endsWith('-quick.json'));
   assert.equal(files.length, 1);
   const results = JSON.parse(readFileSync(join(resultsDir, files[0]!), 'utf8'));
-  assert.equal(results.schema, 'websockify-ts-bench/1');
+  assert.equal(results.schema, 'websockify-ts-bench/2');
   assert.equal(results.quick, true);
   assert.equal(results.runs, 1);
   assert.equal(results.verification.ok, true);
   assert.ok(results.verification.bytesChecked > 0);
   for (const key of ['cpuModel', 'cores', 'node', 'kernel']) assert.ok(results.machine[key], `machine.${key}`);
-  assert.deepEqual(Object.keys(results.workloads).sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+  assert.deepEqual(Object.keys(results.workloads).sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
 
-  // Every subject has figures or a reason; those that always run have the workload's figures.
+  // Every subject of a workload has figures or a reason; those that always run have the workload's figures.
   for (const [id, workload] of Object.entries<{ subjects: Record<string, { median?: Record<string, unknown>; notAvailable?: string }> }>(
     results.workloads,
   )) {
-    for (const name of ['proxy', 'python', 'direct', 'relay']) {
+    const names = id === 'h' || id === 'i' ? ['proxy', 'proxy-2w', 'python', 'direct'] : ['proxy', 'python', 'direct', 'relay'];
+    assert.deepEqual(Object.keys(workload.subjects).sort(), [...names].sort(), id);
+    for (const name of names) {
       const subject = workload.subjects[name];
       assert.ok(subject && (subject.median || typeof subject.notAvailable === 'string'), `${id}/${name}`);
     }
@@ -69,6 +71,19 @@ test('bench --quick runs every workload, checks every byte and writes a results 
   assert.equal(typeof median('f', 'proxy').msgsPerS, 'number');
   assert.equal(typeof median('g', 'proxy').slowClientPeakMiB, 'number');
   assert.equal(typeof median('g', 'proxy').slowTargetPeakMiB, 'number');
+  // The scaling workloads: the proxy with one worker and with two, each a process tree measured whole.
+  for (const name of ['proxy', 'proxy-2w']) {
+    assert.ok((median('h', name).perS as number) > 0, `h/${name}`);
+    assert.equal(typeof median('h', name).loadCpuPercent, 'number');
+    const many = median('i', name);
+    assert.equal(many.sessions, results.sizes.vncSessions);
+    assert.ok((many.probeP50us as number) > 0 && (many.probeP99us as number) >= (many.probeP50us as number), JSON.stringify(many));
+    assert.equal(typeof many.cpuPercent, 'number');
+    assert.ok((many.rssMiB as number) > 0);
+  }
+  // A worker per process: the primary and its two workers.
+  assert.equal(median('i', 'proxy-2w').processes, 3);
+  assert.equal(median('i', 'direct').rssMiB, 'n/a');
   // wss: figures when the proxy takes --cert/--key, else marked not available (never a failure).
   const wss = results.workloads.e.subjects.proxy;
   assert.ok(typeof wss.median?.upCpuSPerGiB === 'number' || /cert/.test(wss.notAvailable), JSON.stringify(wss));
@@ -76,9 +91,12 @@ test('bench --quick runs every workload, checks every byte and writes a results 
   // The summary rows carry the proxy's figure, ratios and a verdict for each target.
   const row = results.rows.find((r: { workload: string; metric: string }) => r.workload === 'a' && r.metric === 'upMiBps');
   assert.equal(typeof row.values.proxy, 'number');
-  assert.equal(typeof row.ratios.direct, 'number');
+  assert.equal(typeof row.ratios['proxy/direct'], 'number');
   assert.equal(row.targets.length, 2);
   assert.match(stdout, /bulk up, MiB\/s/);
+  const scaling = results.rows.find((r: { workload: string; metric: string }) => r.workload === 'h' && r.metric === 'perS');
+  assert.equal(typeof scaling.ratios['proxy-2w/proxy'], 'number');
+  assert.equal(scaling.targets[0].text, 'proxy-2w >= 1.7x proxy');
 });
 
 test('bench refuses an unknown workload with a usage error', async () => {
