@@ -4,6 +4,13 @@ import type { LogOptions } from '../log/logger.js';
 import type { ProxyOptions } from '../options.js';
 import type { LoopbackHost } from '../wrap/loopback.js';
 
+/**
+ * Session numbers a worker may give without telling the primary: it announces the next block while half
+ * of this one is left, so the primary always knows a number past any the worker has given, and a
+ * replacement starts after it (with no message per session).
+ */
+export const ID_BLOCK = 64;
+
 /** The environment variable that carries a worker's {@link WorkerInit}, as JSON. */
 export const WORKER_INIT_VARIABLE = 'WEBSOCKIFY_WORKER_INIT';
 
@@ -17,13 +24,15 @@ export interface WorkerInit {
   /** This worker's number, 1 to {@link count}; a replacement keeps the number of the worker it replaces. */
   index: number;
   count: number;
-  /** The first session number to give; it goes up by {@link count}. */
+  /** The first session number to give; it goes up by {@link count}, {@link ID_BLOCK} numbers at a time. */
   firstId: number;
   /** Where to listen: the port the first worker got when 0 was asked for. */
   listen: ListenSpec;
   reusePort: boolean;
   /** Another worker listens already (so the Unix socket file is not a stale one). */
   joining: boolean;
+  /** Send each session's opening facts (somebody listens to 'session-open'). */
+  sessionOpen: boolean;
   /** Send each session's closing facts (somebody listens to 'session-close'). */
   sessionClose: boolean;
   /** The primary's wrapped program, which every session goes to. */
@@ -35,10 +44,14 @@ export type WorkerMessage =
   | { type: 'listening'; address: string }
   /** The worker could not start; it exits next. */
   | { type: 'failed'; message: string }
-  | { type: 'session-open'; info: SessionInfo }
-  | { type: 'session-close'; info: SessionEndInfo }
+  /** The worker's first open session (none was open before). */
+  | { type: 'busy' }
   /** The worker's last open session ended. */
-  | { type: 'idle' };
+  | { type: 'idle' }
+  /** The worker may give session numbers up to this one. */
+  | { type: 'reserve'; upTo: number }
+  | { type: 'session-open'; info: SessionInfo }
+  | { type: 'session-close'; info: SessionEndInfo };
 
 /** Messages from the primary to a worker. */
 export type PrimaryMessage =

@@ -11,7 +11,7 @@ import { Lifecycle } from '../server/lifecycle.js';
 import type { ProxyEvents, ProxyServer } from '../server/proxy.js';
 import { WrappedProgram } from '../wrap/program.js';
 import { type Balance, chooseBalance } from './balance.js';
-import { type PrimaryMessage, WORKER_INIT_VARIABLE, type WorkerInit, type WorkerMessage } from './messages.js';
+import { ID_BLOCK, type PrimaryMessage, WORKER_INIT_VARIABLE, type WorkerInit, type WorkerMessage } from './messages.js';
 
 /** The script each worker runs. */
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -22,9 +22,9 @@ const KILL_GRACE_MS = 5000;
 interface Slot {
   index: number;
   worker: Worker | undefined;
-  /** The highest session number given in this place, so that a replacement goes on after it. */
-  lastId: number;
-  /** Whether the worker has open sessions (from its first session-open until it says idle). */
+  /** The highest session number the worker in this place may have given; a replacement goes on after it. */
+  reservedUpTo: number;
+  /** Whether the worker has open sessions (it says busy, then idle). */
   busy: boolean;
   startedAt: number;
   backoff: RestartBackoff;
@@ -74,7 +74,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     this.slots = Array.from({ length: config.workers }, (_, i) => ({
       index: i + 1,
       worker: undefined,
-      lastId: i + 1 - config.workers,
+      reservedUpTo: i + 1 - config.workers,
       busy: false,
       startedAt: 0,
       // A worker that lived a minute was healthy; one that dies at once is retried at 0.5, 1, 2 ... 30 s.
@@ -238,15 +238,18 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       cwd: this.cwd,
       index: slot.index,
       count: this.slots.length,
-      firstId: slot.lastId + this.slots.length,
+      firstId: slot.reservedUpTo + this.slots.length,
       listen: this.listenSpec,
       reusePort: this.balance === 'reuse-port',
       joining: this.live().length > 0,
+      sessionOpen: this.listenerCount('session-open') > 0,
       sessionClose: this.listenerCount('session-close') > 0,
       program: this.program && { host: this.program.loopbackHost, port: this.program.port, description: this.program.describe() },
     };
     const worker = cluster.fork({ [WORKER_INIT_VARIABLE]: JSON.stringify(init) });
     slot.worker = worker;
+    // Its first block needs no announcement.
+    slot.reservedUpTo = init.firstId + (ID_BLOCK - 1) * this.slots.length;
     slot.startedAt = Date.now();
     return new Promise((resolve, reject) => {
       let listening = false;
@@ -277,10 +280,14 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   /** A worker's news of its sessions. */
   private heard(slot: Slot, message: WorkerMessage): void {
     switch (message.type) {
-      case 'session-open':
-        slot.lastId = Math.max(slot.lastId, message.info.id);
+      case 'busy':
         slot.busy = true;
         if (!this.stopping) this.lifecycle.opened();
+        return;
+      case 'reserve':
+        slot.reservedUpTo = message.upTo;
+        return;
+      case 'session-open':
         this.emit('session-open', message.info);
         return;
       case 'session-close':

@@ -5,7 +5,7 @@ import '../heap.js';
 import { createLogger } from '../log/logger.js';
 import { resolveOptions } from '../options.js';
 import { InProcessProxy } from '../server/proxy.js';
-import { type PrimaryMessage, WORKER_INIT_VARIABLE, type WorkerInit, type WorkerMessage } from './messages.js';
+import { ID_BLOCK, type PrimaryMessage, WORKER_INIT_VARIABLE, type WorkerInit, type WorkerMessage } from './messages.js';
 import { ProgramTarget } from './program-target.js';
 
 /**
@@ -36,8 +36,24 @@ const proxy = new InProcessProxy(
   logger,
   { sessionIds: { first: init.firstId, step: init.count }, targets: program, share: { reusePort: init.reusePort, joining: init.joining } },
 );
-proxy.on('session-open', (info) => tell({ type: 'session-open', info }));
-proxy.on('idle', () => tell({ type: 'idle' }));
+// Told before the session's log line: whoever reads the log and kills this worker finds the primary knowing.
+let busy = false;
+let reservedUpTo = init.firstId + (ID_BLOCK - 1) * init.count;
+proxy.on('session-open', (info) => {
+  if (!busy) {
+    busy = true;
+    tell({ type: 'busy' });
+  }
+  if (reservedUpTo - info.id < (ID_BLOCK / 2) * init.count) {
+    reservedUpTo += ID_BLOCK * init.count;
+    tell({ type: 'reserve', upTo: reservedUpTo });
+  }
+  if (init.sessionOpen) tell({ type: 'session-open', info });
+});
+proxy.on('idle', () => {
+  busy = false;
+  tell({ type: 'idle' });
+});
 if (init.sessionClose) proxy.on('session-close', (info) => tell({ type: 'session-close', info }));
 
 process.on('message', (message: PrimaryMessage) => {
