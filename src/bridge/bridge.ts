@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { CloseCode, closeReason } from './close-codes.js';
 import { decodeBase64Message, type Encoding } from './encoding.js';
-import { TargetReads } from './target-reads.js';
+import { copyToBlock, RECYCLED_COPY_BYTES, recycleCopy, TargetReads } from './target-reads.js';
 
 /** Who ended a session first. */
 export type Initiator = 'client' | 'target' | 'proxy';
@@ -98,6 +98,9 @@ export class Bridge {
   private clientPaused = false;
   /** The target is paused until the client socket has written the bytes lent from the target's read buffer. */
   private lentOut = false;
+  /** Copies in recycled blocks whose writes have not completed, oldest first (made on the first one). */
+  private copiesInFlight: Buffer[] | undefined;
+  private copyWritten: (() => void) | undefined;
   private readonly reads: TargetReads | undefined;
   /** The target socket is corked until the end of this tick, so a burst of small messages is one write. */
   private targetCorked = false;
@@ -234,7 +237,9 @@ export class Bridge {
     const view = (buffer as Buffer).subarray(0, bytes);
     if (reads.isOwn(buffer)) this.lendTargetData(view);
     // The shared buffer is overwritten by the next read of any session; base64 text is a copy already.
-    else this.handleTargetData(this.options.encoding === 'base64' ? view : Buffer.from(view));
+    else if (this.options.encoding === 'base64') this.handleTargetData(view);
+    else if (bytes < RECYCLED_COPY_BYTES) this.handleTargetData(Buffer.from(view));
+    else this.handleTargetData(copyToBlock(view), true);
     reads.afterRead(bytes, this.lentOut);
     return !this.targetPaused && !this.lentOut;
   }
@@ -267,11 +272,21 @@ export class Bridge {
     return true;
   }
 
-  /** @internal Bytes from the target that nothing else will write to: sent, with the target paused above the high-water mark. */
-  handleTargetData(chunk: Buffer): void {
-    if (!this.noteFromTarget(chunk)) return;
+  /**
+   * @internal Bytes from the target that nothing else will write to: sent, with the target paused above the
+   * high-water mark. A `recycled` copy's block is given back once its write completes (writes complete in
+   * order, so the blocks in flight are a queue).
+   */
+  handleTargetData(chunk: Buffer, recycled = false): void {
+    if (!this.noteFromTarget(chunk)) {
+      if (recycled) recycleCopy(chunk);
+      return;
+    }
     if (this.options.encoding === 'base64') this.ws.send(chunk.toString('base64'), TEXT);
-    else this.ws.send(chunk, BINARY);
+    else if (recycled) {
+      (this.copiesInFlight ??= []).push(chunk);
+      this.ws.send(chunk, BINARY, (this.copyWritten ??= () => recycleCopy(this.copiesInFlight!.shift()!)));
+    } else this.ws.send(chunk, BINARY);
     if (!this.targetPaused && this.clientSocket.writableLength >= this.highWaterMark) {
       this.targetPaused = true;
       this.target.pause();

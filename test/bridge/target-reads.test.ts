@@ -6,12 +6,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { describe, test } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import {
+  copyToBlock,
   MAX_OWN_BUFFERS,
+  MAX_SPARE_COPY_BLOCKS,
   OWN_READ_BYTES,
   ownBuffersHeld,
+  RECYCLED_COPY_BYTES,
+  recycleCopy,
   SHARED_READ_BYTES,
   SMALL_READ_BYTES,
   TargetReads,
@@ -22,6 +26,31 @@ import { openClient } from '../helpers/ws-client.js';
 import { readInBursts } from './support.js';
 
 const MiB = 1024 * 1024;
+
+describe('copy blocks', () => {
+  test("a copy holds the bytes in a block of the shared buffer's size; a block is used again only once given back", () => {
+    const bytes = randomBytes(30_000);
+    const first = copyToBlock(bytes);
+    assert.deepEqual(first, bytes);
+    assert.equal(first.buffer.byteLength, SHARED_READ_BYTES);
+    const second = copyToBlock(randomBytes(5000));
+    assert.notEqual(second.buffer, first.buffer, 'a block still in use was handed out again');
+    recycleCopy(first);
+    const third = copyToBlock(randomBytes(8000));
+    assert.equal(third.buffer, first.buffer, 'the given-back block was not reused');
+    recycleCopy(second);
+    recycleCopy(third);
+  });
+
+  test(`at most ${MAX_SPARE_COPY_BLOCKS} spare blocks are kept`, () => {
+    const copies = Array.from({ length: MAX_SPARE_COPY_BLOCKS + 10 }, () => copyToBlock(Buffer.alloc(RECYCLED_COPY_BYTES)));
+    for (const copy of copies) recycleCopy(copy);
+    const again = Array.from({ length: MAX_SPARE_COPY_BLOCKS + 10 }, () => copyToBlock(Buffer.alloc(RECYCLED_COPY_BYTES)));
+    const reused = again.filter((copy) => copies.some((old) => old.buffer === copy.buffer));
+    assert.equal(reused.length, MAX_SPARE_COPY_BLOCKS);
+    for (const copy of again) recycleCopy(copy);
+  });
+});
 
 describe('TargetReads', () => {
   const reads = (): TargetReads => new TargetReads(() => true);
@@ -173,54 +202,62 @@ test('sessions side by side, bursts and trickles, fast, slow and base64 clients:
   }
 });
 
-test('targets that only trickle (reads in the shared buffer) to clients that stop reading: every byte arrives', {
-  timeout: 60_000,
-}, async () => {
-  const TOTAL = 24 * MiB;
-  const SESSIONS = 4;
-  const block = randomBytes(MiB + 512 * 7);
-  const sent: Array<Promise<string>> = [];
-  const source = await startServer((socket) => {
-    sent.push(
-      (async () => {
-        const hash = createHash('sha256');
-        // 512 bytes a tick: the proxy's reads stay far below the shared buffer's size. Successive pieces
-        // of a random block, so that bytes overwritten by a later read would not hash the same.
-        for (let offset = 0; offset < TOTAL; offset += 512) {
-          const chunk = block.subarray(offset % block.length, (offset % block.length) + 512);
-          hash.update(chunk);
-          if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
-          await tick();
-        }
-        socket.end();
-        return hash.digest('hex');
-      })(),
-    );
+// Pieces that divide TOTAL and the random block, so that every piece is whole. The larger ones come 2 ms
+// apart, slower than the proxy reads them: each is a read of its own, copied, and those copies wait in
+// the proxy while its client does not read (a block reused before its write completed would show).
+for (const piece of [512, 24 * 1024]) {
+  const copies = piece < RECYCLED_COPY_BYTES ? 'fresh copies' : 'copies in recycled blocks';
+  test(`targets that send ${piece} bytes ${piece < RECYCLED_COPY_BYTES ? 'a tick' : 'every 2 ms'} (reads in the shared buffer, ${copies}) to clients that stop reading: every byte arrives`, {
+    timeout: 60_000,
+  }, async () => {
+    const TOTAL = 24 * MiB;
+    const SESSIONS = 4;
+    const block = randomBytes(piece * (Math.floor(MiB / piece) + 7));
+    const sent: Array<Promise<string>> = [];
+    const source = await startServer((socket) => {
+      sent.push(
+        (async () => {
+          const hash = createHash('sha256');
+          // A piece at a time: the proxy's reads stay below the shared buffer's size. Successive pieces of a
+          // random block, so that bytes overwritten by a later read (or a block reused too soon) would not
+          // hash the same.
+          for (let offset = 0; offset < TOTAL; offset += piece) {
+            const chunk = block.subarray(offset % block.length, (offset % block.length) + piece);
+            hash.update(chunk);
+            if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
+            if (piece < RECYCLED_COPY_BYTES) await tick();
+            else await sleep(2);
+          }
+          socket.end();
+          return hash.digest('hex');
+        })(),
+      );
+    });
+    const proxy = await startProxy(['127.0.0.1:0', `127.0.0.1:${source.port}`]);
+    const clients: WebSocket[] = [];
+    try {
+      const results = [];
+      for (let i = 0; i < SESSIONS; i++) {
+        const ws = await openClient(proxy.url, ['binary']);
+        clients.push(ws);
+        results.push(received(ws));
+        // Not reading for a while fills the kernel's buffers, so the proxy's writes to this client wait
+        // while the other sessions go on reading into the same shared buffer.
+        ws.pause();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      for (const ws of clients) ws.resume();
+      const got = await Promise.all(results);
+      const hashes = await Promise.all(sent);
+      for (const [i, g] of got.entries()) {
+        assert.equal(g.code, 1000, `session ${i}: close code`);
+        assert.equal(g.bytes, TOTAL, `session ${i}: byte count`);
+        assert.ok(hashes.includes(g.sha256), `session ${i}: its bytes match what a target sent`);
+      }
+    } finally {
+      for (const ws of clients) ws.terminate();
+      await proxy.stop();
+      await source.close();
+    }
   });
-  const proxy = await startProxy(['127.0.0.1:0', `127.0.0.1:${source.port}`]);
-  const clients: WebSocket[] = [];
-  try {
-    const results = [];
-    for (let i = 0; i < SESSIONS; i++) {
-      const ws = await openClient(proxy.url, ['binary']);
-      clients.push(ws);
-      results.push(received(ws));
-      // Not reading for a while fills the kernel's buffers, so the proxy's writes to this client wait
-      // while the other sessions go on reading into the same shared buffer.
-      ws.pause();
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    for (const ws of clients) ws.resume();
-    const got = await Promise.all(results);
-    const hashes = await Promise.all(sent);
-    for (const [i, g] of got.entries()) {
-      assert.equal(g.code, 1000, `session ${i}: close code`);
-      assert.equal(g.bytes, TOTAL, `session ${i}: byte count`);
-      assert.ok(hashes.includes(g.sha256), `session ${i}: its bytes match what a target sent`);
-    }
-  } finally {
-    for (const ws of clients) ws.terminate();
-    await proxy.stop();
-    await source.close();
-  }
-});
+}
