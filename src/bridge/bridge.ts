@@ -284,8 +284,13 @@ export class Bridge {
     }
     if (this.options.encoding === 'base64') this.ws.send(chunk.toString('base64'), TEXT);
     else if (recycled) {
-      (this.copiesInFlight ??= []).push(chunk);
-      this.ws.send(chunk, BINARY, (this.copyWritten ??= () => recycleCopy(this.copiesInFlight!.shift()!)));
+      if (!this.copiesInFlight) {
+        const inFlight: Buffer[] = [];
+        this.copiesInFlight = inFlight;
+        this.copyWritten = () => recycleCopy(inFlight.shift()!);
+      }
+      this.copiesInFlight.push(chunk);
+      this.ws.send(chunk, BINARY, this.copyWritten);
     } else this.ws.send(chunk, BINARY);
     if (!this.targetPaused && this.clientSocket.writableLength >= this.highWaterMark) {
       this.targetPaused = true;
