@@ -1,11 +1,20 @@
 import { once } from 'node:events';
 import { type ClientOptions, WebSocket } from 'ws';
 
-/** Opens a WebSocket client (compression off, as the proxy) and waits until it is open. */
+/**
+ * Opens a WebSocket client (compression off, as the proxy) and waits until it is open. Messages that
+ * came in the same read as the 101 are held until the caller's code after the `await` has run (it
+ * attaches its listeners there): ws would emit them from a process.nextTick, before that code, and
+ * they would be lost.
+ */
 export async function openClient(url: string, protocols?: string | string[], options: ClientOptions = {}): Promise<WebSocket> {
   const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...options });
   await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
+    ws.once('open', () => {
+      ws.pause();
+      setImmediate(() => ws.resume());
+      resolve();
+    });
     ws.once('error', reject);
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
   });
