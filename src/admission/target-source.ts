@@ -30,11 +30,12 @@ export function fixedTarget(target: Target): TargetSource {
  * did on targets such as `//host:99999/?token=t`, which turned a bad request into a 500.
  */
 export function queryToken(url: string): string | undefined {
-  const query = url.indexOf('?');
+  const fragment = url.indexOf('#');
+  const beforeFragment = fragment < 0 ? url : url.slice(0, fragment);
+  const query = beforeFragment.indexOf('?');
   if (query < 0) return undefined;
-  const fragment = url.indexOf('#', query);
   // With its '?', which URLSearchParams drops: a second one ('??token=') then stays part of the name, as in URL.
-  return new URLSearchParams(url.slice(query, fragment < 0 ? undefined : fragment)).get('token') ?? undefined;
+  return new URLSearchParams(beforeFragment.slice(query)).get('token') ?? undefined;
 }
 
 /**

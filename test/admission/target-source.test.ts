@@ -25,6 +25,13 @@ const requestTarget = fc
   .map((parts) => parts.join(''));
 
 describe('queryToken', () => {
+  test("the property's counterexamples: a '?' after '#', a second '?', a fragment after the token", () => {
+    assert.equal(queryToken('#?token=a'), undefined);
+    assert.equal(queryToken('??token=a'), undefined);
+    assert.equal(queryToken('/x?token=a#b'), 'a');
+    assert.equal(queryToken('/x?a=1&token=%41+b'), 'A b');
+  });
+
   test('never throws, and reads what WHATWG URL reads wherever URL can parse the target', () => {
     fc.assert(
       fc.property(requestTarget, (target) => {
