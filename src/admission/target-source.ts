@@ -26,11 +26,24 @@ export function fixedTarget(target: Target): TargetSource {
 }
 
 /**
+ * The `token` query parameter of a request target, read as a URL's query is. Never throws: `new URL()`
+ * did on targets such as `//host:99999/?token=t`, which turned a bad request into a 500.
+ */
+export function queryToken(url: string): string | undefined {
+  const fragment = url.indexOf('#');
+  const beforeFragment = fragment < 0 ? url : url.slice(0, fragment);
+  const query = beforeFragment.indexOf('?');
+  if (query < 0) return undefined;
+  // With its '?', which URLSearchParams drops: a second one ('??token=') then stays part of the name, as in URL.
+  return new URLSearchParams(beforeFragment.slice(query)).get('token') ?? undefined;
+}
+
+/**
  * The token of a request: the `token` query parameter on any path, or with `fromHost` the Host header
  * without its port (`[v6]:port` handled).
  */
 function tokenOf(req: IncomingMessage, fromHost: boolean): string | undefined {
-  if (!fromHost) return new URL(req.url ?? '/', 'http://x').searchParams.get('token') ?? undefined;
+  if (!fromHost) return queryToken(req.url ?? '/');
   const host = req.headers.host;
   if (!host) return undefined;
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
