@@ -121,7 +121,9 @@ export async function openListener(
   const description =
     address && typeof address === 'object'
       ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port)
-      : // An inherited Unix socket: its path.
-        (spec.kind === 'fd' && address) || where;
+      : // Node knows no path for an inherited Unix socket.
+        spec.kind === 'fd'
+        ? `inherited Unix socket (fd ${spec.fd})`
+        : where;
   return { description };
 }
