@@ -222,3 +222,14 @@ describe('--user and --group', { skip: notRoot }, () => {
     );
   });
 });
+
+test('a user or group that is not a name or number is a usage error (exit 2)', async () => {
+  for (const args of [
+    ['--user', 'two words'],
+    ['--user', 'nobody', '--group', 'a:b'],
+  ]) {
+    const result = await runCli([...args, '127.0.0.1:0', '127.0.0.1:1']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^websockify: error: --(user|group): expected a name or number, got '(two words|a:b)'/);
+  }
+});
