@@ -77,6 +77,8 @@ export class ServiceNotifier {
     });
     proxy.on('session-open', () => notifier.changed(1));
     proxy.on('session-close', () => notifier.changed(-1));
+    // No session open anywhere: also right after a worker died with sessions whose ends were never told.
+    proxy.on('idle', () => notifier.changed(-notifier.sessions));
     proxy.on('close', () => notifier.stopping());
     return notifier;
   }
@@ -95,6 +97,7 @@ export class ServiceNotifier {
 
   /** A session opened or closed: the status is sent now, or at the end of the interval. */
   private changed(by: number): void {
+    if (by === 0) return;
     this.sessions += by;
     if (!this.ready || this.stopped || this.statusTimer) return;
     const wait = this.lastStatus + STATUS_INTERVAL_MS - Date.now();

@@ -117,6 +117,26 @@ describe('NOTIFY_SOCKET', { skip: skipWithout(PYTHON) }, () => {
     await p.stop();
   });
 
+  test('--workers: a worker killed with a session open does not leave its session counted', async () => {
+    assertTools(PYTHON);
+    const socket = path.join(cli.scratch, 'killed.sock');
+    const received = await listen(socket);
+    const p = await pool.start(['--workers', '2', '127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`], {
+      env: { ...process.env, NOTIFY_SOCKET: socket },
+    });
+    await notified(received, /^READY=1$/m);
+    const pids = p.events().find((e) => e.event === 'listening' && e.worker === undefined)?.pids as number[];
+    const ws = await openClient(p.url);
+    assert.equal(await echoed(ws, 'about to lose its worker'), 'about to lose its worker');
+    const opened = await p.waitForEvent((e) => e.event === 'open');
+    await notified(received, /^STATUS=1 session open;/);
+    const at = received.length;
+    process.kill(pids[Number(opened.worker) - 1]!, 'SIGKILL');
+    await notified(received, /^STATUS=0 sessions open;/, at);
+    ws.terminate();
+    await p.stop();
+  });
+
   test('a socket nobody listens on: one warning, and the proxy serves on', async () => {
     const socket = path.join(cli.scratch, 'nobody-here.sock');
     const p = await pool.start(['127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`], { env: { ...process.env, NOTIFY_SOCKET: socket } });
