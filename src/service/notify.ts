@@ -40,6 +40,7 @@ export class ServiceNotifier {
   private where = '';
   private ready = false;
   private stopped = false;
+  private closed = false;
   private lastStatus = 0;
   private statusTimer: NodeJS.Timeout | undefined;
   private failed = false;
@@ -79,38 +80,49 @@ export class ServiceNotifier {
     proxy.on('session-close', () => notifier.changed(-1));
     // No session open anywhere: also right after a worker died with sessions whose ends were never told.
     proxy.on('idle', () => notifier.changed(-notifier.sessions));
-    proxy.on('close', () => notifier.stopping());
+    proxy.on('close', () => {
+      notifier.stopping();
+      // Stopped: the last count (due later) is sent now, and nothing is left to count after it.
+      if (notifier.statusTimer) notifier.sendStatus();
+      notifier.closed = true;
+    });
     return notifier;
   }
 
-  /** Tells the service manager that the proxy is stopping (a drain counts); said once. */
+  /**
+   * Tells the service manager that the proxy is stopping (a drain counts); said once. The status goes on
+   * counting the sessions a drain lets finish.
+   */
   stopping(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.statusTimer);
     this.send('STOPPING=1');
   }
 
   private statusLine(): string {
-    return `STATUS=${this.sessions} session${this.sessions === 1 ? '' : 's'} open; listening on ${this.where}`;
+    const state = this.stopped ? 'stopping' : `listening on ${this.where}`;
+    return `STATUS=${this.sessions} session${this.sessions === 1 ? '' : 's'} open; ${state}`;
   }
 
   /** A session opened or closed: the status is sent now, or at the end of the interval. */
   private changed(by: number): void {
     if (by === 0) return;
     this.sessions += by;
-    if (!this.ready || this.stopped || this.statusTimer) return;
+    if (!this.ready || this.closed || this.statusTimer) return;
     const wait = this.lastStatus + STATUS_INTERVAL_MS - Date.now();
-    const update = (): void => {
-      this.statusTimer = undefined;
-      this.lastStatus = Date.now();
-      this.send(this.statusLine());
-    };
-    if (wait <= 0) update();
+    if (wait <= 0) this.sendStatus();
     else {
-      this.statusTimer = setTimeout(update, wait);
+      this.statusTimer = setTimeout(() => this.sendStatus(), wait);
       this.statusTimer.unref();
     }
+  }
+
+  /** Sends the status now (a later one that was due is then not needed). */
+  private sendStatus(): void {
+    clearTimeout(this.statusTimer);
+    this.statusTimer = undefined;
+    this.lastStatus = Date.now();
+    this.send(this.statusLine());
   }
 
   private send(message: string): void {

@@ -96,6 +96,24 @@ describe('NOTIFY_SOCKET', { skip: skipWithout(PYTHON) }, () => {
     });
   }
 
+  test('a drain: STOPPING=1 at SIGTERM, then the sessions it lets finish are counted down', async () => {
+    assertTools(PYTHON);
+    const socket = path.join(cli.scratch, 'drain.sock');
+    const received = await listen(socket);
+    const p = await pool.start(['--drain-timeout', '60', '127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`], {
+      env: { ...process.env, NOTIFY_SOCKET: socket },
+    });
+    await notified(received, /^READY=1$/m);
+    const ws = await openClient(p.url);
+    await notified(received, /^STATUS=1 session open; listening on /);
+    p.proc.kill('SIGTERM');
+    await notified(received, /^STOPPING=1$/);
+    assert.equal(await echoed(ws, 'still draining'), 'still draining');
+    ws.close();
+    await notified(received, /^STATUS=0 sessions open; stopping$/);
+    assert.deepEqual(await p.exited, { code: 0, signal: null });
+  });
+
   test('a burst of sessions is a few STATUS updates (one per second at most), ending with the right count', async () => {
     assertTools(PYTHON);
     const socket = path.join(cli.scratch, 'burst.sock');
