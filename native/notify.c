@@ -40,7 +40,8 @@ static int send_datagram(const char *path, size_t path_length, const char *messa
     struct sockaddr_un address;
     memset(&address, 0, sizeof address);
     address.sun_family = AF_UNIX;
-    if (path_length == 0 || path_length >= sizeof address.sun_path) return ENAMETOOLONG;
+    if (path_length == 0) return EINVAL;
+    if (path_length >= sizeof address.sun_path) return ENAMETOOLONG;
     memcpy(address.sun_path, path, path_length);
     /* An abstract name: a NUL first, and the length counts exactly its bytes. */
     if (path[0] == '@') address.sun_path[0] = '\0';
