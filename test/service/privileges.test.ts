@@ -10,6 +10,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
+import { StartupError } from '../../src/errors.js';
+import { lookupIdentity } from '../../src/service/privileges.js';
 import { cliFixture } from '../helpers/cli-fixture.js';
 import { CLI, ProxyPool, runCli } from '../helpers/proxy.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
@@ -232,4 +234,16 @@ test('a user or group that is not a name or number is a usage error (exit 2)', a
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /^websockify: error: --(user|group): expected a name or number, got '(two words|a:b)'/);
   }
+});
+
+test('users and groups are looked up by name or number; the group defaults to the login group', () => {
+  const root = { user: 'root', uid: 0, group: 'root', gid: 0 };
+  assert.deepEqual(lookupIdentity({ user: 'root' }), root);
+  assert.deepEqual(lookupIdentity({ user: '0', group: '0' }), root);
+  const nobody = lookupIdentity({ user: 'nobody', group: 'nogroup' });
+  assert.deepEqual(nobody, { user: 'nobody', uid: 65534, group: 'nogroup', gid: 65534 });
+  assert.throws(
+    () => lookupIdentity({ user: '4123456789' }),
+    (err) => err instanceof StartupError && /no such user '4123456789'/.test(err.message),
+  );
 });
