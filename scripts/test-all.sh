@@ -29,6 +29,8 @@ declare -A packages=(
   [nginx]='test -x /usr/sbin/nginx'                             # a real reverse proxy (X-Forwarded-For), and a PROXY target
   [iproute2]='test -x /usr/sbin/ip'                             # network namespaces for the fleet test
   [libnginx-mod-stream]='test -f /usr/lib/nginx/modules/ngx_stream_module.so' # nginx's stream proxy (proxy_protocol)
+  [systemd]='test -x /usr/bin/systemd-socket-activate'          # socket activation; systemd-analyze verify of the units
+  [passwd]='command -v useradd'                                 # a throw-away user for --user
 )
 missing=()
 for package in "${!packages[@]}"; do

@@ -2,6 +2,7 @@ import type { TargetPattern } from './admission/policy.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import type { TrustedProxies } from './client-address/trusted-proxies.js';
 import type { LogOptions } from './log/logger.js';
+import type { RunAs } from './service/privileges.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
 import type { TokenPlugin } from './tokens/plugin.js';
@@ -32,7 +33,9 @@ export type ListenSpec =
   /** `--unix-listen FILE`, created with `mode` (default 0o600). */
   | { kind: 'unix'; path: string; mode: number }
   /** `--inetd`: the listening socket is file descriptor 0. */
-  | { kind: 'inetd' };
+  | { kind: 'inetd' }
+  /** A listening socket (TCP or Unix) inherited open: systemd's socket activation passes fd 3. */
+  | { kind: 'fd'; fd: number };
 
 /** Everything the proxy needs, validated; built by the CLI or by a program embedding the proxy. */
 export interface ProxyConfig {
@@ -88,6 +91,11 @@ export interface ProxyConfig {
   proxyProtocol: boolean;
   /** `--target-proxy-protocol`: each target connection begins with a PROXY v2 header naming the client. Default false. */
   targetProxyProtocol: boolean;
+  /**
+   * `--user`, `--group`: give up root for this user once the port is bound and the key read; the
+   * wrapped program runs as it too. Unset: the process keeps its user.
+   */
+  runAs?: RunAs | undefined;
 }
 
 /** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */

@@ -9,6 +9,7 @@ import { UsageError } from './errors.js';
 import type { Logger, LogOptions } from './log/logger.js';
 import { parseSyslogServer } from './log/syslog.js';
 import { isModulePath } from './plugin-module.js';
+import { passedSocket } from './service/socket-activation.js';
 import { parseHostPort } from './targets/address.js';
 import type { Target, TargetTls } from './targets/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from './tls/context.js';
@@ -28,6 +29,15 @@ export interface ProxyOptions {
   unixListenMode?: number | undefined;
   /** The listening socket is file descriptor 0 (inetd, systemd). Default false. */
   inetd?: boolean | undefined;
+  /**
+   * Serve this listening socket (TCP or Unix), inherited open. Default: with no other listen option, the
+   * socket systemd passed (socket activation: `LISTEN_FDS`, `LISTEN_PID`), if any.
+   */
+  listenFd?: number | undefined;
+  /** Once the port is bound and the TLS key read, run as this user (name or number); needs root. Default: stay. */
+  user?: string | undefined;
+  /** With `user`, run as this group (name or number). Default the user's login group. */
+  group?: string | undefined;
   /** The fixed target, `host:port` or `[ipv6]:port`. */
   target?: string | undefined;
   /** Connect each WebSocket to this Unix socket. */
@@ -73,6 +83,8 @@ export interface ProxyOptions {
   key?: string | undefined;
   /** Password of an encrypted private key. */
   keyPassword?: string | undefined;
+  /** A file holding the password of an encrypted private key (one trailing newline ignored), read at start. */
+  keyPasswordFile?: string | undefined;
   /** Refuse plain connections. Default false. */
   sslOnly?: boolean | undefined;
   /** Cipher list for TLS 1.2 and below, in the server's order of preference. Default Node's. */
@@ -198,6 +210,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
         cert: resolve(options.cert ?? TLS_DEFAULTS.cert),
         key: absolute(options.key),
         keyPassword: options.keyPassword,
+        keyPasswordFile: absolute(options.keyPasswordFile),
         ciphers: options.sslCiphers,
         minVersion: options.sslVersion ?? TLS_DEFAULTS.minVersion,
         verifyClient: options.verifyClient ?? false,
@@ -221,6 +234,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       trustedProxies: trustedProxiesOf(options.trustedProxy),
       proxyProtocol: options.proxyProtocol ?? DEFAULTS.proxyProtocol,
       targetProxyProtocol: options.targetProxyProtocol ?? DEFAULTS.targetProxyProtocol,
+      runAs: options.user === undefined ? undefined : { user: options.user, group: options.group },
     },
     log: {
       format: options.logFormat ?? 'text',
@@ -302,6 +316,16 @@ function checkCombinations(options: ProxyOptions): void {
     }
   }
   if (options.inetd && options.unixListen) throw new UsageError('--inetd and --unix-listen cannot be used together');
+  if (options.group !== undefined && options.user === undefined)
+    throw new UsageError('--group needs --user: the group is changed when root is given up');
+  for (const [name, value] of [
+    ['--user', options.user],
+    ['--group', options.group],
+  ] as const) {
+    if (value !== undefined && !/^[^\s:]+$/.test(value)) throw new UsageError(`${name}: expected a name or number, got '${value}'`);
+  }
+  if (options.listenFd !== undefined && (!Number.isInteger(options.listenFd) || options.listenFd < 0))
+    throw new UsageError(`listenFd: expected a file descriptor number, got ${options.listenFd}`);
   if (options.fileOnly && !options.web) throw new UsageError('--file-only needs --web');
   if (options.proxyProtocol && !options.trustedProxy?.length)
     throw new UsageError('--proxy-protocol needs --trusted-proxy: the peers that send the header');
@@ -332,6 +356,8 @@ function checkCombinations(options: ProxyOptions): void {
   if (typeof authPlugin === 'string' && builtinAuthPluginName(authPlugin) === 'ClientCertCNAuth' && !options.verifyClient) {
     throw new UsageError('--auth-plugin ClientCertCNAuth needs --verify-client');
   }
+  if (options.keyPassword !== undefined && options.keyPasswordFile !== undefined)
+    throw new UsageError('--key-password and --key-password-file cannot be used together: give the password one way');
   if (options.cafile && !options.verifyClient) throw new UsageError('--cafile needs --verify-client');
   if ((options.sslTargetCa || options.sslTargetInsecure) && !options.sslTarget) {
     throw new UsageError('--ssl-target-ca and --ssl-target-insecure need --ssl-target');
@@ -347,12 +373,17 @@ function checkCombinations(options: ProxyOptions): void {
   }
 }
 
-/** Where to listen: `inetd`, `unixListen`, or `listen`. */
+/** Where to listen: `inetd`, `unixListen`, `listenFd`, `listen`, or else the socket systemd passed. */
 function listenOf(options: ProxyOptions): ListenSpec {
   if (options.inetd) return { kind: 'inetd' };
   if (options.unixListen)
     return { kind: 'unix', path: resolve(options.unixListen), mode: options.unixListenMode ?? DEFAULTS.unixListenMode };
-  if (options.listen === undefined) throw new UsageError('missing the listen address: [source_addr:]source_port');
+  if (options.listenFd !== undefined) return { kind: 'fd', fd: options.listenFd };
+  if (options.listen === undefined) {
+    const passed = passedSocket();
+    if (passed !== undefined) return { kind: 'fd', fd: passed };
+    throw new UsageError('missing the listen address: [source_addr:]source_port');
+  }
   return { kind: 'tcp', ...parseHostPort(String(options.listen), 'listen address', false, true) };
 }
 

@@ -3,6 +3,7 @@ import '../heap.js';
 import { StartupError, UsageError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { proxyFor } from '../server/create-proxy.js';
+import { ServiceNotifier } from '../service/notify.js';
 import { closeInheritedFiles, detach, isDaemonChild, reportFailure, reportReady, writePidFile } from './daemon.js';
 import { type ParseResult, parseArgs, usageLine } from './options.js';
 
@@ -29,6 +30,8 @@ async function main(): Promise<number> {
     const log = { ...config.log, detached: daemonChild };
     const logger = createLogger(log);
     const proxy = proxyFor(options, { proxy: config.proxy, log }, logger);
+    // systemd's Type=notify: READY=1, STATUS=, STOPPING=1 (before listen(): workers must report sessions).
+    const notifier = ServiceNotifier.follow(proxy, logger);
     // Before listening: SIGHUP's default action ends the process, and a reload may come as soon as we listen.
     process.on('SIGHUP', () => proxy.reloadTls('SIGHUP'));
     // SIGTERM drains (with --drain-timeout); SIGINT, or SIGTERM while draining, stops gracefully at once;
@@ -46,6 +49,7 @@ async function main(): Promise<number> {
         logger.warn({ event: 'forced-exit', signal }, `second ${signal}: exiting at once`);
         process.exit(1);
       }
+      notifier?.stopping();
       if (signal === 'SIGTERM' && state === 'serving' && config.proxy.drainTimeout > 0) {
         state = 'draining';
         void proxy.drain(`received ${signal}`);

@@ -6,6 +6,7 @@ import { type Config, DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
 import { parseSyslogServer } from '../log/syslog.js';
 import { type ProxyOptions, resolveOptions } from '../options.js';
+import { socketActivated } from '../service/socket-activation.js';
 import { TLS_DEFAULTS } from '../tls/context.js';
 import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
 import { packageVersion } from '../version.js';
@@ -100,6 +101,8 @@ export function buildProgram(): Command {
           .default(DEFAULTS.unixListenMode, `0${DEFAULTS.unixListenMode.toString(8)}`),
       )
       .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
+      .option('--user <name>', 'once the port is bound and the TLS key read, run as this user (needs root; the wrapped program too)')
+      .option('--group <name>', "with --user, run as this group (default: the user's login group)")
       .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE')
       .option('--log-file <file>', 'also append log lines to FILE')
       .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
@@ -145,6 +148,7 @@ export function buildProgram(): Command {
       .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)
       .option('--key <file>', 'TLS private key file, if separate from the certificate')
       .option('--key-password <password>', 'password of an encrypted TLS private key')
+      .option('--key-password-file <file>', 'read the password of an encrypted TLS private key from FILE (kept out of ps)')
       .option('--ssl-only', 'refuse plain (non-TLS) connections')
       .option('--ssl-ciphers <list>', 'OpenSSL cipher list allowed for TLS 1.2 and below')
       .addOption(
@@ -244,9 +248,11 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   if (version) return { kind: 'exit', output: `websockify-ts ${packageVersion()}\n` };
   const given = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
   const positional = [...program.args];
-  // With --inetd or --unix-listen the only positional argument is the target.
-  const listen = opts.inetd || opts.unixListen ? undefined : positional.shift();
-  if (listen === undefined && !opts.inetd && !opts.unixListen)
+  // With --inetd, --unix-listen or a socket from systemd (with at most one argument) the only positional
+  // argument is the target.
+  const activated = !opts.inetd && !opts.unixListen && positional.length <= 1 && socketActivated();
+  const listen = opts.inetd || opts.unixListen || activated ? undefined : positional.shift();
+  if (listen === undefined && !opts.inetd && !opts.unixListen && !activated)
     throw new UsageError('missing the listen address: [source_addr:]source_port');
   if (listen === undefined && positional.length > 1) {
     throw new UsageError(

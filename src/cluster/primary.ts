@@ -9,6 +9,7 @@ import type { Logger, LogOptions } from '../log/logger.js';
 import type { ProxyOptions } from '../options.js';
 import { Lifecycle } from '../server/lifecycle.js';
 import type { ProxyEvents, ProxyServer } from '../server/proxy.js';
+import { checkCanSwitch, lookupIdentity } from '../service/privileges.js';
 import { WrappedProgram } from '../wrap/program.js';
 import { type Balance, chooseBalance } from './balance.js';
 import { ID_BLOCK, type PrimaryMessage, WORKER_INIT_VARIABLE, type WorkerInit, type WorkerMessage } from './messages.js';
@@ -117,7 +118,12 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     if (this.started) throw new Error('listen() was called already; create another proxy to listen again');
     this.started = true;
     const { config, logger } = this;
+    // The workers give up root once bound; this process keeps it, to start replacements that bind and
+    // read the key as the first ones did (docs/DEPLOYMENT.md). Checked here, so that a bad user is one error.
+    const identity = config.runAs && lookupIdentity(config.runAs);
+    if (identity) checkCanSwitch(identity);
     this.program = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
+    if (identity) this.program?.runAs(identity);
     cluster.setupPrimary({ exec: WORKER_SCRIPT, args: [], silent: false });
     const listen = config.listen;
     // With round robin this process creates the Unix socket: with the final mode at once, as one process would.
@@ -232,8 +238,10 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
    * @throws StartupError when it reports a failure or exits before it listens.
    */
   private startWorker(slot: Slot): Promise<string> {
+    const { listen } = this.config;
     const init: WorkerInit = {
-      options: this.options,
+      // A socket systemd passed is gone from this process's environment: named for the workers.
+      options: listen.kind === 'fd' ? { ...this.options, listenFd: listen.fd } : this.options,
       log: this.log,
       cwd: this.cwd,
       index: slot.index,

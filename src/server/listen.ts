@@ -89,6 +89,9 @@ export async function openListener(
     listenArgs = { path: spec.path };
     // Create the socket file with the final mode at once, so there is no moment when it is wider.
     restoreUmask = process.umask(0o777 & ~spec.mode);
+  } else if (spec.kind === 'fd') {
+    where = `inherited socket (fd ${spec.fd})`;
+    listenArgs = { fd: spec.fd };
   } else {
     where = 'inetd socket (fd 0)';
     listenArgs = { fd: 0 };
@@ -118,6 +121,9 @@ export async function openListener(
   const description =
     address && typeof address === 'object'
       ? formatHostPort(spec.kind === 'tcp' && spec.host === '' ? '*' : address.address, address.port)
-      : where;
+      : // Node knows no path for an inherited Unix socket.
+        spec.kind === 'fd'
+        ? `inherited Unix socket (fd ${spec.fd})`
+        : where;
   return { description };
 }

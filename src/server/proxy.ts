@@ -17,6 +17,7 @@ import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
+import { checkCanSwitch, describeIdentity, dropPrivileges, type Identity, lookupIdentity } from '../service/privileges.js';
 import { createWebHandler, type WebHandler } from '../static/handler.js';
 import { withWebAuth } from '../static/web-auth.js';
 import { TlsContextStore } from '../tls/context.js';
@@ -135,6 +136,9 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     // One listener per proxy: a second call would wire every stage twice.
     if (this.started) throw new Error('listen() was called already; create another proxy to listen again');
     this.started = true;
+    // Checked first, so that an unknown user leaves nothing open.
+    const identity = config.runAs && lookupIdentity(config.runAs);
+    if (identity) checkCanSwitch(identity);
     this.tls = this.openTls();
     const files = config.web && createWebHandler({ ...config.web, logger });
     // A download may take longer than a handshake (and --web-auth's check is bounded by it): the web
@@ -167,7 +171,10 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     let description: string;
     try {
       ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
+      // Bound (a port below 1024 needs root) and the key read: root is given up before any client is served.
+      if (identity) this.becomeUser(identity);
     } catch (err) {
+      this.listener.close();
       // An open Redis connection or a watcher would keep an embedding program alive.
       await targets.close?.();
       this.tls?.close();
@@ -237,6 +244,16 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   reloadTls(why: string): void {
     if (this.tls) this.tls.reload(why);
     else this.logger.info({ event: 'tls-reload-skipped', cause: why }, `${why}: TLS is off, no certificate to reload`);
+  }
+
+  /** Gives up root for `identity` (`--user`); the wrapped program, started next, runs as it too. */
+  private becomeUser(identity: Identity): void {
+    dropPrivileges(identity);
+    this.program?.runAs(identity);
+    this.logger.info(
+      { event: 'privileges-dropped', user: identity.user, uid: identity.uid, group: identity.group, gid: identity.gid },
+      `running as ${describeIdentity(identity)} from now on`,
+    );
   }
 
   /** Passes the endpoint's events on, and tells the lifecycle of sessions opening and the last one ending. */

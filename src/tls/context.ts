@@ -3,6 +3,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { StartupError, systemErrorText } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { readKeyPasswordFile } from './key-password.js';
 
 /** The lowest protocol version accepted (`--ssl-version`), named as in Python websockify. */
 export type TlsMinVersion = 'default' | 'tlsv1_1' | 'tlsv1_2' | 'tlsv1_3';
@@ -15,6 +16,11 @@ export interface TlsServerOptions {
   key?: string | undefined;
   /** Password of an encrypted private key (`--key-password`). */
   keyPassword?: string | undefined;
+  /**
+   * A file holding the password of an encrypted private key (`--key-password-file`), read once when the
+   * store opens (before the proxy gives up root with `--user`); reloads use the password read then.
+   */
+  keyPasswordFile?: string | undefined;
   /** OpenSSL cipher list for TLS 1.2 and below (`--ssl-ciphers`). */
   ciphers?: string | undefined;
   /** Lowest version accepted (`--ssl-version`); 'default' keeps Node's (TLS 1.2). */
@@ -48,7 +54,7 @@ const MIN_VERSIONS: Record<TlsMinVersion, tls.SecureVersion | undefined> = {
 
 /** OpenSSL's terse reasons for a bad configuration, in words that name the option to fix. */
 const HINTS: Array<[RegExp, string]> = [
-  [/bad decrypt|bad password|interrupted or cancelled/i, 'wrong or missing key password (--key-password)'],
+  [/bad decrypt|bad password|interrupted or cancelled/i, 'wrong or missing key password (--key-password or --key-password-file)'],
   [/key values mismatch/i, 'the private key does not belong to the certificate'],
   [/no cipher match/i, 'no usable cipher in --ssl-ciphers'],
 ];
@@ -151,7 +157,9 @@ export class TlsContextStore {
    * @throws StartupError naming the file or option at fault.
    */
   static open(options: TlsServerOptions, logger: Logger, storeOptions: TlsStoreOptions = {}): TlsContextStore {
-    const store = new TlsContextStore(options, logger);
+    const withPassword =
+      options.keyPasswordFile === undefined ? options : { ...options, keyPassword: readKeyPasswordFile(options.keyPasswordFile) };
+    const store = new TlsContextStore(withPassword, logger);
     if (storeOptions.watch ?? true) store.watch(storeOptions.debounceMs ?? 200);
     return store;
   }
@@ -175,7 +183,9 @@ export class TlsContextStore {
     try {
       next = build(this.options);
     } catch (err) {
-      const reason = (err as Error).message;
+      const denied = /permission denied/.test((err as Error).message) && process.geteuid?.() !== 0;
+      // After --user the files are read as that user, who may lack the right to.
+      const reason = `${(err as Error).message}${denied ? ` (this process runs as uid ${process.geteuid?.()} since it gave up root: --user/--group must be able to read it)` : ''}`;
       this.logger.warn(
         { event: 'tls-reload-failed', reason, cause: why },
         `TLS certificate not reloaded (${why}): ${reason}; keeping the previous one`,

@@ -9,6 +9,7 @@ import type { WrapConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
 import type { Logger } from '../log/logger.js';
+import type { Identity } from '../service/privileges.js';
 import { formatHostPort } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
 import { freeLoopbackPort, type LoopbackHost, loopbackListener } from './loopback.js';
@@ -71,6 +72,7 @@ export class WrappedProgram implements TargetSource {
   private restarts = 0;
   private respawnTimer: NodeJS.Timeout | undefined;
   private listenTimer: NodeJS.Timeout | undefined;
+  private identity: Identity | undefined;
 
   private constructor(
     private readonly config: WrapConfig,
@@ -115,6 +117,14 @@ export class WrappedProgram implements TargetSource {
     return this.stop();
   }
 
+  /**
+   * Runs the program as `identity` (`--user`) from its next start: the proxy's own process may have
+   * given up root already (then the program inherits that), or keep it (the primary of `--workers`).
+   */
+  runAs(identity: Identity): void {
+    this.identity = identity;
+  }
+
   /** The command line, for log lines. */
   get commandLine(): string {
     return [this.config.command, ...this.config.args].join(' ');
@@ -155,6 +165,8 @@ export class WrappedProgram implements TargetSource {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
+      // Still root (the primary of --workers): the child clears its groups and changes group, then user.
+      ...(this.identity && process.geteuid?.() === 0 ? { uid: this.identity.uid, gid: this.identity.gid } : {}),
     });
     this.child = child;
     let ended = false;

@@ -253,7 +253,7 @@ test('--key-password opens an encrypted key; a wrong one is exit 1 with a hint',
   for (const extra of [['--key-password', 'wrong'], []]) {
     const result = await runCli(['--cert', locked.cert, '--key', locked.key, ...extra, '127.0.0.1:0', '127.0.0.1:5900']);
     assert.equal(result.code, 1, result.stderr);
-    assert.match(result.stderr, /^websockify: [^\n]*wrong or missing key password \(--key-password\)\n$/);
+    assert.match(result.stderr, /^websockify: [^\n]*wrong or missing key password \(--key-password or --key-password-file\)\n$/);
   }
 });
 

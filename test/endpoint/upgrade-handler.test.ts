@@ -167,6 +167,17 @@ describe('createUpgradeHandler', () => {
       createUpgradeHandler({ target: '127.0.0.1:9', logger: quiet, ...({ web: '/tmp' } as object) }),
       (err: unknown) => err instanceof UsageError && /web: not an option of an upgrade handler/.test(err.message),
     );
+    // Giving up root, an inherited socket and the key's password belong to the server's process too.
+    for (const [name, value] of [
+      ['user', 'nobody'],
+      ['listenFd', 3],
+      ['keyPasswordFile', '/tmp/password'],
+    ] as const) {
+      await assert.rejects(
+        createUpgradeHandler({ target: '127.0.0.1:9', logger: quiet, ...({ [name]: value } as object) }),
+        (err: unknown) => err instanceof UsageError && new RegExp(`^${name}: not an option of an upgrade handler`).test(err.message),
+      );
+    }
     await assert.rejects(
       createUpgradeHandler({ path: 'websockify', target: '127.0.0.1:9', logger: quiet }),
       (err: unknown) => err instanceof UsageError && /path: expected a path beginning with '\/'/.test(err.message),

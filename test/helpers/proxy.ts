@@ -32,6 +32,8 @@ export interface StartOptions {
   noWait?: boolean;
   /** A command line that runs the proxy (`ip netns exec NS`: on a host of a test network). */
   prefix?: readonly string[];
+  /** The proxy's environment (default this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function startProxy(args: string[], options: StartOptions = {}): Pr
   const [command, ...prefix] = [...(options.prefix ?? []), process.execPath];
   const proc = spawn(command!, [...prefix, CLI, '--log-format', 'json', ...args], {
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
   });
   let stderr = '';
   const events: Array<Record<string, unknown>> = [];

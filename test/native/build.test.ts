@@ -63,6 +63,19 @@ describe('building without a C compiler', () => {
       const rebind = run(path.join(copy, 'src/cli/rebind.js'), ['1000', '2000', '--', '/bin/true']);
       assert.equal(rebind.status, 1, rebind.stderr);
       namesPackage(rebind.stderr);
+
+      // Without the notification addon a service manager is not told, and the proxy says why, and serves.
+      assert.match(build.stderr, /warning: notify\.node not built/);
+      const notify = run(path.join(copy, 'src/cli/main.js'), ['--timeout', '0.2', '127.0.0.1:0', '127.0.0.1:1'], {
+        ...process.env,
+        NOTIFY_SOCKET: '/nonexistent/notify',
+      });
+      assert.equal(notify.status, 0, notify.stderr);
+      assert.match(
+        notify.stderr,
+        /WARN: NOTIFY_SOCKET is set, but the service manager cannot be told that the proxy is ready: no C compiler/,
+      );
+      namesPackage(notify.stderr);
     });
   }
 
@@ -73,6 +86,7 @@ describe('building without a C compiler', () => {
     assert.equal(build.status, 0, build.stderr);
     assert.ok(fs.existsSync(path.join(native, 'rebind.so')), build.stderr);
     assert.ok(!fs.existsSync(path.join(native, 'rebind.so.missing')));
+    assert.ok(fs.existsSync(path.join(native, 'notify.node')), build.stderr);
     // A compiler that fails: the old library must not stay to hide the failure.
     const failed = run(BUILD_NATIVE, [native], { ...process.env, CC: '/bin/false' });
     assert.equal(failed.status, 0, failed.stderr);

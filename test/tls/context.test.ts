@@ -41,7 +41,7 @@ test('a separate key file, and an encrypted key with its password', () => {
     () => TlsContextStore.open({ cert: locked.cert, key: locked.key, keyPassword: 'wrong' }, captureLog().logger, { watch: false }),
     (err: Error) => {
       assert.ok(err instanceof StartupError);
-      assert.match(err.message, /wrong or missing key password \(--key-password\)/);
+      assert.match(err.message, /wrong or missing key password \(--key-password or --key-password-file\)/);
       return true;
     },
   );
