@@ -55,12 +55,13 @@ export async function listenForClients(url: string | URL, options: ClientListenO
       socket.destroy();
       return;
     }
-    if (options.runOnce) close();
     socket.setNoDelay(true);
     const peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'local socket';
     const { closed: sessionClosed, ws } = startSession(socket, resolved);
     logger?.debug({ event: 'accepted', peer }, `accepted ${peer}`);
     sessions.set(sessionClosed, { socket, ws });
+    // Only now: with no session counted, stopping would count as closed at once.
+    if (options.runOnce) close();
     void sessionClosed.then(() => {
       sessions.delete(sessionClosed);
       settle();

@@ -32,6 +32,8 @@ export interface StartOptions {
   noWait?: boolean;
   /** A command line that runs the proxy (`ip netns exec NS`: on a host of a test network). */
   prefix?: readonly string[];
+  /** Another built command that logs the same 'listening' event (default: the proxy, {@link CLI}). */
+  script?: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export interface StartOptions {
  */
 export async function startProxy(args: string[], options: StartOptions = {}): Promise<RunningProxy> {
   const [command, ...prefix] = [...(options.prefix ?? []), process.execPath];
-  const proc = spawn(command!, [...prefix, CLI, '--log-format', 'json', ...args], {
+  const proc = spawn(command!, [...prefix, options.script ?? CLI, '--log-format', 'json', ...args], {
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
