@@ -49,7 +49,9 @@ export function buildClientProgram(): Command {
     .argument('[url]', 'ws:// or wss:// URL of the WebSocket server, with its path and query (?token=...)')
     .option('--stdio', 'carry one session on stdin/stdout instead of listening (for ssh -o ProxyCommand)')
     .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
-    .addOption(new Option('--protocol <name>', 'the only subprotocol to ask for (default: offer binary, then base64)').choices(['binary', 'base64']))
+    .addOption(
+      new Option('--protocol <name>', 'the only subprotocol to ask for (default: offer binary, then base64)').choices(['binary', 'base64']),
+    )
     .option("--header <'Name: value'>", 'an extra request header, such as a cookie or Authorization (repeatable)', headerLine, [])
     .option('--origin <origin>', 'the Origin header to send')
     .option('--cafile <file>', 'trust only the authorities in FILE for a wss:// server (default: the system trust store)')
@@ -57,7 +59,12 @@ export function buildClientProgram(): Command {
     .option('--cert <file>', 'client certificate for wss:// servers that ask for one (may also hold the key)')
     .option('--key <file>', 'private key of --cert, if separate')
     .option('--connect-timeout <seconds>', 'give up opening the WebSocket after SECONDS (0: never)', seconds, DEFAULTS.connectTimeout)
-    .option('--heartbeat <seconds>', 'ping the server every SECONDS; drop the session when the pong is not back by the next ping (0: off)', seconds, 0)
+    .option(
+      '--heartbeat <seconds>',
+      'ping the server every SECONDS; drop the session when the pong is not back by the next ping (0: off)',
+      seconds,
+      0,
+    )
     .option('--run-once', 'serve a single local connection, then exit')
     .option('-v, --verbose', 'verbose messages (debug-level events)')
     .option('--log-file <file>', 'also append log lines to FILE')

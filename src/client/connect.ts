@@ -108,7 +108,10 @@ class ClientBridge {
     local.pause();
     local.on('end', () => this.handleLocalEnd());
     local.on('error', (err: NodeJS.ErrnoException) => {
-      this.logger?.debug({ event: 'local-error', conn: this.id, error: err.code ?? err.message }, `conn ${this.id}: local side: ${err.message}`);
+      this.logger?.debug(
+        { event: 'local-error', conn: this.id, error: err.code ?? err.message },
+        `conn ${this.id}: local side: ${err.message}`,
+      );
     });
     local.on('close', () => this.handleLocalClose());
   }
@@ -219,9 +222,10 @@ class ClientBridge {
 
   private handleWsError(err: Error): void {
     // ws says `Unexpected server response: 403` for an HTTP answer other than 101.
-    this.error ??= (err as NodeJS.ErrnoException).code && !err.message.includes((err as NodeJS.ErrnoException).code!)
-      ? `${err.message} (${(err as NodeJS.ErrnoException).code})`
-      : err.message;
+    this.error ??=
+      (err as NodeJS.ErrnoException).code && !err.message.includes((err as NodeJS.ErrnoException).code!)
+        ? `${err.message} (${(err as NodeJS.ErrnoException).code})`
+        : err.message;
     if (this.opened) {
       this.logger?.warn({ event: 'ws-error', conn: this.id, error: this.error }, `conn ${this.id}: WebSocket failed: ${this.error}`);
     }

@@ -104,7 +104,8 @@ export function resolveClientOptions(url: string | URL, options: ClientOptions =
   const connectTimeout = secondsOption(options.connectTimeout, '--connect-timeout', DEFAULTS.connectTimeout);
   const heartbeat = secondsOption(options.heartbeat, '--heartbeat', 0);
   const maxMessageSize = options.maxMessageSize ?? DEFAULTS.maxMessageSize;
-  if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1) throw new UsageError(`maxMessageSize: expected a positive whole number of bytes`);
+  if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1)
+    throw new UsageError(`maxMessageSize: expected a positive whole number of bytes`);
   const ws: WsClientOptions = {
     perMessageDeflate: false,
     maxPayload: maxMessageSize,

@@ -5,13 +5,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { payload, readAll, readBytes, writeAll } from '../client/support.js';
 import { ProxyPool } from '../helpers/proxy.js';
 import { startEchoServer, startServer, unusedPort } from '../helpers/targets.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
-import { payload, readAll, readBytes, writeAll } from '../client/support.js';
 
 /** The built `websockify-client` command. */
 const CLIENT = fileURLToPath(new URL('../../src/cli/client.js', import.meta.url));
@@ -61,7 +61,21 @@ describe('websockify-client usage', () => {
   test('--help lists the options; an unreadable --cafile is a start-up failure (exit 1)', async () => {
     const help = await runClient(['--help']);
     assert.equal(help.code, 0);
-    for (const flag of ['--stdio', '--protocol', '--header', '--origin', '--cafile', '--insecure', '--cert', '--key', '--connect-timeout', '--heartbeat', '--run-once', '--unix-listen', '--log-format']) {
+    for (const flag of [
+      '--stdio',
+      '--protocol',
+      '--header',
+      '--origin',
+      '--cafile',
+      '--insecure',
+      '--cert',
+      '--key',
+      '--connect-timeout',
+      '--heartbeat',
+      '--run-once',
+      '--unix-listen',
+      '--log-format',
+    ]) {
       assert.match(help.stdout, new RegExp(flag));
     }
     const missing = await runClient(['--cafile', '/nonexistent/ca.pem', '--stdio', 'wss://127.0.0.1:1/']);
@@ -133,94 +147,92 @@ describe('websockify-client --stdio', { timeout: 120_000 }, () => {
   const SSHD = '/usr/sbin/sshd';
   const SSH = '/usr/bin/ssh';
   const KEYGEN = '/usr/bin/ssh-keygen';
-  test(
-    "ssh -o ProxyCommand='websockify-client --stdio ws://...' logs in to a real sshd through websockify-ts and runs a command",
-    { skip: skipWithout(SSHD, SSH, KEYGEN) },
-    async () => {
-      assertTools(SSHD, SSH, KEYGEN);
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-client-ssh-'));
-      let sshd: ChildProcess | undefined;
-      try {
-        execFileSync(KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
-        execFileSync(KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'user_key')]);
-        fs.copyFileSync(path.join(dir, 'user_key.pub'), path.join(dir, 'authorized_keys'));
-        const port = await unusedPort();
-        const config = path.join(dir, 'sshd_config');
-        fs.writeFileSync(
-          config,
-          [
-            'ListenAddress 127.0.0.1',
-            `HostKey ${path.join(dir, 'host_key')}`,
-            `PidFile ${path.join(dir, 'sshd.pid')}`,
-            `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-            'PermitRootLogin yes',
-            'PubkeyAuthentication yes',
-            'PasswordAuthentication no',
-            'KbdInteractiveAuthentication no',
-            'UsePAM no',
-            // The test's temporary directory is not the user's home, which StrictModes would insist on.
-            'StrictModes no',
-            '',
-          ].join('\n'),
-        );
-        // sshd's privilege separation directory, made by its service unit on a booted system.
-        fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-        let sshdLog = '';
-        sshd = spawn(SSHD, ['-D', '-e', '-f', config, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-        sshd.stderr!.setEncoding('utf8').on('data', (text: string) => (sshdLog += text));
-        const running = sshd;
-        await waitUntil(`sshd to listen on ${port} (${sshdLog})`, async () => {
-          if (running.exitCode !== null) throw new Error(`sshd exited: ${sshdLog}`);
-          const probe = net.connect(port, '127.0.0.1');
-          // sshd's version line; the probe is closed at once, or sshd would keep it for its login grace time.
-          return new Promise<boolean>((resolve) => {
-            probe.once('data', () => resolve(true));
-            probe.once('error', () => resolve(false));
-            probe.setTimeout(1000, () => resolve(false));
-          }).finally(() => probe.destroy());
-        });
-        const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${port}`]);
-        const proxyCommand = `${process.execPath} ${CLIENT} --stdio ws://127.0.0.1:${proxy.port}/`;
-        const ssh = spawn(
-          SSH,
-          [
-            '-F',
-            '/dev/null',
-            '-i',
-            path.join(dir, 'user_key'),
-            '-o',
-            'IdentitiesOnly=yes',
-            '-o',
-            'BatchMode=yes',
-            '-o',
-            'StrictHostKeyChecking=no',
-            '-o',
-            'UserKnownHostsFile=/dev/null',
-            '-o',
-            `ProxyCommand=${proxyCommand}`,
-            'root@sshd-behind-websockify',
-            'echo ok',
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        let out = '';
-        let err = '';
-        ssh.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
-        ssh.stderr.setEncoding('utf8').on('data', (t: string) => (err += t));
-        const timer = setTimeout(() => ssh.kill('SIGKILL'), 60_000);
-        const [code] = (await once(ssh, 'exit')) as [number | null];
-        clearTimeout(timer);
-        assert.equal(code, 0, `ssh: ${err}\nsshd: ${sshdLog}`);
-        assert.equal(out, 'ok\n');
-        // The session went through the proxy.
-        await proxy.waitForEvent((e) => e.event === 'open' && e.target === `127.0.0.1:${port}`);
-      } finally {
-        if (sshd && sshd.exitCode === null) {
-          sshd.kill('SIGTERM');
-          await once(sshd, 'exit');
-        }
-        fs.rmSync(dir, { recursive: true, force: true });
+  test("ssh -o ProxyCommand='websockify-client --stdio ws://...' logs in to a real sshd through websockify-ts and runs a command", {
+    skip: skipWithout(SSHD, SSH, KEYGEN),
+  }, async () => {
+    assertTools(SSHD, SSH, KEYGEN);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-client-ssh-'));
+    let sshd: ChildProcess | undefined;
+    try {
+      execFileSync(KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
+      execFileSync(KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'user_key')]);
+      fs.copyFileSync(path.join(dir, 'user_key.pub'), path.join(dir, 'authorized_keys'));
+      const port = await unusedPort();
+      const config = path.join(dir, 'sshd_config');
+      fs.writeFileSync(
+        config,
+        [
+          'ListenAddress 127.0.0.1',
+          `HostKey ${path.join(dir, 'host_key')}`,
+          `PidFile ${path.join(dir, 'sshd.pid')}`,
+          `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+          'PermitRootLogin yes',
+          'PubkeyAuthentication yes',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'UsePAM no',
+          // The test's temporary directory is not the user's home, which StrictModes would insist on.
+          'StrictModes no',
+          '',
+        ].join('\n'),
+      );
+      // sshd's privilege separation directory, made by its service unit on a booted system.
+      fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+      let sshdLog = '';
+      sshd = spawn(SSHD, ['-D', '-e', '-f', config, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      sshd.stderr!.setEncoding('utf8').on('data', (text: string) => (sshdLog += text));
+      const running = sshd;
+      await waitUntil(`sshd to listen on ${port} (${sshdLog})`, async () => {
+        if (running.exitCode !== null) throw new Error(`sshd exited: ${sshdLog}`);
+        const probe = net.connect(port, '127.0.0.1');
+        // sshd's version line; the probe is closed at once, or sshd would keep it for its login grace time.
+        return new Promise<boolean>((resolve) => {
+          probe.once('data', () => resolve(true));
+          probe.once('error', () => resolve(false));
+          probe.setTimeout(1000, () => resolve(false));
+        }).finally(() => probe.destroy());
+      });
+      const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${port}`]);
+      const proxyCommand = `${process.execPath} ${CLIENT} --stdio ws://127.0.0.1:${proxy.port}/`;
+      const ssh = spawn(
+        SSH,
+        [
+          '-F',
+          '/dev/null',
+          '-i',
+          path.join(dir, 'user_key'),
+          '-o',
+          'IdentitiesOnly=yes',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          '-o',
+          `ProxyCommand=${proxyCommand}`,
+          'root@sshd-behind-websockify',
+          'echo ok',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      let err = '';
+      ssh.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+      ssh.stderr.setEncoding('utf8').on('data', (t: string) => (err += t));
+      const timer = setTimeout(() => ssh.kill('SIGKILL'), 60_000);
+      const [code] = (await once(ssh, 'exit')) as [number | null];
+      clearTimeout(timer);
+      assert.equal(code, 0, `ssh: ${err}\nsshd: ${sshdLog}`);
+      assert.equal(out, 'ok\n');
+      // The session went through the proxy.
+      await proxy.waitForEvent((e) => e.event === 'open' && e.target === `127.0.0.1:${port}`);
+    } finally {
+      if (sshd && sshd.exitCode === null) {
+        sshd.kill('SIGTERM');
+        await once(sshd, 'exit');
       }
-    },
-  );
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

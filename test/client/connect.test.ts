@@ -348,7 +348,10 @@ describe('options', { timeout: 30_000 }, () => {
       ['ws://example.com/', { headers: { 'X-A': 'a\r\nX-B: b' } }, /line breaks/],
       ['ws://example.com/', { connectTimeout: -1 }, /--connect-timeout/],
     ] as const) {
-      assert.throws(() => connectToWebSocket(local, url, options), (err: Error) => err instanceof UsageError && problem.test(err.message));
+      assert.throws(
+        () => connectToWebSocket(local, url, options),
+        (err: Error) => err instanceof UsageError && problem.test(err.message),
+      );
     }
   });
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { assertTools, skipWithout } from '../helpers/tools.js';
-import { startServer, type TestServer } from '../helpers/targets.js';
-import { captureLog } from '../helpers/log-capture.js';
-import { waitUntil } from '../helpers/wait.js';
 import { PYTHON_WEBSOCKIFY, type Subject, startPython } from '../conformance/subjects.js';
+import { captureLog } from '../helpers/log-capture.js';
+import { startServer, type TestServer } from '../helpers/targets.js';
+import { assertTools, skipWithout } from '../helpers/tools.js';
+import { waitUntil } from '../helpers/wait.js';
 import { connectLocal, exchangeWith, listenLocal, payload, readAll, writeAll } from './support.js';
 
 const MiB = 1024 * 1024;

@@ -37,7 +37,7 @@ export async function writeAll(socket: net.Socket, data: Buffer, then: 'end' | '
   if (then === 'end') socket.end();
 }
 
-/** Reads exactly `length` bytes (or fewer, if the socket ends first). */
+/** Reads at least `length` bytes (the rest of the last chunk too; fewer if the socket ends first). */
 export function readBytes(socket: net.Socket, length: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
