@@ -102,7 +102,7 @@ class ClientBridge {
     this.ws.on('upgrade', (res: IncomingMessage) => (this.wsSocket = res.socket));
     this.ws.on('open', () => this.handleOpen());
     this.ws.on('message', (data: Buffer, isBinary: boolean) => this.handleMessage(data, isBinary));
-    this.ws.on('error', (err: Error) => this.handleWsError(err));
+    this.ws.on('error', (err: NodeJS.ErrnoException) => this.handleWsError(err));
     this.ws.on('close', (code: number, reason: Buffer) => this.handleWsClose(code, reason.toString()));
     this.ws.on('pong', () => (this.answeredPing = true));
     local.pause();
@@ -220,12 +220,10 @@ class ClientBridge {
     this.maybeFinish();
   }
 
-  private handleWsError(err: Error): void {
-    // ws says `Unexpected server response: 403` for an HTTP answer other than 101.
-    this.error ??=
-      (err as NodeJS.ErrnoException).code && !err.message.includes((err as NodeJS.ErrnoException).code!)
-        ? `${err.message} (${(err as NodeJS.ErrnoException).code})`
-        : err.message;
+  private handleWsError(err: NodeJS.ErrnoException): void {
+    // ws says `Unexpected server response: 403` for an HTTP answer other than 101; a TLS failure's code
+    // (SELF_SIGNED_CERT_IN_CHAIN...) is added when its message does not name it.
+    this.error ??= err.code && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message;
     if (this.opened) {
       this.logger?.warn({ event: 'ws-error', conn: this.id, error: this.error }, `conn ${this.id}: WebSocket failed: ${this.error}`);
     }

@@ -104,6 +104,28 @@ describe('websockify-client listening', { timeout: 60_000 }, () => {
     }
   });
 
+  test('--protocol base64 and --header reach the server: it speaks base64 to this client', async () => {
+    const echo = await startEchoServer();
+    try {
+      const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${echo.port}`]);
+      const client = await pool.start(
+        ['--protocol', 'base64', '--header', 'Cookie: session=1', '--heartbeat', '1', '127.0.0.1:0', `${proxy.url}/`],
+        {
+          script: CLIENT,
+        },
+      );
+      const app = net.connect(client.port!, '127.0.0.1');
+      app.write('text frames underneath');
+      assert.equal((await readBytes(app, 22)).toString(), 'text frames underneath');
+      const opened = await proxy.waitForEvent((e) => e.event === 'open');
+      assert.equal(opened.protocol, 'base64');
+      app.destroy();
+      await pool.stop(client);
+    } finally {
+      await echo.close();
+    }
+  });
+
   test('--unix-listen: local programs connect through a Unix socket file (mode 0600)', async () => {
     const echo = await startEchoServer();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsfy-client-unix-'));

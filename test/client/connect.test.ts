@@ -172,6 +172,25 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a local connection reset while open: the server is told (close 1001), and the target gets its FIN', async () => {
+    const log = captureLog();
+    const listener = await listenLocal(proxyUrl, { logger: log.logger });
+    try {
+      const conn = target.nextConnection();
+      const app = await connectLocal(listener);
+      app.write('before the reset');
+      const targetSide = await conn;
+      assert.equal((await readBytes(targetSide, 16)).toString(), 'before the reset');
+      const targetEnd = readAll(targetSide);
+      app.resetAndDestroy();
+      await targetEnd;
+      const closed = await log.waitFor((e) => e.event === 'closed');
+      assert.equal(closed.code, 1001);
+    } finally {
+      listener.destroy();
+    }
+  });
+
   test('--protocol base64: text frames of base64 both ways, byte-exact', async () => {
     const log = captureLog();
     const listener = await listenLocal(proxyUrl, { protocol: 'base64', logger: log.logger });
