@@ -34,6 +34,8 @@ export interface StartOptions {
   prefix?: readonly string[];
   /** The proxy's environment (default this process's). */
   env?: NodeJS.ProcessEnv;
+  /** Another built command that logs the same 'listening' event (default: the proxy, {@link CLI}). */
+  script?: string;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface StartOptions {
  */
 export async function startProxy(args: string[], options: StartOptions = {}): Promise<RunningProxy> {
   const [command, ...prefix] = [...(options.prefix ?? []), process.execPath];
-  const proc = spawn(command!, [...prefix, CLI, '--log-format', 'json', ...args], {
+  const proc = spawn(command!, [...prefix, options.script ?? CLI, '--log-format', 'json', ...args], {
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
     env: options.env ?? process.env,
   });

@@ -156,9 +156,21 @@ test('the tarball holds the built program, and no tests, bench, sources or sourc
     'native/notify.c',
     'systemd/websockify@.service',
     'systemd/websockify@.socket',
+    'dist/src/cli/client.js',
+    'dist/web/websock.js',
   ]) {
     assert.ok(paths.includes(wanted), `${wanted} is not in the tarball`);
   }
+});
+
+test('the installed websockify-client command runs', { timeout: 60_000 }, async () => {
+  const bin = path.join(app, 'node_modules', '.bin', 'websockify-client');
+  const child = spawn(bin, ['--help'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  const stdout = capture(child.stdout);
+  const [code] = await exited;
+  assert.equal(code, 0);
+  assert.match(stdout(), /usage: websockify-client/i);
 });
 
 test('the installed websockify command proxies a WebSocket client to a TCP target', { timeout: 60_000 }, async () => {
