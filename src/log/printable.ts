@@ -6,7 +6,7 @@
 const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-function escape(char: string): string {
+function escapeChar(char: string): string {
   const named = NAMED[char];
   if (named) return named;
   const code = char.codePointAt(0)!;
@@ -21,5 +21,5 @@ function escape(char: string): string {
  */
 export function printable(text: string): string {
   UNPRINTABLE.lastIndex = 0;
-  return UNPRINTABLE.test(text) ? text.replace(UNPRINTABLE, escape) : text;
+  return UNPRINTABLE.test(text) ? text.replace(UNPRINTABLE, escapeChar) : text;
 }
