@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { CloseCode, closeReason } from './close-codes.js';
 import { decodeBase64Message, type Encoding } from './encoding.js';
+import { protocolErrorClose } from './protocol-errors.js';
 import { copyToBlock, RECYCLED_COPY_BYTES, recycleCopy, TargetReads } from './target-reads.js';
 
 /** Who ended a session first. */
@@ -85,6 +86,8 @@ export class Bridge {
   bytesFromTarget = 0;
   /** Cleared by each heartbeat ping, set again by the client's pong. */
   private answeredPing = true;
+  /** The latest ping not yet answered because the client socket's backlog is above the high-water mark. */
+  private pendingPong: Buffer | undefined;
   private readonly startedAt = performance.now();
   private readonly highWaterMark: number;
   private sentClose: { code: number; reason: string; initiator: Initiator } | undefined;
@@ -137,6 +140,8 @@ export class Bridge {
     ws.on('message', onClientMessage);
     ws.on('close', onClientClose);
     // The client's 'error' is the session's to log; the 'close' that follows ends this side.
+    ws.on('error', onClientError);
+    ws.on('ping', onPing);
     ws.on('pong', onPong);
     if (ws.readyState === WebSocket.CLOSED) {
       // The client left while the target was connecting.
@@ -173,6 +178,33 @@ export class Bridge {
   /** @internal The client answered a ping. */
   handlePong(): void {
     this.answeredPing = true;
+  }
+
+  /**
+   * @internal A ping from the client: answered at once while its socket keeps up. Above the high-water
+   * mark only the latest ping is answered, once the socket drains (RFC 6455 section 5.5.3 allows it), so
+   * a client that sends pings and never reads holds one pong, not a queue of them.
+   */
+  handlePing(data: Buffer): void {
+    if (this.clientSocket.writableLength < this.highWaterMark) {
+      this.ws.pong(data);
+      return;
+    }
+    if (this.pendingPong === undefined) this.clientSocket.once('drain', onPongDrain);
+    this.pendingPong = Buffer.from(data);
+  }
+
+  /** @internal */
+  handlePongDrain(): void {
+    const data = this.pendingPong;
+    this.pendingPong = undefined;
+    if (data) this.ws.pong(data);
+  }
+
+  /** @internal ws closed the client itself (a limit or a protocol rule broken): the log names the proxy and why. */
+  handleClientError(err: Error): void {
+    const close = protocolErrorClose(err);
+    if (close) this.sentClose ??= { ...close, initiator: 'proxy' };
   }
 
   /** Drops both legs at once, for an unanswered heartbeat or a shutdown that ran out of time. */
@@ -362,6 +394,7 @@ export class Bridge {
     this.clientCode = code;
     this.clientReason = reason.toString();
     this.clientSocket.removeListener('drain', onClientDrain);
+    this.clientSocket.removeListener('drain', onPongDrain);
     this.clientGone();
   }
 
@@ -437,4 +470,13 @@ function onLingerTimeout(bridge: Bridge): void {
 }
 function onPong(this: WebSocket): void {
   bridgeOf(this).handlePong();
+}
+function onPing(this: WebSocket, data: Buffer): void {
+  bridgeOf(this).handlePing(data);
+}
+function onPongDrain(this: Duplex): void {
+  bridgeOf(this).handlePongDrain();
+}
+function onClientError(this: WebSocket, err: Error): void {
+  bridgeOf(this).handleClientError(err);
 }

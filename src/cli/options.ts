@@ -137,7 +137,7 @@ export function buildProgram(): Command {
       )
       .option(
         '--max-message-size <bytes>',
-        'largest WebSocket message accepted from a client (close 1009 beyond)',
+        'largest WebSocket message accepted from a client (close 1009 beyond; 1008 beyond 16384 fragments)',
         bytes,
         DEFAULTS.maxMessageSize,
       )
