@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { CloseCode, closeReason } from './close-codes.js';
 import { decodeBase64Message, type Encoding } from './encoding.js';
+import { unwatchPaused, watchPaused } from './paused-clients.js';
 import { protocolErrorClose } from './protocol-errors.js';
 import { copyToBlock, RECYCLED_COPY_BYTES, recycleCopy, TargetReads } from './target-reads.js';
 
@@ -99,6 +100,8 @@ export class Bridge {
   private targetPaused = false;
   /** The client is paused until the target socket drains. */
   private clientPaused = false;
+  /** While the client is paused: the target's backlog at the last probe, to tell a stuck target. */
+  private probedBacklog = 0;
   /** The target is paused until the client socket has written the bytes lent from the target's read buffer. */
   private lentOut = false;
   /** Copies in recycled blocks whose writes have not completed, oldest first (made on the first one). */
@@ -218,6 +221,7 @@ export class Bridge {
   private clientGone(): void {
     if (this.wsClosed) return;
     this.wsClosed = true;
+    unwatchPaused(this);
     if (!this.target.destroyed) {
       this.target.end();
       // Nobody reads the target any more: keep draining it so its FIN can arrive.
@@ -365,6 +369,8 @@ export class Bridge {
       this.clientPaused = true;
       this.ws.pause();
       target.once('drain', onTargetDrain);
+      this.probedBacklog = backlogOf(target);
+      watchPaused(this);
     }
   }
 
@@ -412,7 +418,24 @@ export class Bridge {
   /** @internal */
   handleTargetDrain(): void {
     this.clientPaused = false;
+    unwatchPaused(this);
     this.ws.resume();
+  }
+
+  /**
+   * @internal The client is paused: is it still there? While the target takes bytes, the client's end
+   * (if it has gone) will be read in turn. A target that took nothing since the last probe may never
+   * take more, so the client gets a ping: a client that has closed its socket answers it with a reset,
+   * which the next write (the next probe's ping) reports, and the session ends as on any client close.
+   * A client still there just gets a ping, which it answers.
+   */
+  probeClient(): void {
+    const backlog = backlogOf(this.target);
+    if (backlog !== this.probedBacklog) {
+      this.probedBacklog = backlog;
+      return;
+    }
+    this.ws.ping();
   }
 
   /** @internal */
