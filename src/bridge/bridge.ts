@@ -61,6 +61,11 @@ const HIGH_WATER_MARK = 256 * 1024;
  * for it, and then how long it may take to answer our FIN with its own.
  */
 const TARGET_LINGER_MS = 5000;
+/**
+ * On a graceful stop, how often the target is checked for bytes still arriving; two checks in a row with
+ * none while it was read mean the kernel holds nothing more from it.
+ */
+const SHUTDOWN_CHECK_MS = 25;
 
 /** Read buffers for a target leg that a {@link Bridge} will carry: pass `onread` to `connectTarget`. */
 export function createTargetReads(): TargetReads {
@@ -115,6 +120,12 @@ export class Bridge {
   private lingerBacklog = 0;
   private finished = false;
   private targetError: NodeJS.ErrnoException | undefined;
+  /** A graceful stop's check for bytes still coming from the target (see {@link shutdown}). */
+  private shutdownTimer: NodeJS.Timeout | undefined;
+  private shutdownDeadline = 0;
+  /** Bytes from the target at the last check, and the checks in a row that found no more. */
+  private shutdownSeen = 0;
+  private quietChecks = 0;
 
   /**
    * Starts moving bytes at once. The WebSocket may be paused (messages held back while the target was
@@ -162,6 +173,32 @@ export class Bridge {
     if (this.sentClose || this.ws.readyState !== WebSocket.OPEN) return;
     this.sentClose = { code, reason, initiator };
     this.ws.close(code, closeReason(reason));
+  }
+
+  /**
+   * Graceful stop: close 1001, but only once the client has everything the target had already sent.
+   * Bytes still in the kernel (the target was held back because the client is slow, or they are not yet
+   * read) are read and sent first, with the usual backpressure, until the target has been read and
+   * quiet for two checks in a row, or for at most `maxWaitMs`.
+   */
+  shutdown(maxWaitMs: number): void {
+    if (this.shutdownTimer || this.sentClose || this.ws.readyState !== WebSocket.OPEN) return;
+    this.shutdownDeadline = performance.now() + maxWaitMs;
+    this.shutdownSeen = this.bytesFromTarget;
+    this.shutdownTimer = setTimeout(onShutdownCheck, SHUTDOWN_CHECK_MS, this);
+  }
+
+  /** @internal */
+  handleShutdownCheck(): void {
+    this.shutdownTimer = undefined;
+    const reading = !this.targetPaused && !this.lentOut && !this.targetClosed;
+    this.quietChecks = reading && this.bytesFromTarget === this.shutdownSeen ? this.quietChecks + 1 : 0;
+    this.shutdownSeen = this.bytesFromTarget;
+    if (this.quietChecks >= 2 || performance.now() >= this.shutdownDeadline) {
+      this.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
+      return;
+    }
+    if (!this.sentClose && this.ws.readyState === WebSocket.OPEN) this.shutdownTimer = setTimeout(onShutdownCheck, SHUTDOWN_CHECK_MS, this);
   }
 
   /**
@@ -254,6 +291,7 @@ export class Bridge {
     if (this.finished || !this.wsClosed || !this.targetClosed) return;
     this.finished = true;
     clearTimeout(this.lingerTimer);
+    clearTimeout(this.shutdownTimer);
     const summary: BridgeSummary = {
       bytesFromClient: this.bytesFromClient,
       bytesFromTarget: this.bytesFromTarget,
@@ -487,6 +525,9 @@ function onClientDrain(this: Duplex): void {
 }
 function uncorkTarget(bridge: Bridge): void {
   bridge.uncorkTarget();
+}
+function onShutdownCheck(bridge: Bridge): void {
+  bridge.handleShutdownCheck();
 }
 function onLingerTimeout(bridge: Bridge): void {
   bridge.handleLingerTimeout();

@@ -124,7 +124,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.accepting = false;
     this.stopHeartbeat?.();
     const ms = this.options.shutdownTimeout * 1000;
-    for (const session of this.sessions) session.shutdown();
+    // Half the time to read what targets have already sent, the rest for the close handshakes.
+    for (const session of this.sessions) session.shutdown(ms / 2);
     const cut = setTimeout(() => {
       for (const session of this.sessions) session.terminate('shutdown timeout');
     }, ms);

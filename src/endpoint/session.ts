@@ -155,9 +155,12 @@ export class Session {
     this.log.debug({ event: 'client-error', conn: this.id, err: err.message }, `conn ${this.id}: client error: ${err.message}`);
   }
 
-  /** Graceful stop: close 1001 after what is in flight; the session then ends as usual. */
-  shutdown(): void {
-    if (this.bridge) this.bridge.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
+  /**
+   * Graceful stop: close 1001 after what is in flight, the target's bytes still unread included (read
+   * for at most `maxWaitMs`); the session then ends as usual.
+   */
+  shutdown(maxWaitMs: number): void {
+    if (this.bridge) this.bridge.shutdown(maxWaitMs);
     else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
   }
 
