@@ -7,6 +7,7 @@ import { decodeBase64Message, type Encoding } from './encoding.js';
 import { unwatchPaused, watchPaused } from './paused-clients.js';
 import { protocolErrorClose } from './protocol-errors.js';
 import { copyToBlock, RECYCLED_COPY_BYTES, recycleCopy, TargetReads } from './target-reads.js';
+import type { UnfinishedHolder, UnfinishedMessages } from './unfinished-messages.js';
 
 /** Who ended a session first. */
 export type Initiator = 'client' | 'target' | 'proxy';
@@ -49,6 +50,18 @@ export interface BridgeOptions {
    * Ignored for a TLS target, as `connectTarget` ignores `onread` there: its 'data' events are used.
    */
   reads?: TargetReads | undefined;
+  /** The bound on unfinished client messages over all sessions; none when absent. */
+  unfinished?: UnfinishedMessages | undefined;
+}
+
+/** What ws's message parser holds (its own fields, read after each read of the client socket). */
+interface ReceiverState {
+  /** Bytes read and not yet parsed: the part of a frame that has not all arrived. */
+  _bufferedBytes: number;
+  /** Payload of the message's earlier fragments, kept until its last one. */
+  _messageLength: number;
+  /** The message's length so far as its frame headers announce it, the frame being read included. */
+  _totalPayloadLength: number;
 }
 
 /**
@@ -87,8 +100,11 @@ const TEXT = { binary: false } as const;
  * Event handlers are shared functions that find their bridge through a symbol on the emitter, so an idle
  * session costs no closures.
  */
-export class Bridge {
+export class Bridge implements UnfinishedHolder {
   bytesFromClient = 0;
+  /** Bytes of the client's unfinished message, as last noted for the bound over all sessions. */
+  unfinished = 0;
+  private readonly receiver: ReceiverState | undefined;
   bytesFromTarget = 0;
   /** Cleared by each heartbeat ping, set again by the client's pong. */
   private answeredPing = true;
@@ -151,6 +167,11 @@ export class Bridge {
     target.on('end', onTargetEnd);
     target.on('error', onTargetError);
     target.on('close', onTargetClose);
+    if (options.unfinished) {
+      this.receiver = (ws as unknown as { _receiver: ReceiverState })._receiver;
+      // After ws's own listener (added at the upgrade), so the read is parsed when this one looks.
+      clientSocket.on('data', onClientRead);
+    }
     ws.on('message', onClientMessage);
     ws.on('close', onClientClose);
     // The client's 'error' is the session's to log; the 'close' that follows ends this side.
@@ -241,6 +262,27 @@ export class Bridge {
     if (data) this.ws.pong(data);
   }
 
+  /**
+   * @internal A read from the client socket, parsed by ws: what it leaves unfinished counts towards the
+   * bound, as its frame headers announce it (a frame of 16 MiB counts whole from its header on). Counting
+   * only what has arrived would let every hoarder read most of its message before one is dropped: their
+   * memory would be given back, but only at the next garbage collection.
+   */
+  handleClientRead(): void {
+    const receiver = this.receiver!;
+    const arrived = receiver._bufferedBytes + receiver._messageLength;
+    this.options.unfinished!.update(this, Math.max(arrived, receiver._totalPayloadLength));
+  }
+
+  /** The bound on unfinished messages over all sessions is passed and this session holds the most: close 1009 and let go. */
+  dropUnfinished(limit: number): void {
+    const reason = `Unfinished messages of all sessions above ${limit} bytes; this one held the most`;
+    this.sentClose ??= { code: CloseCode.MESSAGE_TOO_BIG, reason, initiator: 'proxy' };
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.MESSAGE_TOO_BIG, closeReason(reason));
+    // Not waiting for the client's answer: its parser would go on holding the message meanwhile.
+    this.ws.terminate();
+  }
+
   /** @internal ws closed the client itself (a limit or a protocol rule broken): the log names the proxy and why. */
   handleClientError(err: Error): void {
     const close = protocolErrorClose(err);
@@ -259,6 +301,7 @@ export class Bridge {
     if (this.wsClosed) return;
     this.wsClosed = true;
     unwatchPaused(this);
+    this.options.unfinished?.update(this, 0);
     if (!this.target.destroyed) {
       this.target.end();
       // Nobody reads the target any more: keep draining it so its FIN can arrive.
@@ -519,6 +562,9 @@ function onClientMessage(this: WebSocket, data: Buffer, isBinary: boolean): void
 }
 function onClientClose(this: WebSocket, code: number, reason: Buffer): void {
   bridgeOf(this).handleClientClose(code, reason);
+}
+function onClientRead(this: Duplex): void {
+  bridgeOf(this).handleClientRead();
 }
 function onClientDrain(this: Duplex): void {
   bridgeOf(this).handleClientDrain();

@@ -141,6 +141,12 @@ export function buildProgram(): Command {
         bytes,
         DEFAULTS.maxMessageSize,
       )
+      .option(
+        '--max-unfinished-bytes <bytes>',
+        'bytes of unfinished client messages held at once over all sessions (past it, the session holding the most gets 1009)',
+        bytes,
+        DEFAULTS.maxUnfinishedBytes,
+      )
       .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
       .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)
       .option('--key <file>', 'TLS private key file, if separate from the certificate')
