@@ -70,7 +70,7 @@ export interface ProxyConfig {
    * Bytes of unfinished client messages held at once over all sessions (each of N workers holds 1/N);
    * past it the session holding the most is closed with 1009. Default 256 MiB.
    */
-  maxUnfinishedBytes: number;
+  maxUnfinished: number;
   /** Largest HTTP request head, in bytes (431 beyond). Default 16 KiB. */
   maxHeaderSize: number;
   /** Print a character per message moved, as Python websockify's `--traffic`. Default false. */
@@ -135,7 +135,7 @@ export const DEFAULTS = {
   drainTimeout: 0,
   workers: 1,
   maxMessageSize: 16 * 1024 * 1024,
-  maxUnfinishedBytes: 256 * 1024 * 1024,
+  maxUnfinished: 256 * 1024 * 1024,
   maxHeaderSize: 16 * 1024,
   traffic: false,
   unixListenMode: 0o600,

@@ -115,7 +115,7 @@ export interface ProxyOptions {
    * Bytes of unfinished client messages held at once over all sessions (and all workers); past it the
    * session holding the most is closed with 1009. At least `maxMessageSize`. Default 256 MiB.
    */
-  maxUnfinishedBytes?: number | undefined;
+  maxUnfinished?: number | undefined;
   /** Largest HTTP request head, in bytes. Default 16 KiB. */
   maxHeaderSize?: number | undefined;
   /** Print a character per message moved on stdout. Default false. */
@@ -155,11 +155,11 @@ function bytes(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
-/** `--max-unfinished-bytes`: a bound below the largest message would refuse every large message. */
+/** `--max-unfinished`: a bound below the largest message would refuse every large message. */
 function unfinishedBytesOf(options: ProxyOptions): number {
-  const bound = bytes('--max-unfinished-bytes', options.maxUnfinishedBytes, DEFAULTS.maxUnfinishedBytes);
+  const bound = bytes('--max-unfinished', options.maxUnfinished, DEFAULTS.maxUnfinished);
   const largest = options.maxMessageSize ?? DEFAULTS.maxMessageSize;
-  if (bound < largest) throw new UsageError(`--max-unfinished-bytes: ${bound} is below --max-message-size (${largest})`);
+  if (bound < largest) throw new UsageError(`--max-unfinished: ${bound} is below --max-message-size (${largest})`);
   return bound;
 }
 
@@ -204,7 +204,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       drainTimeout: seconds('--drain-timeout', options.drainTimeout, DEFAULTS.drainTimeout),
       workers: workersOf(options),
       maxMessageSize: bytes('--max-message-size', options.maxMessageSize, DEFAULTS.maxMessageSize),
-      maxUnfinishedBytes: unfinishedBytesOf(options),
+      maxUnfinished: unfinishedBytesOf(options),
       maxHeaderSize: bytes('--max-header-size', options.maxHeaderSize, DEFAULTS.maxHeaderSize),
       traffic: options.traffic ?? DEFAULTS.traffic,
       record: absolute(options.record),

@@ -102,10 +102,11 @@ const TEXT = { binary: false } as const;
  */
 export class Bridge implements UnfinishedHolder {
   bytesFromClient = 0;
+  bytesFromTarget = 0;
   /** Bytes of the client's unfinished message, as last noted for the bound over all sessions. */
   unfinished = 0;
+  /** ws's parser of the client's frames, when unfinished messages are bounded. */
   private readonly receiver: ReceiverState | undefined;
-  bytesFromTarget = 0;
   /** Cleared by each heartbeat ping, set again by the client's pong. */
   private answeredPing = true;
   /** The latest ping not yet answered because the client socket's backlog is above the high-water mark. */
@@ -174,7 +175,8 @@ export class Bridge implements UnfinishedHolder {
     }
     ws.on('message', onClientMessage);
     ws.on('close', onClientClose);
-    // The client's 'error' is the session's to log; the 'close' that follows ends this side.
+    // The client's 'error' is the session's to log (here only a close ws made itself is noted); the
+    // 'close' that follows ends this side.
     ws.on('error', onClientError);
     ws.on('ping', onPing);
     ws.on('pong', onPong);

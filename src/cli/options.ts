@@ -142,10 +142,10 @@ export function buildProgram(): Command {
         DEFAULTS.maxMessageSize,
       )
       .option(
-        '--max-unfinished-bytes <bytes>',
+        '--max-unfinished <bytes>',
         'bytes of unfinished client messages held at once over all sessions (past it, the session holding the most gets 1009)',
         bytes,
-        DEFAULTS.maxUnfinishedBytes,
+        DEFAULTS.maxUnfinished,
       )
       .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
       .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)

@@ -41,7 +41,7 @@ const proxy = new InProcessProxy(
     timeout: 0,
     idleTimeout: 0,
     drainTimeout: 0,
-    maxUnfinishedBytes: Math.floor(config.maxUnfinishedBytes / init.count),
+    maxUnfinished: Math.floor(config.maxUnfinished / init.count),
   },
   logger,
   { sessionIds: { first: init.firstId, step: init.count }, targets: program, share: { reusePort: init.reusePort, joining: init.joining } },

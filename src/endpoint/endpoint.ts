@@ -19,7 +19,7 @@ export interface EndpointOptions {
   /** Largest message accepted from a client, in bytes (close 1009 beyond). */
   maxMessageSize: number;
   /** Bytes of unfinished client messages held at once over all sessions (1009 for the largest beyond). */
-  maxUnfinishedBytes: number;
+  maxUnfinished: number;
   /** How sessions connect their target. */
   connect: ConnectOptions;
   logger: Logger;
@@ -85,7 +85,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     super();
     this.nextId = options.sessionIds?.first ?? 1;
     this.idStep = options.sessionIds?.step ?? 1;
-    this.unfinished = new UnfinishedMessages(options.maxUnfinishedBytes);
+    this.unfinished = new UnfinishedMessages(options.maxUnfinished);
     const upgrade = createUpgrader({
       maxMessageSize: options.maxMessageSize,
       admit: options.admit,

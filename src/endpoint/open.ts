@@ -52,7 +52,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
     targetProxyProtocol: config.targetProxyProtocol,
     admit: guardAdmission(createAdmission({ auth, targets }), policy),
     maxMessageSize: config.maxMessageSize,
-    maxUnfinishedBytes: config.maxUnfinishedBytes,
+    maxUnfinished: config.maxUnfinished,
     connect: { preferIpv6: config.preferIpv6, timeoutMs: config.connectTimeout * 1000 },
     logger,
     hooks: config.traffic ? [trafficHook] : [],

@@ -35,7 +35,7 @@ export interface UpgradeHandlerOptions
     | 'connectTimeout'
     | 'shutdownTimeout'
     | 'maxMessageSize'
-    | 'maxUnfinishedBytes'
+    | 'maxUnfinished'
     | 'traffic'
     | 'preferIpv6'
     | 'verbose'

@@ -1,6 +1,6 @@
 // The bound on unfinished client messages over all sessions: 100 clients each send all but the last KiB
 // of a maximal message and stall. Without the bound the proxy held all of it (1.6 GiB with the default
-// 16 MiB messages); with it, past --max-unfinished-bytes the session holding the most is closed with
+// 16 MiB messages); with it, past --max-unfinished the session holding the most is closed with
 // 1009, and the proxy's memory stays near the bound.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -27,7 +27,7 @@ test('100 sessions each holding most of a maximal message: the largest are close
     proxy = await startProxy([
       '--max-message-size',
       String(MAX_MESSAGE),
-      '--max-unfinished-bytes',
+      '--max-unfinished',
       String(BOUND),
       '127.0.0.1:0',
       `127.0.0.1:${target.port}`,
