@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { handshakeRequest, maskedFrame, Opcode, parseFrame } from '../../bench/wire.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { RawConnection } from '../helpers/raw-connection.js';
-import { startEchoServer, type TestServer } from '../helpers/targets.js';
+import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 
 let echo: TestServer;
@@ -73,6 +73,37 @@ describe('control frames', () => {
       assert.ok(!framesOf(conn).some((f) => f.opcode === Opcode.CLOSE), 'the session is still open');
     } finally {
       conn.destroy();
+    }
+  });
+
+  test('200 pings from a client that does not read: the latest is answered once it reads, and the session carries on', async () => {
+    const size = 8 * 1024 * 1024;
+    // A target that sends more than the sockets between hold, and stays open.
+    const streamer = await startServer((socket) => socket.write(Buffer.alloc(size, 5)));
+    const streaming = await startProxy(['127.0.0.1:0', `127.0.0.1:${streamer.port}`]);
+    const conn = await RawConnection.open(streaming.port!);
+    try {
+      conn.write(handshakeRequest({ protocol: 'binary' }));
+      assert.equal((await conn.head())?.status, 101);
+      conn.socket.pause();
+      // The proxy's queue towards this client fills up past its high-water mark.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      conn.write(Buffer.concat(Array.from({ length: 200 }, (_, i) => maskedFrame(Buffer.from(`ping ${i}`), Opcode.PING))));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      conn.socket.resume();
+      const frames = await waitUntil('all the data and a pong', () => {
+        const seen = framesOf(conn);
+        const data = seen.filter((f) => f.opcode === Opcode.BINARY).reduce((sum, f) => sum + f.payload.length, 0);
+        return data === size && seen.some((f) => f.opcode === Opcode.PONG) && seen;
+      });
+      const pongs = frames.filter((f) => f.opcode === Opcode.PONG).map((f) => f.payload.toString());
+      assert.equal(pongs.at(-1), 'ping 199', 'the latest ping is answered');
+      assert.ok(pongs.length < 200, `all ${pongs.length} pongs were queued for a client that did not read`);
+      assert.ok(!frames.some((f) => f.opcode === Opcode.CLOSE), 'the session is still open');
+    } finally {
+      conn.destroy();
+      await streaming.stop();
+      await streamer.close();
     }
   });
 
