@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { type ClientOptions, WebSocket } from 'ws';
 
 /**
@@ -11,8 +12,12 @@ export async function openClient(url: string, protocols?: string | string[], opt
   const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...options });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => {
-      ws.pause();
-      setImmediate(() => ws.resume());
+      // The socket, not the WebSocket: a caller that pauses the WebSocket itself keeps it paused.
+      const socket = (ws as unknown as { _socket: Duplex })._socket;
+      socket.pause();
+      setImmediate(() => {
+        if (!ws.isPaused) socket.resume();
+      });
       resolve();
     });
     ws.once('error', reject);
