@@ -28,9 +28,8 @@ test('SIGTERM: every byte each target wrote before it reaches the client, then 1
     for (let i = 0; i < SESSIONS; i++) {
       const ws = await openClient(proxy.url, ['binary']);
       results.push(collect(ws));
-      // A client that stops reading: the proxy has to hold its target back, so the bytes wait in the
-      // kernel. (After openClient's own resume, which comes in a setImmediate.)
-      setImmediate(() => ws.pause());
+      // A client that stops reading: the proxy has to hold its target back, so the bytes wait in the kernel.
+      ws.pause();
       clients.push(ws);
     }
     await sleep(1000);

@@ -30,12 +30,6 @@ async function client(url: string, options: ClientOptions = {}): Promise<WebSock
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Stops reading: after openClient's own resume, which comes in a setImmediate (a pause before it is undone). */
-async function pauseClient(ws: WebSocket): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-  ws.pause();
-}
-
 /**
  * Asserts that the proxy accepts no new connection. The kernel may give the freed port to another test's
  * process at once, so the proof is the proxy's own log (needs -v for its 'accept' events), not the refusal.
@@ -186,10 +180,10 @@ test('SIGTERM flushes what is in flight: the client receives every byte the prox
   cleanups.push(() => target.close());
   const p = await proxy(['127.0.0.1:0', `127.0.0.1:${target.port}`]);
   const ws = await client(p.url);
-  const received = collect(ws);
-  await pauseClient(ws);
+  ws.pause();
   await p.waitForEvent((e) => e.event === 'open');
   await sleep(500);
+  const received = collect(ws);
   const status = p.stop('SIGTERM');
   await p.waitForEvent((e) => e.event === 'stopping');
   ws.resume();
@@ -209,7 +203,7 @@ test('--shutdown-timeout: a client that never answers the close frame is cut, an
   const ws = await client(p.url);
   const closed = collect(ws);
   // A paused client reads nothing more, so it never sees (or answers) the close frame.
-  await pauseClient(ws);
+  ws.pause();
   const status = p.stop('SIGTERM');
   const stopping = await p.waitForEvent((e) => e.event === 'stopping');
   // While it waits, the proxy accepts no one.
