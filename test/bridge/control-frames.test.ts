@@ -76,7 +76,7 @@ describe('control frames', () => {
     }
   });
 
-  test('200 pings from a client that does not read: the latest is answered once it reads, and the session carries on', async () => {
+  test('5,000 pings from a client that does not read: the queue of pongs stops at the high-water mark, the latest is answered once it reads, and the session carries on', async () => {
     const size = 8 * 1024 * 1024;
     // A target that sends more than the sockets between hold, and stays open.
     const streamer = await startServer((socket) => socket.write(Buffer.alloc(size, 5)));
@@ -88,7 +88,9 @@ describe('control frames', () => {
       conn.socket.pause();
       // The proxy's queue towards this client fills up past its high-water mark.
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      conn.write(Buffer.concat(Array.from({ length: 200 }, (_, i) => maskedFrame(Buffer.from(`ping ${i}`), Opcode.PING))));
+      // 5,000 pongs of 125 bytes are more than the high-water mark (256 KiB) the proxy queues for a client.
+      const pings = Array.from({ length: 5000 }, (_, i) => maskedFrame(Buffer.from(`ping ${i} `.padEnd(125, '.')), Opcode.PING));
+      conn.write(Buffer.concat(pings));
       await new Promise((resolve) => setTimeout(resolve, 500));
       conn.socket.resume();
       const frames = await waitUntil('all the data and a pong', () => {
@@ -97,8 +99,8 @@ describe('control frames', () => {
         return data === size && seen.some((f) => f.opcode === Opcode.PONG) && seen;
       });
       const pongs = frames.filter((f) => f.opcode === Opcode.PONG).map((f) => f.payload.toString());
-      assert.equal(pongs.at(-1), 'ping 199', 'the latest ping is answered');
-      assert.ok(pongs.length < 200, `all ${pongs.length} pongs were queued for a client that did not read`);
+      assert.equal(pongs.at(-1), 'ping 4999 '.padEnd(125, '.'), 'the latest ping is answered');
+      assert.ok(pongs.length < 5000, `all ${pongs.length} pongs were queued for a client that did not read`);
       assert.ok(!frames.some((f) => f.opcode === Opcode.CLOSE), 'the session is still open');
     } finally {
       conn.destroy();
