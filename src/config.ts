@@ -69,6 +69,11 @@ export interface ProxyConfig {
   workers: number;
   /** Largest WebSocket message accepted from a client, in bytes (close 1009 beyond). Default 16 MiB. */
   maxMessageSize: number;
+  /**
+   * Bytes of unfinished client messages held at once over all sessions (each of N workers holds 1/N);
+   * past it the session holding the most is closed with 1009. Default 256 MiB.
+   */
+  maxUnfinished: number;
   /** Largest HTTP request head, in bytes (431 beyond). Default 16 KiB. */
   maxHeaderSize: number;
   /** Print a character per message moved, as Python websockify's `--traffic`. Default false. */
@@ -138,6 +143,7 @@ export const DEFAULTS = {
   drainTimeout: 0,
   workers: 1,
   maxMessageSize: 16 * 1024 * 1024,
+  maxUnfinished: 256 * 1024 * 1024,
   maxHeaderSize: 16 * 1024,
   traffic: false,
   unixListenMode: 0o600,

@@ -123,6 +123,11 @@ export interface ProxyOptions {
   workers?: number | 'auto' | undefined;
   /** Largest message from a client, in bytes. Default 16 MiB. */
   maxMessageSize?: number | undefined;
+  /**
+   * Bytes of unfinished client messages held at once over all sessions (and all workers); past it the
+   * session holding the most is closed with 1009. At least `maxMessageSize`. Default 256 MiB.
+   */
+  maxUnfinished?: number | undefined;
   /** Largest HTTP request head, in bytes. Default 16 KiB. */
   maxHeaderSize?: number | undefined;
   /** Print a character per message moved on stdout. Default false. */
@@ -160,6 +165,14 @@ function bytes(name: string, value: number | undefined, fallback: number): numbe
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`${name}: expected a positive number of bytes, got ${value}`);
   return value;
+}
+
+/** `--max-unfinished`: a bound below the largest message would refuse every large message. */
+function unfinishedBytesOf(options: ProxyOptions): number {
+  const bound = bytes('--max-unfinished', options.maxUnfinished, DEFAULTS.maxUnfinished);
+  const largest = options.maxMessageSize ?? DEFAULTS.maxMessageSize;
+  if (bound < largest) throw new UsageError(`--max-unfinished: ${bound} is below --max-message-size (${largest})`);
+  return bound;
 }
 
 /** An absolute path, as Python websockify makes them: a daemon changes its directory later. */
@@ -203,6 +216,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       drainTimeout: seconds('--drain-timeout', options.drainTimeout, DEFAULTS.drainTimeout),
       workers: workersOf(options),
       maxMessageSize: bytes('--max-message-size', options.maxMessageSize, DEFAULTS.maxMessageSize),
+      maxUnfinished: unfinishedBytesOf(options),
       maxHeaderSize: bytes('--max-header-size', options.maxHeaderSize, DEFAULTS.maxHeaderSize),
       traffic: options.traffic ?? DEFAULTS.traffic,
       record: absolute(options.record),

@@ -4,7 +4,10 @@ import tls from 'node:tls';
 import { WebSocket } from 'ws';
 import { CloseCode, closeReason } from './close-codes.js';
 import { decodeBase64Message, type Encoding } from './encoding.js';
+import { unwatchPaused, watchPaused } from './paused-clients.js';
+import { protocolErrorClose } from './protocol-errors.js';
 import { copyToBlock, RECYCLED_COPY_BYTES, recycleCopy, TargetReads } from './target-reads.js';
+import type { UnfinishedHolder, UnfinishedMessages } from './unfinished-messages.js';
 
 /** Who ended a session first. */
 export type Initiator = 'client' | 'target' | 'proxy';
@@ -47,6 +50,18 @@ export interface BridgeOptions {
    * Ignored for a TLS target, as `connectTarget` ignores `onread` there: its 'data' events are used.
    */
   reads?: TargetReads | undefined;
+  /** The bound on unfinished client messages over all sessions; none when absent. */
+  unfinished?: UnfinishedMessages | undefined;
+}
+
+/** What ws's message parser holds (its own fields, read after each read of the client socket). */
+interface ReceiverState {
+  /** Bytes read and not yet parsed: the part of a frame that has not all arrived. */
+  _bufferedBytes: number;
+  /** Payload of the message's earlier fragments, kept until its last one. */
+  _messageLength: number;
+  /** The message's length so far as its frame headers announce it, the frame being read included. */
+  _totalPayloadLength: number;
 }
 
 /**
@@ -59,6 +74,11 @@ const HIGH_WATER_MARK = 256 * 1024;
  * for it, and then how long it may take to answer our FIN with its own.
  */
 const TARGET_LINGER_MS = 5000;
+/**
+ * On a graceful stop, how often the target is checked for bytes still arriving; two checks in a row with
+ * none while it was read mean the kernel holds nothing more from it.
+ */
+const SHUTDOWN_CHECK_MS = 25;
 
 /** Read buffers for a target leg that a {@link Bridge} will carry: pass `onread` to `connectTarget`. */
 export function createTargetReads(): TargetReads {
@@ -80,11 +100,17 @@ const TEXT = { binary: false } as const;
  * Event handlers are shared functions that find their bridge through a symbol on the emitter, so an idle
  * session costs no closures.
  */
-export class Bridge {
+export class Bridge implements UnfinishedHolder {
   bytesFromClient = 0;
   bytesFromTarget = 0;
+  /** Bytes of the client's unfinished message, as last noted for the bound over all sessions. */
+  unfinished = 0;
+  /** ws's parser of the client's frames, when unfinished messages are bounded. */
+  private readonly receiver: ReceiverState | undefined;
   /** Cleared by each heartbeat ping, set again by the client's pong. */
   private answeredPing = true;
+  /** The latest ping not yet answered because the client socket's backlog is above the high-water mark. */
+  private pendingPong: Buffer | undefined;
   private readonly startedAt = performance.now();
   private readonly highWaterMark: number;
   private sentClose: { code: number; reason: string; initiator: Initiator } | undefined;
@@ -96,6 +122,8 @@ export class Bridge {
   private targetPaused = false;
   /** The client is paused until the target socket drains. */
   private clientPaused = false;
+  /** While the client is paused: the target's backlog at the last probe, to tell a stuck target. */
+  private probedBacklog = 0;
   /** The target is paused until the client socket has written the bytes lent from the target's read buffer. */
   private lentOut = false;
   /** Copies in recycled blocks whose writes have not completed, oldest first (made on the first one). */
@@ -109,6 +137,12 @@ export class Bridge {
   private lingerBacklog = 0;
   private finished = false;
   private targetError: NodeJS.ErrnoException | undefined;
+  /** A graceful stop's check for bytes still coming from the target (see {@link shutdown}). */
+  private shutdownTimer: NodeJS.Timeout | undefined;
+  private shutdownDeadline = 0;
+  /** Bytes from the target at the last check, and the checks in a row that found no more. */
+  private shutdownSeen = 0;
+  private quietChecks = 0;
 
   /**
    * Starts moving bytes at once. The WebSocket may be paused (messages held back while the target was
@@ -134,9 +168,17 @@ export class Bridge {
     target.on('end', onTargetEnd);
     target.on('error', onTargetError);
     target.on('close', onTargetClose);
+    if (options.unfinished) {
+      this.receiver = (ws as unknown as { _receiver: ReceiverState })._receiver;
+      // After ws's own listener (added at the upgrade), so the read is parsed when this one looks.
+      clientSocket.on('data', onClientRead);
+    }
     ws.on('message', onClientMessage);
     ws.on('close', onClientClose);
-    // The client's 'error' is the session's to log; the 'close' that follows ends this side.
+    // The client's 'error' is the session's to log (here only a close ws made itself is noted); the
+    // 'close' that follows ends this side.
+    ws.on('error', onClientError);
+    ws.on('ping', onPing);
     ws.on('pong', onPong);
     if (ws.readyState === WebSocket.CLOSED) {
       // The client left while the target was connecting.
@@ -154,6 +196,32 @@ export class Bridge {
     if (this.sentClose || this.ws.readyState !== WebSocket.OPEN) return;
     this.sentClose = { code, reason, initiator };
     this.ws.close(code, closeReason(reason));
+  }
+
+  /**
+   * Graceful stop: close 1001, but only once the client has everything the target had already sent.
+   * Bytes still in the kernel (the target was held back because the client is slow, or they are not yet
+   * read) are read and sent first, with the usual backpressure, until the target has been read and
+   * quiet for two checks in a row, or for at most `maxWaitMs`.
+   */
+  shutdown(maxWaitMs: number): void {
+    if (this.shutdownTimer || this.sentClose || this.ws.readyState !== WebSocket.OPEN) return;
+    this.shutdownDeadline = performance.now() + maxWaitMs;
+    this.shutdownSeen = this.bytesFromTarget;
+    this.shutdownTimer = setTimeout(onShutdownCheck, SHUTDOWN_CHECK_MS, this);
+  }
+
+  /** @internal */
+  handleShutdownCheck(): void {
+    this.shutdownTimer = undefined;
+    const reading = !this.targetPaused && !this.lentOut && !this.targetClosed;
+    this.quietChecks = reading && this.bytesFromTarget === this.shutdownSeen ? this.quietChecks + 1 : 0;
+    this.shutdownSeen = this.bytesFromTarget;
+    if (this.quietChecks >= 2 || performance.now() >= this.shutdownDeadline) {
+      this.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
+      return;
+    }
+    if (!this.sentClose && this.ws.readyState === WebSocket.OPEN) this.shutdownTimer = setTimeout(onShutdownCheck, SHUTDOWN_CHECK_MS, this);
   }
 
   /**
@@ -175,6 +243,54 @@ export class Bridge {
     this.answeredPing = true;
   }
 
+  /**
+   * @internal A ping from the client: answered at once while its socket keeps up. Above the high-water
+   * mark only the latest ping is answered, once the socket drains (RFC 6455 section 5.5.3 allows it), so
+   * a client that sends pings and never reads holds one pong, not a queue of them.
+   */
+  handlePing(data: Buffer): void {
+    if (this.clientSocket.writableLength < this.highWaterMark) {
+      this.ws.pong(data);
+      return;
+    }
+    if (this.pendingPong === undefined) this.clientSocket.once('drain', onPongDrain);
+    this.pendingPong = Buffer.from(data);
+  }
+
+  /** @internal */
+  handlePongDrain(): void {
+    const data = this.pendingPong;
+    this.pendingPong = undefined;
+    if (data) this.ws.pong(data);
+  }
+
+  /**
+   * @internal A read from the client socket, parsed by ws: what it leaves unfinished counts towards the
+   * bound, as its frame headers announce it (a frame of 16 MiB counts whole from its header on). Counting
+   * only what has arrived would let every hoarder read most of its message before one is dropped: their
+   * memory would be given back, but only at the next garbage collection.
+   */
+  handleClientRead(): void {
+    const receiver = this.receiver!;
+    const arrived = receiver._bufferedBytes + receiver._messageLength;
+    this.options.unfinished!.update(this, Math.max(arrived, receiver._totalPayloadLength));
+  }
+
+  /** The bound on unfinished messages over all sessions is passed and this session holds the most: close 1009 and let go. */
+  dropUnfinished(limit: number): void {
+    const reason = `Unfinished messages of all sessions above ${limit} bytes; this one held the most`;
+    this.sentClose ??= { code: CloseCode.MESSAGE_TOO_BIG, reason, initiator: 'proxy' };
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.MESSAGE_TOO_BIG, closeReason(reason));
+    // Not waiting for the client's answer: its parser would go on holding the message meanwhile.
+    this.ws.terminate();
+  }
+
+  /** @internal ws closed the client itself (a limit or a protocol rule broken): the log names the proxy and why. */
+  handleClientError(err: Error): void {
+    const close = protocolErrorClose(err);
+    if (close) this.sentClose ??= { ...close, initiator: 'proxy' };
+  }
+
   /** Drops both legs at once, for an unanswered heartbeat or a shutdown that ran out of time. */
   terminate(reason: string): void {
     this.sentClose ??= { code: CloseCode.ABNORMAL, reason, initiator: 'proxy' };
@@ -186,6 +302,8 @@ export class Bridge {
   private clientGone(): void {
     if (this.wsClosed) return;
     this.wsClosed = true;
+    unwatchPaused(this);
+    this.options.unfinished?.update(this, 0);
     if (!this.target.destroyed) {
       this.target.end();
       // Nobody reads the target any more: keep draining it so its FIN can arrive.
@@ -218,6 +336,7 @@ export class Bridge {
     if (this.finished || !this.wsClosed || !this.targetClosed) return;
     this.finished = true;
     clearTimeout(this.lingerTimer);
+    clearTimeout(this.shutdownTimer);
     const summary: BridgeSummary = {
       bytesFromClient: this.bytesFromClient,
       bytesFromTarget: this.bytesFromTarget,
@@ -333,6 +452,8 @@ export class Bridge {
       this.clientPaused = true;
       this.ws.pause();
       target.once('drain', onTargetDrain);
+      this.probedBacklog = backlogOf(target);
+      watchPaused(this);
     }
   }
 
@@ -362,6 +483,7 @@ export class Bridge {
     this.clientCode = code;
     this.clientReason = reason.toString();
     this.clientSocket.removeListener('drain', onClientDrain);
+    this.clientSocket.removeListener('drain', onPongDrain);
     this.clientGone();
   }
 
@@ -379,7 +501,24 @@ export class Bridge {
   /** @internal */
   handleTargetDrain(): void {
     this.clientPaused = false;
+    unwatchPaused(this);
     this.ws.resume();
+  }
+
+  /**
+   * @internal The client is paused: is it still there? While the target takes bytes, the client's end
+   * (if it has gone) will be read in turn. A target that took nothing since the last probe may never
+   * take more, so the client gets a ping: a client that has closed its socket answers it with a reset,
+   * which the next write (the next probe's ping) reports, and the session ends as on any client close.
+   * A client still there just gets a ping, which it answers.
+   */
+  probeClient(): void {
+    const backlog = backlogOf(this.target);
+    if (backlog !== this.probedBacklog) {
+      this.probedBacklog = backlog;
+      return;
+    }
+    this.ws.ping();
   }
 
   /** @internal */
@@ -426,15 +565,30 @@ function onClientMessage(this: WebSocket, data: Buffer, isBinary: boolean): void
 function onClientClose(this: WebSocket, code: number, reason: Buffer): void {
   bridgeOf(this).handleClientClose(code, reason);
 }
+function onClientRead(this: Duplex): void {
+  bridgeOf(this).handleClientRead();
+}
 function onClientDrain(this: Duplex): void {
   bridgeOf(this).handleClientDrain();
 }
 function uncorkTarget(bridge: Bridge): void {
   bridge.uncorkTarget();
 }
+function onShutdownCheck(bridge: Bridge): void {
+  bridge.handleShutdownCheck();
+}
 function onLingerTimeout(bridge: Bridge): void {
   bridge.handleLingerTimeout();
 }
 function onPong(this: WebSocket): void {
   bridgeOf(this).handlePong();
+}
+function onPing(this: WebSocket, data: Buffer): void {
+  bridgeOf(this).handlePing(data);
+}
+function onPongDrain(this: Duplex): void {
+  bridgeOf(this).handlePongDrain();
+}
+function onClientError(this: WebSocket, err: Error): void {
+  bridgeOf(this).handleClientError(err);
 }

@@ -10,8 +10,12 @@ export const CloseCode = {
   NO_STATUS: 1005,
   /** The connection dropped without a close frame (also used when a heartbeat goes unanswered). */
   ABNORMAL: 1006,
-  /** A base64 message that does not decode. */
+  /** A frame that breaks the protocol (a bad opcode, an unmasked frame...). */
+  PROTOCOL_ERROR: 1002,
+  /** A base64 message that does not decode, or a close reason that is not UTF-8. */
   INVALID_PAYLOAD: 1007,
+  /** A message in more fragments than the proxy takes. */
+  POLICY_VIOLATION: 1008,
   /** A message larger than the configured maximum. */
   MESSAGE_TOO_BIG: 1009,
   /** The target could not be reached, or failed. */

@@ -140,9 +140,15 @@ export function buildProgram(): Command {
       )
       .option(
         '--max-message-size <bytes>',
-        'largest WebSocket message accepted from a client (close 1009 beyond)',
+        'largest WebSocket message accepted from a client (close 1009 beyond; 1008 beyond 16384 fragments)',
         bytes,
         DEFAULTS.maxMessageSize,
+      )
+      .option(
+        '--max-unfinished <bytes>',
+        'bytes of unfinished client messages held at once over all sessions (past it, the session holding the most gets 1009)',
+        bytes,
+        DEFAULTS.maxUnfinished,
       )
       .option('--max-header-size <bytes>', 'largest HTTP request head accepted (431 beyond)', bytes, DEFAULTS.maxHeaderSize)
       .option('--cert <file>', 'TLS certificate file (may also hold the key); TLS is off when the default is absent', TLS_DEFAULTS.cert)

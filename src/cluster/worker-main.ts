@@ -32,7 +32,17 @@ const logger = createLogger({ ...init.log, worker: init.index });
 const program = init.program && new ProgramTarget(init.program.host, init.program.port, init.program.description);
 const proxy = new InProcessProxy(
   // The primary keeps the clocks (--timeout, --idle-timeout, --drain-timeout) for all workers together.
-  { ...config, listen: init.listen, wrap: undefined, runOnce: false, timeout: 0, idleTimeout: 0, drainTimeout: 0 },
+  // The bound on unfinished messages is over all workers: each holds its share.
+  {
+    ...config,
+    listen: init.listen,
+    wrap: undefined,
+    runOnce: false,
+    timeout: 0,
+    idleTimeout: 0,
+    drainTimeout: 0,
+    maxUnfinished: Math.floor(config.maxUnfinished / init.count),
+  },
   logger,
   { sessionIds: { first: init.firstId, step: init.count }, targets: program, share: { reusePort: init.reusePort, joining: init.joining } },
 );

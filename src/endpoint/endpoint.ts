@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Admission } from '../admission/admission.js';
 import type { BridgeHook } from '../bridge/bridge.js';
 import { startHeartbeat } from '../bridge/heartbeat.js';
+import { UnfinishedMessages } from '../bridge/unfinished-messages.js';
 import type { HttpError } from '../errors.js';
 import { logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createUpgrader } from '../handshake/upgrade.js';
@@ -17,6 +18,8 @@ export interface EndpointOptions {
   admit: Admission;
   /** Largest message accepted from a client, in bytes (close 1009 beyond). */
   maxMessageSize: number;
+  /** Bytes of unfinished client messages held at once over all sessions (1009 for the largest beyond). */
+  maxUnfinished: number;
   /** How sessions connect their target. */
   connect: ConnectOptions;
   logger: Logger;
@@ -70,6 +73,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Recordings of ended sessions still being written: a shutdown waits for their end. */
   private readonly recordings = new Set<Promise<void>>();
   private readonly stopHeartbeat: (() => void) | undefined;
+  private readonly unfinished: UnfinishedMessages;
   private nextId: number;
   private readonly idStep: number;
   private accepting = true;
@@ -81,6 +85,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     super();
     this.nextId = options.sessionIds?.first ?? 1;
     this.idStep = options.sessionIds?.step ?? 1;
+    this.unfinished = new UnfinishedMessages(options.maxUnfinished);
     const upgrade = createUpgrader({
       maxMessageSize: options.maxMessageSize,
       admit: options.admit,
@@ -124,7 +129,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     this.accepting = false;
     this.stopHeartbeat?.();
     const ms = this.options.shutdownTimeout * 1000;
-    for (const session of this.sessions) session.shutdown();
+    // Half the time to read what targets have already sent, the rest for the close handshakes.
+    for (const session of this.sessions) session.shutdown(ms / 2);
     const cut = setTimeout(() => {
       for (const session of this.sessions) session.terminate('shutdown timeout');
     }, ms);
@@ -147,6 +153,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       hooks: options.hooks,
       record: options.record,
       targetProxyProtocol: options.targetProxyProtocol,
+      unfinished: this.unfinished,
       opened: (info) => this.emit('session-open', info),
       wantsEndInfo: () => this.wantsSessionClose(),
       ended: (ended, info) => this.ended(ended, info),

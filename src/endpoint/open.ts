@@ -52,6 +52,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
     targetProxyProtocol: config.targetProxyProtocol,
     admit: guardAdmission(createAdmission({ auth, targets }), policy),
     maxMessageSize: config.maxMessageSize,
+    maxUnfinished: config.maxUnfinished,
     connect: { preferIpv6: config.preferIpv6, timeoutMs: config.connectTimeout * 1000 },
     logger,
     hooks: config.traffic ? [trafficHook] : [],

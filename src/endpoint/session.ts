@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import { Bridge, type BridgeHook, type BridgeSummary, createTargetReads } from '../bridge/bridge.js';
 import { CloseCode, closeReason } from '../bridge/close-codes.js';
+import type { UnfinishedMessages } from '../bridge/unfinished-messages.js';
 import { describeAddress, originOf } from '../client-address/origin.js';
 import { targetProxyHeader } from '../client-address/target-header.js';
 import type { Upgraded } from '../handshake/upgrade.js';
@@ -19,6 +20,8 @@ export interface SessionContext {
   record?: string | undefined;
   /** Begin the target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
   targetProxyProtocol: boolean;
+  /** The bound on unfinished client messages over all sessions. */
+  unfinished: UnfinishedMessages;
   /** Called once the handshake is done, before the target is connected. */
   opened(info: SessionInfo): void;
   /**
@@ -141,6 +144,7 @@ export class Session {
     this.bridge = new Bridge(ws, socket, targetSocket, {
       encoding: choice.encoding,
       reads,
+      unfinished: this.context.unfinished,
       hooks: this.recorder ? [...this.context.hooks, this.recorder, this] : [...this.context.hooks, this],
     });
   }
@@ -155,9 +159,12 @@ export class Session {
     this.log.debug({ event: 'client-error', conn: this.id, err: err.message }, `conn ${this.id}: client error: ${err.message}`);
   }
 
-  /** Graceful stop: close 1001 after what is in flight; the session then ends as usual. */
-  shutdown(): void {
-    if (this.bridge) this.bridge.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
+  /**
+   * Graceful stop: close 1001 after what is in flight, the target's bytes still unread included (read
+   * for at most `maxWaitMs`); the session then ends as usual.
+   */
+  shutdown(maxWaitMs: number): void {
+    if (this.bridge) this.bridge.shutdown(maxWaitMs);
     else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
   }
 

@@ -35,6 +35,7 @@ export interface UpgradeHandlerOptions
     | 'connectTimeout'
     | 'shutdownTimeout'
     | 'maxMessageSize'
+    | 'maxUnfinished'
     | 'traffic'
     | 'preferIpv6'
     | 'verbose'

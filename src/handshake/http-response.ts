@@ -2,6 +2,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Duplex } from 'node:stream';
 import { clientOf } from '../client-address/origin.js';
 import type { Logger } from '../log/logger.js';
+import { printable } from '../log/printable.js';
 
 /**
  * Answers on a raw socket (outside node:http's response object: before an upgrade, or for a request the
@@ -12,7 +13,8 @@ export function writeHttpError(socket: Duplex, status: number, reason: string, h
     socket.destroy();
     return;
   }
-  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${reason}\n`;
+  // The reason may quote the client (a token, a header): one line, no control characters.
+  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${printable(reason)}\n`;
   const lines = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
     'Connection: close',
@@ -28,7 +30,7 @@ export function writeHttpError(socket: Duplex, status: number, reason: string, h
 /** Answers a parsed request with a status and a plain-text reason, and closes the connection after it. */
 export function answerRequest(res: ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...headers });
-  res.end(`${status} ${reason}\n`);
+  res.end(`${status} ${printable(reason)}\n`);
 }
 
 /** One log line per request refused with an HTTP status (the handshake, or a plain request), naming its real client. */

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { writeHttpError } from './http-response.js';
 
@@ -25,6 +26,18 @@ export function createHttpStage(maxHeaderSize: number, handlers: HttpStageHandle
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('upgrade', handlers.upgrade);
   server.on('request', handlers.request);
+  // node:http hands CONNECT over as a bare socket (and, with no listener, closes it unanswered): it gets
+  // a response object of its own and goes where every other plain request goes (405, or --web's answer).
+  server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as net.Socket);
+    res.once('finish', () => {
+      res.detachSocket(socket as net.Socket);
+      socket.end();
+    });
+    handlers.request(req, res);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

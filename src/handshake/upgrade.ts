@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Admission } from '../admission/admission.js';
 import { chooseSubprotocol, parseOfferedProtocols, type SubprotocolChoice } from '../bridge/encoding.js';
+import { MAX_MESSAGE_FRAGMENTS } from '../bridge/protocol-errors.js';
 import { HttpError } from '../errors.js';
 import type { Target } from '../targets/target.js';
 import { disarmDeadline } from './deadline.js';
@@ -61,8 +62,12 @@ export function createUpgrader(options: UpgraderOptions): (req: http.IncomingMes
     perMessageDeflate: false,
     clientTracking: false,
     maxPayload: options.maxMessageSize,
-    // Text frames are either refused or base64 (ASCII), so UTF-8 validation would be wasted work.
-    skipUTF8Validation: true,
+    maxFragments: MAX_MESSAGE_FRAGMENTS,
+    // RFC 6455 section 8.1: a close reason (or text frame) that is not UTF-8 fails the connection (1007).
+    // A base64 text message costs one more pass over ASCII, a fraction of its decoding.
+    skipUTF8Validation: false,
+    // The bridge answers pings itself: ws would drop a client whose 61st pong is still being written.
+    autoPong: false,
     handleProtocols: (_offered, req) => choices.get(req)?.protocol ?? false,
   });
   const refuse = (req: http.IncomingMessage, socket: Duplex, err: HttpError): void => {

@@ -1,6 +1,7 @@
 import { format } from 'node:util';
 import { type BaseLogger, type DestinationStream, type LogFn, type Logger as PinoLogger, pino } from 'pino';
 import { StartupError, systemErrorText } from '../errors.js';
+import { printable } from './printable.js';
 import { createSyslog } from './syslog.js';
 
 /**
@@ -88,7 +89,9 @@ export function createLogger(options: LogOptions): PinoLogger {
     if (jsonOutputs.length > 0) method.apply(this, args);
     if (textOutputs.length === 0 && !syslog) return;
     const time = Date.now();
-    const msg = prefix + messageOf(args);
+    // Messages quote what clients chose (paths, tokens, close reasons, headers, user names): escaped
+    // here, where every line is made, so that none can start a line of its own. JSON lines escape by themselves.
+    const msg = prefix + printable(messageOf(args));
     if (textOutputs.length > 0) {
       const line = `[${new Date(time).toISOString()}] ${LEVEL_NAMES[level]!}: ${msg}\n`;
       for (const output of textOutputs) output.write(line);

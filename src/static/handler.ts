@@ -6,6 +6,7 @@ import send from 'send';
 import { clientOf } from '../client-address/origin.js';
 import { HttpError, StartupError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { printable } from '../log/printable.js';
 import { readListing, renderListing } from './listing.js';
 import { encodeSegments, parseRequestPath } from './request-path.js';
 
@@ -159,7 +160,7 @@ function fail(res: ServerResponse, err: unknown): void {
   const error = err instanceof HttpError ? err : fromErrno(err as NodeJS.ErrnoException);
   reasons.set(res, error.message);
   for (const name of res.getHeaderNames()) res.removeHeader(name);
-  const body = `${error.status} ${STATUS_CODES[error.status] ?? 'Error'}: ${error.message}\n`;
+  const body = `${error.status} ${STATUS_CODES[error.status] ?? 'Error'}: ${printable(error.message)}\n`;
   res.writeHead(error.status, {
     'Content-Type': 'text/plain; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),

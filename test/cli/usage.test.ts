@@ -29,6 +29,10 @@ const BAD: Array<{ args: string[]; problem: RegExp }> = [
   { args: ['--heartbeat', '-5', '6080', 'localhost:5900'], problem: /--heartbeat <seconds>' argument '-5' is invalid/ },
   { args: ['--max-message-size', '0', '6080', 'localhost:5900'], problem: /--max-message-size <bytes>' argument '0' is invalid/ },
   {
+    args: ['--max-unfinished', '1000', '6080', 'localhost:5900'],
+    problem: /--max-unfinished: 1000 is below --max-message-size \(16777216\)/,
+  },
+  {
     args: ['--unix-listen-mode', '999', '--unix-listen', '/tmp/x.sock', 'localhost:5900'],
     problem: /--unix-listen-mode <mode>' argument '999' is invalid/,
   },
@@ -88,6 +92,7 @@ test('--help: exit 0, usage on stdout listing every option', async () => {
     '--connect-timeout <seconds>',
     '--shutdown-timeout <seconds>',
     '--max-message-size <bytes>',
+    '--max-unfinished <bytes>',
     '--max-header-size <bytes>',
     '-h, --help',
   ];

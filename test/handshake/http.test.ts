@@ -140,6 +140,13 @@ test('a POST carrying the upgrade headers gets 405 with Allow: GET', async () =>
   assert.equal(head.headers.allow, 'GET');
 });
 
+test('CONNECT gets 405 with Allow: GET, as any plain request, and a refusal line', async () => {
+  const head = await exchange('CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+  assert.equal(head.status, 405);
+  assert.equal(head.headers.allow, 'GET');
+  await proxy.waitForEvent((e) => e.event === 'refused' && e.status === 405 && e.path === '127.0.0.1:22', 5000);
+});
+
 test('Upgrade: websocket without Connection: Upgrade gets 400', async () => {
   const head = await exchange(handshakeRequest({ protocol: 'binary', connection: null }));
   assert.equal(head.status, 400);

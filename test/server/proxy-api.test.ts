@@ -210,6 +210,7 @@ describe('createProxy', () => {
       [{ listen: 0, target: 'h:1', heartbeat: -1 }, /--heartbeat: expected a number of seconds/],
       [{ listen: 0, target: 'h:1', timeout: Number.NaN }, /--timeout: expected a number of seconds/],
       [{ listen: 0, target: 'h:1', maxMessageSize: 1.5 }, /--max-message-size: expected a positive number of bytes/],
+      [{ listen: 0, target: 'h:1', maxMessageSize: 2048, maxUnfinished: 1024 }, /--max-unfinished: 1024 is below --max-message-size/],
       [{ listen: 0, target: 'h:1', webAuth: true }, /--web-auth needs --auth-plugin/],
       [{ listen: 0, target: 'h:1', allowTarget: ['bad pattern!'] }, /--allow-target/],
       [{ listen: 70000, target: 'h:1' }, /invalid port/],
