@@ -6,6 +6,9 @@ import fc from 'fast-check';
 import { cookieValue, MalformedCookieError } from '../../src/admission/cookie.js';
 import { propertyRuns } from '../helpers/fast-check.js';
 
+/** Whether `text` has a C0 control or DEL (written without a regular expression, which lint forbids for controls). */
+const hasControl = (text: string): boolean => [...text].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f);
+
 describe('cookieValue', () => {
   test('finds the named pair among others, spaces around pairs ignored, names case-sensitive', () => {
     assert.equal(cookieValue('a=1; token=abc; b=2', 'token'), 'abc');
@@ -47,7 +50,7 @@ describe('cookieValue', () => {
       fc.property(fc.string({ unit: 'binary' }), (header) => {
         try {
           const value = cookieValue(header, 'token');
-          assert.ok(value === undefined || (typeof value === 'string' && !/[\u0000-\u001f\u007f]/.test(value)));
+          assert.ok(value === undefined || (typeof value === 'string' && !hasControl(value)));
         } catch (err) {
           assert.ok(err instanceof MalformedCookieError, String(err));
         }
@@ -59,7 +62,7 @@ describe('cookieValue', () => {
   test('a value written with encodeURIComponent reads back as it was', () => {
     fc.assert(
       fc.property(
-        fc.string({ unit: 'grapheme', minLength: 1 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s)),
+        fc.string({ unit: 'grapheme', minLength: 1 }).filter((s) => !hasControl(s)),
         (token) => {
           assert.equal(cookieValue(`x=1; token=${encodeURIComponent(token)}; y=2`, 'token'), token);
         },
