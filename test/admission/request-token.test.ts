@@ -2,8 +2,11 @@
 // --token-cookie; malformed cookies and repeated headers refused with 400; the flags' usage errors.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { createUpgradeHandler, type TokenPlugin, UsageError } from '../../src/index.js';
 import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
 import type { TestServer } from '../helpers/targets.js';
 import { attempt, type Outcome, startNamedServer, tempDir } from '../tokens/support.js';
@@ -82,6 +85,28 @@ describe('the token from a header or a cookie (TokenFile)', () => {
     assert.match(body, /missing token \(looked in \?token= in the URL, then the x-console-token header, then the token cookie\)/);
   });
 
+  test('with --workers 2 each worker reads the cookie (the options reach the workers)', async () => {
+    const file = path.join(temp.dir, 'workers.cfg');
+    fs.writeFileSync(file, `alpha: 127.0.0.1:${a.port}\n`);
+    const workers = await startProxy([
+      '--workers',
+      '2',
+      '--token-plugin',
+      'TokenFile',
+      '--token-source',
+      file,
+      '--token-cookie',
+      'token',
+      '127.0.0.1:0',
+    ]);
+    try {
+      for (let i = 0; i < 6; i++)
+        assert.deepEqual(await attempt(`${workers.url}/`, { Cookie: 'token=alpha' }), { status: 101, said: 'server A' });
+    } finally {
+      await workers.stop();
+    }
+  });
+
   test('a malformed token cookie or a repeated token header: 400, logged; the proxy carries on', async () => {
     assert.match(refusedWith(await attempt(`${proxy.url}/`, { Cookie: 'token=%E0%A4%A' }), 400), /malformed percent-escape/);
     assert.match(refusedWith(await attempt(`${proxy.url}/`, { Cookie: 'token=a%0Ab' }), 400), /control character/);
@@ -90,6 +115,35 @@ describe('the token from a header or a cookie (TokenFile)', () => {
     assert.match(refusedWith(twice, 400), /more than one x-console-token header/);
     await proxy.waitForEvent((e) => e.event === 'refused' && e.status === 400);
     assert.deepEqual(await attempt(`${proxy.url}/`, { Cookie: 'token=alpha' }), { status: 101, said: 'server A' });
+  });
+});
+
+describe('tokenHeader and tokenCookie in the library (createUpgradeHandler)', () => {
+  test("a user's plugin object gets the token from the cookie; tokenCache is refused for it", async () => {
+    const a = await startNamedServer('server A');
+    const plugin: TokenPlugin = {
+      lookup: async (token) => (token === 'alpha' ? { kind: 'tcp', host: '127.0.0.1', port: a.port } : undefined),
+    };
+    const logger = pino({ level: 'silent' });
+    await assert.rejects(
+      createUpgradeHandler({ tokenPlugin: plugin, tokenCache: 5, logger }),
+      (err: Error) => err instanceof UsageError && /a plugin of your own may choose by the client/.test(err.message),
+    );
+    const bridge = await createUpgradeHandler({ tokenPlugin: plugin, tokenCookie: 'console', tokenHeader: 'X-Token', logger });
+    const server = http.createServer();
+    bridge.attach(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/`;
+      assert.deepEqual(await attempt(url, { Cookie: 'console=alpha' }), { status: 101, said: 'server A' });
+      assert.deepEqual(await attempt(url, { 'X-Token': 'alpha', Cookie: 'console=nope' }), { status: 101, said: 'server A' });
+      assert.equal((await attempt(url, { Cookie: 'token=alpha' })).status, 404);
+    } finally {
+      await bridge.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await a.close();
+    }
   });
 });
 
