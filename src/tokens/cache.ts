@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Target } from '../targets/target.js';
-import { type TokenCacheOptions, TokenRejectedError } from './plugin.js';
+import { type TokenCacheOptions, type TokenPlugin, TokenRejectedError } from './plugin.js';
 
 /** `--token-cache-entries` unless given: a few MiB at most, keys being digests. */
 export const DEFAULT_TOKEN_CACHE_ENTRIES = 10_000;
@@ -85,4 +85,10 @@ export function cachedLookup(
   if (!options) return async (token) => (await ask(token)).target;
   const cache = new TokenCache(options);
   return (token) => cache.lookup(token, () => ask(token));
+}
+
+/** `plugin` with its lookups through a cache when `options` asks for one, else `plugin` itself. */
+export function withTokenCache(options: TokenCacheOptions | undefined, plugin: TokenPlugin): TokenPlugin {
+  if (!options) return plugin;
+  return { ...plugin, lookup: cachedLookup(options, async (token) => ({ target: await plugin.lookup(token) })) };
 }

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { StartupError } from '../errors.js';
 import { formatHostPort, portFromText } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
-import { cachedLookup, type FreshAnswer } from './cache.js';
+import { withTokenCache } from './cache.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
@@ -108,28 +108,27 @@ export async function createRedisPlugin(source: string | undefined, context: Tok
   redis.on('end', () => (up = false));
   // A failed first attempt is already logged ('error') and retried by retryStrategy.
   await redis.connect().catch(() => undefined);
-  const ask = async (token: string): Promise<FreshAnswer> => {
-    let value: string | null;
-    try {
-      value = await redis.get(settings.prefix + token);
-    } catch (err) {
-      throw new TokenSourceError(`Redis at ${where}: ${(err as Error).message}`, { cause: err });
-    }
-    if (value === null) return { target: undefined };
-    try {
-      return { target: parseValue(value) };
-    } catch (err) {
-      logger.warn(
-        { event: 'token-redis-error', redis: where, key: settings.prefix + token, reason: (err as Error).message },
-        `TokenRedis: the value of key '${settings.prefix + token}' is unusable: ${(err as Error).message}`,
-      );
-      throw new TokenSourceError(`the entry for this token in Redis is malformed`);
-    }
-  };
-  return {
-    lookup: cachedLookup(context.cache, ask),
+  return withTokenCache(context.cache, {
+    async lookup(token) {
+      let value: string | null;
+      try {
+        value = await redis.get(settings.prefix + token);
+      } catch (err) {
+        throw new TokenSourceError(`Redis at ${where}: ${(err as Error).message}`, { cause: err });
+      }
+      if (value === null) return undefined;
+      try {
+        return parseValue(value);
+      } catch (err) {
+        logger.warn(
+          { event: 'token-redis-error', redis: where, key: settings.prefix + token, reason: (err as Error).message },
+          `TokenRedis: the value of key '${settings.prefix + token}' is unusable: ${(err as Error).message}`,
+        );
+        throw new TokenSourceError(`the entry for this token in Redis is malformed`);
+      }
+    },
     close() {
       redis.disconnect();
     },
-  };
+  });
 }

@@ -1,6 +1,6 @@
 import { StartupError } from '../errors.js';
 import type { Target } from '../targets/target.js';
-import { cachedLookup } from './cache.js';
+import { withTokenCache } from './cache.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
@@ -25,36 +25,37 @@ export function createTokenApi(source: string | undefined, context: TokenPluginC
     throw new StartupError(`${name}: '${source}' is not a URL`);
   }
   if (protocol !== 'http:' && protocol !== 'https:') throw new StartupError(`${name}: '${source}' is not an http or https URL`);
-  const ask = async (token: string): Promise<Target | undefined> => {
-    const url = source.replaceAll('%s', encodeURIComponent(token));
-    const where = new URL(url).origin;
-    let status: number;
-    let body: string;
-    try {
-      // The body is covered by the same deadline: a server that stalls mid-answer is as down as one that never answers.
-      const response = await fetch(url, {
-        signal: AbortSignal.timeout(context.timeoutMs),
-        headers: { Accept: format === 'json' ? 'application/json' : 'text/plain' },
-      });
-      status = response.status;
-      body = await response.text();
-    } catch (err) {
-      const why = (err as Error).name === 'TimeoutError' ? `no answer within ${context.timeoutMs} ms` : describeFetchError(err);
-      throw new TokenSourceError(`token API at ${where}: ${why}`, { cause: err });
-    }
-    if (status >= 500) throw new TokenSourceError(`token API at ${where} answered ${status}`);
-    if (status < 200 || status >= 300) return undefined;
-    try {
-      return parseAnswer(body, format);
-    } catch (err) {
-      context.logger.warn(
-        { event: 'token-api-error', api: where, reason: (err as Error).message },
-        `token API at ${where}: unusable answer: ${(err as Error).message}`,
-      );
-      throw new TokenSourceError(`token API at ${where} gave an unusable answer`);
-    }
-  };
-  return { lookup: cachedLookup(context.cache, async (token) => ({ target: await ask(token) })) };
+  return withTokenCache(context.cache, {
+    async lookup(token) {
+      const url = source.replaceAll('%s', encodeURIComponent(token));
+      const where = new URL(url).origin;
+      let status: number;
+      let body: string;
+      try {
+        // The body is covered by the same deadline: a server that stalls mid-answer is as down as one that never answers.
+        const response = await fetch(url, {
+          signal: AbortSignal.timeout(context.timeoutMs),
+          headers: { Accept: format === 'json' ? 'application/json' : 'text/plain' },
+        });
+        status = response.status;
+        body = await response.text();
+      } catch (err) {
+        const why = (err as Error).name === 'TimeoutError' ? `no answer within ${context.timeoutMs} ms` : describeFetchError(err);
+        throw new TokenSourceError(`token API at ${where}: ${why}`, { cause: err });
+      }
+      if (status >= 500) throw new TokenSourceError(`token API at ${where} answered ${status}`);
+      if (status < 200 || status >= 300) return undefined;
+      try {
+        return parseAnswer(body, format);
+      } catch (err) {
+        context.logger.warn(
+          { event: 'token-api-error', api: where, reason: (err as Error).message },
+          `token API at ${where}: unusable answer: ${(err as Error).message}`,
+        );
+        throw new TokenSourceError(`token API at ${where} gave an unusable answer`);
+      }
+    },
+  });
 }
 
 function parseAnswer(body: string, format: AnswerFormat): Target {
