@@ -56,15 +56,18 @@ describe('--token-cache with TokenRedis (a real redis-server)', () => {
   const startCaching = (...args: string[]) =>
     proxies.start(['--token-plugin', 'TokenRedis', '--token-source', `127.0.0.1:${redis.port}`, ...args, '127.0.0.1:0']);
 
-  test('a kept target (its token in a cookie) is served while Redis is stopped; a source-down error is never kept', async () => {
+  test('a kept target (its token in a cookie or a header) is served while Redis is stopped; a source-down error is never kept', async () => {
     await freshRedis();
-    const proxy = await startCaching('--token-cache', '60', '--token-cookie', 'token');
+    const proxy = await startCaching('--token-cache', '60', '--token-cookie', 'token', '--token-header', 'X-Token');
     await client.set('alpha', `127.0.0.1:${a.port}`);
+    await client.set('gamma', `127.0.0.1:${b.port}`);
     assert.deepEqual(await attempt(`${proxy.url}/`, { Cookie: 'session=x; token=alpha' }), reaches('server A'));
+    assert.deepEqual(await attempt(`${proxy.url}/`, { 'X-Token': 'gamma', Cookie: 'token=alpha' }), reaches('server B'));
     await redis.stop();
     await proxy.waitForEvent((e) => e.event === 'token-source-down');
     assert.deepEqual(await attempt(`${proxy.url}/`, { Cookie: 'token=alpha' }), reaches('server A'));
     assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), reaches('server A'));
+    assert.deepEqual(await attempt(`${proxy.url}/`, { 'X-Token': 'gamma' }), reaches('server B'));
     // Never asked before: Redis must answer, and cannot.
     assert.equal((await attempt(`${proxy.url}/?token=beta`)).status, 503);
     await redis.start();
