@@ -43,7 +43,7 @@ export interface ProxyOptions {
   tokenSource?: string | undefined;
   /** Take the token from the Host header instead of `?token=`. Default false. */
   hostToken?: boolean | undefined;
-  /** Also take the token from this request header, after `?token=` (see docs/API.md for the order). */
+  /** Also take the token from this request header, when the URL has no `?token=` (README.md, Tokens, says why this order). */
   tokenHeader?: string | undefined;
   /** Also take the token from this cookie, after `?token=` and `tokenHeader` (percent-escapes decoded). */
   tokenCookie?: string | undefined;

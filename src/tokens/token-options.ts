@@ -29,7 +29,8 @@ export function tokenLocationOf(options: TokenOptions): TokenLocation {
   ] as const) {
     if (name === undefined) continue;
     if (!tokens) throw new UsageError(`${flag} needs --token-plugin`);
-    if (!HTTP_TOKEN.test(name)) throw new UsageError(`${flag}: '${name}' is not a valid name (letters, digits and !#$%&'*+-.^_\`|~)`);
+    if (typeof name !== 'string' || !HTTP_TOKEN.test(name))
+      throw new UsageError(`${flag}: '${name}' is not a valid name (letters, digits and !#$%&'*+-.^_\`|~)`);
     if (options.hostToken)
       throw new UsageError(`${flag} and --host-token contradict each other: --host-token takes the token from Host alone`);
   }
