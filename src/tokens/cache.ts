@@ -27,17 +27,15 @@ interface Entry {
  */
 export class TokenCache {
   private readonly kept = new Map<string, Entry>();
+  /** Questions on their way to the source, by key: a burst of handshakes with one token asks once. */
+  private readonly asking = new Map<string, Promise<Target | undefined>>();
 
   constructor(private readonly options: TokenCacheOptions) {}
-
-  /** How many answers are kept now (expired ones included until they are met or pushed out). */
-  get size(): number {
-    return this.kept.size;
-  }
 
   /**
    * The kept answer for `token`, or `ask`'s, which is then kept: a target, undefined (unknown token), or a
    * TokenRejectedError thrown again for each hit. Any other failure of `ask` passes through, not kept.
+   * Lookups of a token while its question is out wait for that answer (or failure) instead of asking again.
    */
   async lookup(token: string, ask: () => Promise<FreshAnswer>): Promise<Target | undefined> {
     const key = createHash('sha256').update(token).digest('base64');
@@ -51,6 +49,14 @@ export class TokenCache {
         return entry.target;
       }
     }
+    const pending = this.asking.get(key);
+    if (pending) return pending;
+    const asked = this.askAndKeep(key, ask).finally(() => this.asking.delete(key));
+    this.asking.set(key, asked);
+    return asked;
+  }
+
+  private async askAndKeep(key: string, ask: () => Promise<FreshAnswer>): Promise<Target | undefined> {
     let answer: FreshAnswer;
     try {
       answer = await ask();

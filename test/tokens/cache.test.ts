@@ -118,10 +118,21 @@ describe('--token-cache with TokenRedis (a real redis-server)', () => {
 });
 
 describe('--token-cache with JSONTokenApi (a real HTTP token service)', () => {
-  test('a target and an unknown token are asked for once; a failing service is asked each time', async () => {
+  test('a target and an unknown token are asked for once, even by a burst; a failing service is asked each time', async () => {
     const asked: string[] = [];
+    const held: http.ServerResponse[] = [];
     const api = http.createServer((req, res) => {
       asked.push(req.url ?? '');
+      // Answered once four questions wait, or after a second: asked four times only if nothing coalesces them.
+      if (req.url === '/held') {
+        held.push(res);
+        const answer = (): void => {
+          for (const waiting of held.splice(0)) waiting.end(JSON.stringify({ host: '127.0.0.1', port: b.port }));
+        };
+        if (held.length === 4) answer();
+        else setTimeout(answer, 1000);
+        return;
+      }
       if (req.url === '/alpha') return void res.end(JSON.stringify({ host: '127.0.0.1', port: a.port }));
       if (req.url === '/boom') return void res.writeHead(500).end();
       res.writeHead(404).end();
@@ -145,6 +156,10 @@ describe('--token-cache with JSONTokenApi (a real HTTP token service)', () => {
         assert.equal((await attempt(`${proxy.url}/?token=boom`)).status, 503);
       }
       assert.deepEqual(asked.sort(), ['/alpha', '/boom', '/boom', '/boom', '/nobody']);
+      // Four handshakes at once with a token not yet kept: one question to the service.
+      const burst = await Promise.all([1, 2, 3, 4].map(() => attempt(`${proxy.url}/?token=held`)));
+      for (const outcome of burst) assert.deepEqual(outcome, reaches('server B'));
+      assert.equal(asked.filter((url) => url === '/held').length, 1);
     } finally {
       api.close();
     }
