@@ -22,10 +22,11 @@ interface Entry {
 
 /**
  * Answers kept for a while, least recently used dropped first (a Map's order is its insertion order, and
- * each hit re-inserts). Keys are SHA-256 digests of the tokens (44 characters), so that a 16 KiB token costs no more than a short one.
+ * each hit re-inserts). Keys are SHA-256 digests of the tokens (44 characters), so that a 16 KiB token
+ * costs no more than a short one.
  * Only answers are kept: a source that cannot be asked (TokenSourceError) is asked again next time.
  */
-export class TokenCache {
+class TokenCache {
   private readonly kept = new Map<string, Entry>();
   /** Questions on their way to the source, by key: a burst of handshakes with one token asks once. */
   private readonly asking = new Map<string, Promise<Target | undefined>>();
