@@ -22,6 +22,7 @@ declare -A packages=(
   [x11-apps]='command -v xclock'                                # something to draw on the VNC screen
   [x11-xserver-utils]='command -v xsetroot'                     # paint the VNC root window a known colour
   [redis-server]='command -v redis-server'                      # the TokenRedis plugin's store
+  [inotify-tools]='command -v inotifywait'                      # watches TokenFile's reads of its files
   [gcc]='command -v cc'                                         # builds the rebind.so shim
   [libc6-dev]='test -f /usr/lib/x86_64-linux-gnu/libc.a'        # ... and a static program for its warning test
   [python3-jwcrypto]="/usr/bin/python3 -c 'import jwcrypto'"    # JWTs made by Python's own library

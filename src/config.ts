@@ -1,11 +1,12 @@
 import type { TargetPattern } from './admission/policy.js';
+import type { TokenLocation } from './admission/request-token.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import type { TrustedProxies } from './client-address/trusted-proxies.js';
 import type { LogOptions } from './log/logger.js';
 import type { RunAs } from './service/privileges.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
-import type { TokenPlugin } from './tokens/plugin.js';
+import type { TokenCacheOptions, TokenPlugin } from './tokens/plugin.js';
 
 /** TLS on the listening port, sniffed per connection beside plain ones. */
 export interface ListenTls extends TlsServerOptions {
@@ -113,14 +114,18 @@ export interface AuthConfig {
   web: boolean;
 }
 
-/** `--token-plugin NAME --token-source ARG [--host-token]` (or the deprecated `--target-config FILE`). */
-export interface TokensConfig {
+/**
+ * `--token-plugin NAME --token-source ARG [--host-token | --token-header NAME --token-cookie NAME]
+ * [--token-cache SECONDS]` (or the deprecated `--target-config FILE`). Where the token is read is its
+ * {@link TokenLocation} part.
+ */
+export interface TokensConfig extends TokenLocation {
   /** A built-in plugin's name, the path of the user's module, or a plugin object. */
   plugin: string | TokenPlugin;
   /** The plugin's argument (`--token-source`), if given. */
   source?: string | undefined;
-  /** Take the token from the Host header rather than the `token` query parameter (`--host-token`). */
-  fromHost: boolean;
+  /** `--token-cache`: answers kept by the remote plugins; undefined = off. */
+  cache?: TokenCacheOptions | undefined;
   /** `--ssl-target`: TLS to every TCP target the plugin names. */
   targetTls?: TargetTls | undefined;
 }

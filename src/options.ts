@@ -15,6 +15,7 @@ import type { Target, TargetTls } from './targets/target.js';
 import { TLS_DEFAULTS, type TlsMinVersion } from './tls/context.js';
 import { builtInTokenPlugin, TOKEN_PLUGIN_NAMES } from './tokens/load.js';
 import type { TokenPlugin } from './tokens/plugin.js';
+import { tokenCacheOf, tokenLocationOf } from './tokens/token-options.js';
 
 /**
  * The proxy's options: the command line's flags in camelCase, with the same meanings and defaults
@@ -52,6 +53,14 @@ export interface ProxyOptions {
   tokenSource?: string | undefined;
   /** Take the token from the Host header instead of `?token=`. Default false. */
   hostToken?: boolean | undefined;
+  /** Also take the token from this request header, when the URL has no `?token=` (README.md, Tokens, says why this order). */
+  tokenHeader?: string | undefined;
+  /** Also take the token from this cookie, after `?token=` and `tokenHeader` (percent-escapes decoded). */
+  tokenCookie?: string | undefined;
+  /** Seconds the remote token plugins (TokenRedis, the token APIs, JWTTokenApi) keep each answer. Default 0 (off). */
+  tokenCache?: number | undefined;
+  /** Most answers `tokenCache` keeps, least recently used dropped first. Default 10000. */
+  tokenCacheEntries?: number | undefined;
   /** Deprecated: the same as `tokenPlugin: 'TokenFile', tokenSource: FILE`. */
   targetConfig?: string | undefined;
   /** Check each handshake: a built-in plugin's name, a module path, or a plugin object. */
@@ -191,6 +200,8 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
     : undefined;
   const tokenPlugin = options.targetConfig !== undefined ? 'TokenFile' : options.tokenPlugin;
   const { program } = options;
+  const tokenLocation = tokenLocationOf(options);
+  const tokenCache = tokenCacheOf(options);
   return {
     proxy: {
       listen: listenOf(options),
@@ -201,7 +212,8 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
           : {
               plugin: typeof tokenPlugin === 'string' && isModulePath(tokenPlugin) ? resolve(tokenPlugin) : tokenPlugin,
               source: options.targetConfig !== undefined ? resolve(options.targetConfig) : options.tokenSource,
-              fromHost: options.hostToken ?? false,
+              ...tokenLocation,
+              cache: tokenCache,
               targetTls,
             },
       wrap: program && { command: program[0]!, args: program.slice(1), mode: options.wrapMode ?? 'exit' },

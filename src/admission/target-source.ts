@@ -3,6 +3,7 @@ import { describeAddress, originOf } from '../client-address/origin.js';
 import { HttpError } from '../errors.js';
 import { describeTarget, type Target } from '../targets/target.js';
 import { type TokenPlugin, TokenSourceError } from '../tokens/plugin.js';
+import { describeTokenLocation, type TokenLocation, tokenOf } from './request-token.js';
 
 /**
  * Where each admitted handshake goes. A fixed target, a token plugin and a wrapped program are each
@@ -26,43 +27,17 @@ export function fixedTarget(target: Target): TargetSource {
 }
 
 /**
- * The `token` query parameter of a request target, read as a URL's query is. Never throws: `new URL()`
- * did on targets such as `//host:99999/?token=t`, which turned a bad request into a 500.
- */
-export function queryToken(url: string): string | undefined {
-  const fragment = url.indexOf('#');
-  const beforeFragment = fragment < 0 ? url : url.slice(0, fragment);
-  const query = beforeFragment.indexOf('?');
-  if (query < 0) return undefined;
-  // With its '?', which URLSearchParams drops: a second one ('??token=') then stays part of the name, as in URL.
-  return new URLSearchParams(beforeFragment.slice(query)).get('token') ?? undefined;
-}
-
-/**
- * The token of a request: the `token` query parameter on any path, or with `fromHost` the Host header
- * without its port (`[v6]:port` handled).
- */
-function tokenOf(req: IncomingMessage, fromHost: boolean): string | undefined {
-  if (!fromHost) return queryToken(req.url ?? '/');
-  const host = req.headers.host;
-  if (!host) return undefined;
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
-  if (bracketed) return bracketed[1];
-  return host.replace(/:\d+$/, '');
-}
-
-/**
  * Each connection goes where its token says (`--token-plugin`): 404 for a missing or unknown token,
- * 503 when the plugin's source cannot be asked.
+ * 400 for a malformed token cookie or a repeated token header, 503 when the plugin's source cannot be asked.
  * @param name the plugin's name, for the listening line.
  */
-export function tokenTargets(plugin: TokenPlugin, options: { fromHost: boolean; name: string }): TargetSource {
-  const { fromHost, name } = options;
+export function tokenTargets(plugin: TokenPlugin, options: { location: TokenLocation; name: string }): TargetSource {
+  const { location, name } = options;
+  const where = describeTokenLocation(location);
   return {
     async targetFor(req) {
-      const token = tokenOf(req, fromHost);
-      if (!token)
-        throw new HttpError(404, fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)');
+      const token = tokenOf(req, location);
+      if (!token) throw new HttpError(404, `missing token (looked in ${where})`);
       let found: Target | undefined;
       try {
         const origin = originOf(req);
@@ -74,7 +49,7 @@ export function tokenTargets(plugin: TokenPlugin, options: { fromHost: boolean; 
       if (!found) throw new HttpError(404, `unknown token '${token}'`);
       return found;
     },
-    describe: () => `the target each token names (${name}, token from ${fromHost ? 'the Host header' : '?token='})`,
+    describe: () => `the target each token names (${name}, token from ${where})`,
     close: () => plugin.close?.(),
   };
 }

@@ -8,6 +8,7 @@ import { parseSyslogServer } from '../log/syslog.js';
 import { type ProxyOptions, resolveOptions } from '../options.js';
 import { socketActivated } from '../service/socket-activation.js';
 import { TLS_DEFAULTS } from '../tls/context.js';
+import { DEFAULT_TOKEN_CACHE_ENTRIES } from '../tokens/cache.js';
 import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
 import { packageVersion } from '../version.js';
 
@@ -27,6 +28,12 @@ function seconds(text: string): number {
 /** A positive whole number of bytes. */
 function bytes(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('expected a positive number of bytes.');
+  return Number(text);
+}
+
+/** A positive whole number (of entries). */
+function count(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('expected a positive whole number.');
   return Number(text);
 }
 
@@ -175,6 +182,14 @@ export function buildProgram(): Command {
       )
       .option('--token-source <arg>', "the token plugin's argument (a file, directory, URL, key file or Redis address)")
       .option('--host-token', 'take the token from the Host header instead of the token query parameter')
+      .option('--token-header <name>', 'without ?token= in the URL, take the token from the request header NAME')
+      .option('--token-cookie <name>', 'without ?token= (or --token-header), take the token from the cookie NAME')
+      .option(
+        '--token-cache <seconds>',
+        'keep TokenRedis, BaseTokenAPI, JSONTokenApi and JWTTokenApi answers (targets, unknown and refused tokens) for SECONDS (0: off)',
+        seconds,
+      )
+      .option('--token-cache-entries <n>', `with --token-cache, keep at most N answers (default ${DEFAULT_TOKEN_CACHE_ENTRIES})`, count)
       .option('--target-config <file>', 'deprecated: the same as --token-plugin TokenFile --token-source FILE')
       .option(
         '--auth-plugin <name>',

@@ -72,8 +72,9 @@ async function openTargets(config: ProxyConfig, logger: Logger): Promise<TargetS
     const plugin = await loadTokenPlugin(tokens.plugin, tokens.source, logger, {
       timeoutMs: lookupTimeoutFor(config.handshakeTimeout),
       targetTls: tokens.targetTls,
+      cache: tokens.cache,
     });
-    return tokenTargets(plugin, { fromHost: tokens.fromHost, name: tokenPluginName(tokens) });
+    return tokenTargets(plugin, { location: tokens, name: tokenPluginName(tokens) });
   }
   if (config.target) return fixedTarget(config.target);
   throw new StartupError('no target: give a target, a token plugin, or a program to wrap');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { compactDecrypt, errors, type JWTPayload, jwtDecrypt, jwtVerify } from 'jose';
 import { StartupError } from '../errors.js';
 import type { Target } from '../targets/target.js';
+import { cachedLookup, type FreshAnswer } from './cache.js';
 import { type TokenPlugin, type TokenPluginContext, TokenRejectedError } from './plugin.js';
 import { parseTargetJson } from './target-text.js';
 
@@ -53,6 +54,13 @@ function readKeys(file: string): Keys {
   return { verify: key, decrypt: key, symmetric: true };
 }
 
+/** A token refused as not valid yet becomes valid at its `nbf` (ms since the epoch): no cache may keep the refusal longer. */
+function notBefore(err: unknown): number | undefined {
+  if (!(err instanceof errors.JWTClaimValidationFailed) || err.claim !== 'nbf') return undefined;
+  const nbf = err.payload.nbf;
+  return typeof nbf === 'number' ? nbf * 1000 : undefined;
+}
+
 /** The reason a client is told when jose refuses a token. */
 function rejection(err: unknown): string {
   if (err instanceof errors.JWTExpired) return 'token expired';
@@ -67,7 +75,8 @@ function rejection(err: unknown): string {
  * `JWTTokenApi`: the token is a JWT carrying `host` and `port` claims, signed (JWS), or encrypted (JWE)
  * around a signed JWT as Python websockify expects; with an HMAC secret an encrypted token may also carry
  * the claims directly. `exp` and `nbf` are enforced. An invalid token is refused with 403 and its reason.
- * The key file is read once, at start-up.
+ * The key file is read once, at start-up. With `--token-cache` a valid token's target is kept no longer than
+ * its `exp`, a refusal as not valid yet no longer than its `nbf`.
  * @throws StartupError when the key file is unusable.
  */
 export function createJwtPlugin(source: string | undefined, context: TokenPluginContext): TokenPlugin {
@@ -84,27 +93,26 @@ export function createJwtPlugin(source: string | undefined, context: TokenPlugin
     if (!keys.symmetric) throw new TokenRejectedError('encrypted token without a signed JWT inside');
     return (await jwtDecrypt(token, keys.decrypt)).payload;
   };
-  return {
-    async lookup(token) {
-      let claims: JWTPayload;
-      try {
-        claims = await claimsOf(token);
-      } catch (err) {
-        if (err instanceof TokenRejectedError) throw err;
-        const reason = rejection(err);
-        context.logger.info(
-          { event: 'token-rejected', reason, err: (err as Error).message },
-          `JWTTokenApi: ${reason}: ${(err as Error).message}`,
-        );
-        throw new TokenRejectedError(reason);
-      }
-      let target: Target;
-      try {
-        target = parseTargetJson(claims);
-      } catch (err) {
-        throw new TokenRejectedError(`token claims: ${(err as Error).message}`);
-      }
-      return target;
-    },
+  const ask = async (token: string): Promise<FreshAnswer> => {
+    let claims: JWTPayload;
+    try {
+      claims = await claimsOf(token);
+    } catch (err) {
+      if (err instanceof TokenRejectedError) throw err;
+      const reason = rejection(err);
+      context.logger.info(
+        { event: 'token-rejected', reason, err: (err as Error).message },
+        `JWTTokenApi: ${reason}: ${(err as Error).message}`,
+      );
+      throw new TokenRejectedError(reason, { until: notBefore(err) });
+    }
+    let target: Target;
+    try {
+      target = parseTargetJson(claims);
+    } catch (err) {
+      throw new TokenRejectedError(`token claims: ${(err as Error).message}`);
+    }
+    return { target, until: typeof claims.exp === 'number' ? claims.exp * 1000 : undefined };
   };
+  return { lookup: cachedLookup(context.cache, ask) };
 }

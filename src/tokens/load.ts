@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { isModulePath, loadPluginModule } from '../plugin-module.js';
 import { isPort } from '../targets/address.js';
 import type { Target, TargetTls } from '../targets/target.js';
-import { type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
+import { type TokenCacheOptions, type TokenPlugin, type TokenPluginContext, type TokenPluginFactory, TokenSourceError } from './plugin.js';
 
 type Create = (source: string | undefined, context: TokenPluginContext) => Promise<TokenPlugin> | TokenPlugin;
 
@@ -56,6 +56,8 @@ export interface LoadOptions {
   timeoutMs?: number | undefined;
   /** `--ssl-target`: TLS to every TCP target the plugin names. */
   targetTls?: TargetTls | undefined;
+  /** `--token-cache`: for the built-in remote plugins (see {@link TokenPluginContext.cache}). */
+  cache?: TokenCacheOptions | undefined;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function loadTokenPlugin(
   logger: Logger,
   options: LoadOptions = {},
 ): Promise<TokenPlugin> {
-  const context: TokenPluginContext = { logger, timeoutMs: options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS };
+  const context: TokenPluginContext = { logger, timeoutMs: options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS, cache: options.cache };
   const builtIn = typeof name === 'string' ? builtInTokenPlugin(name) : undefined;
   let plugin: TokenPlugin;
   if (typeof name !== 'string') {

@@ -29,11 +29,24 @@ export interface TokenPlugin {
   close?(): Promise<void> | void;
 }
 
-/** What a plugin is given besides its source: where to log, and how long a lookup may take. */
+/** What a plugin is given besides its source: where to log, how long a lookup may take, what to cache. */
 export interface TokenPluginContext {
   logger: Logger;
   /** A lookup slower than this must fail (TokenSourceError), so the client gets 503 before its handshake times out. */
   timeoutMs: number;
+  /**
+   * `--token-cache`: keep answers this long, at most this many. The built-in remote plugins (TokenRedis,
+   * BaseTokenAPI, JSONTokenApi, JWTTokenApi) honour it; absent, every lookup asks the source.
+   */
+  cache?: TokenCacheOptions | undefined;
+}
+
+/** How long and how many token answers a plugin keeps (`--token-cache SECONDS`, `--token-cache-entries N`). */
+export interface TokenCacheOptions {
+  /** Seconds an answer (a target, an unknown token, a rejection) is kept; more than 0. */
+  seconds: number;
+  /** Most answers kept; beyond it the least recently used is dropped. */
+  entries: number;
 }
 
 /**
@@ -55,8 +68,12 @@ export class TokenSourceError extends Error {
  * gets 403 with this reason, which the route stage passes through as any HttpError.
  */
 export class TokenRejectedError extends HttpError {
-  constructor(reason: string) {
+  /** When this answer may change (ms since the epoch: a JWT's `nbf`), so no cache keeps it longer. */
+  readonly until: number | undefined;
+
+  constructor(reason: string, options: { until?: number | undefined } = {}) {
     super(403, reason);
     this.name = 'TokenRejectedError';
+    this.until = options.until;
   }
 }

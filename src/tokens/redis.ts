@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { StartupError } from '../errors.js';
 import { formatHostPort, portFromText } from '../targets/address.js';
 import type { Target } from '../targets/target.js';
+import { withTokenCache } from './cache.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
@@ -65,7 +66,8 @@ function parseValue(value: string): Target {
  * `TokenRedis`: each token is a key (with the namespace's prefix) in Redis. While Redis is unreachable
  * lookups fail at once with TokenSourceError (503) rather than queueing, and the client reconnects in
  * the background, so service resumes by itself when Redis is back. Redis down at start-up is logged, not
- * fatal, for the same reason.
+ * fatal, for the same reason. With `--token-cache` answers are kept (a kept one is served while Redis is
+ * down; a malformed value is not an answer and is not kept).
  * @throws StartupError when the source is malformed.
  */
 export async function createRedisPlugin(source: string | undefined, context: TokenPluginContext): Promise<TokenPlugin> {
@@ -106,7 +108,7 @@ export async function createRedisPlugin(source: string | undefined, context: Tok
   redis.on('end', () => (up = false));
   // A failed first attempt is already logged ('error') and retried by retryStrategy.
   await redis.connect().catch(() => undefined);
-  return {
+  return withTokenCache(context.cache, {
     async lookup(token) {
       let value: string | null;
       try {
@@ -128,5 +130,5 @@ export async function createRedisPlugin(source: string | undefined, context: Tok
     close() {
       redis.disconnect();
     },
-  };
+  });
 }

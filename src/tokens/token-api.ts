@@ -1,5 +1,6 @@
 import { StartupError } from '../errors.js';
 import type { Target } from '../targets/target.js';
+import { withTokenCache } from './cache.js';
 import { type TokenPlugin, type TokenPluginContext, TokenSourceError } from './plugin.js';
 import { parseTargetJsonText, parseTargetText } from './target-text.js';
 
@@ -10,7 +11,7 @@ type AnswerFormat = 'text' | 'json';
  * `BaseTokenAPI` (answer `host:port` as text) and `JSONTokenApi` (answer `{"host": ..., "port": ...}`):
  * the source is an http(s) URL in which `%s` stands for the token (URL-encoded). A 2xx answer names the
  * target; 404 and other 4xx mean unknown token; 5xx, a malformed answer, a network error or no answer
- * within the lookup timeout make the client's answer 503.
+ * within the lookup timeout make the client's answer 503 (and are not kept by `--token-cache`).
  * @throws StartupError when the source is not such a URL.
  */
 export function createTokenApi(source: string | undefined, context: TokenPluginContext, format: AnswerFormat): TokenPlugin {
@@ -24,7 +25,7 @@ export function createTokenApi(source: string | undefined, context: TokenPluginC
     throw new StartupError(`${name}: '${source}' is not a URL`);
   }
   if (protocol !== 'http:' && protocol !== 'https:') throw new StartupError(`${name}: '${source}' is not an http or https URL`);
-  return {
+  return withTokenCache(context.cache, {
     async lookup(token) {
       const url = source.replaceAll('%s', encodeURIComponent(token));
       const where = new URL(url).origin;
@@ -54,7 +55,7 @@ export function createTokenApi(source: string | undefined, context: TokenPluginC
         throw new TokenSourceError(`token API at ${where} gave an unusable answer`);
       }
     },
-  };
+  });
 }
 
 function parseAnswer(body: string, format: AnswerFormat): Target {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { handshakeRequest } from '../../bench/wire.js';
-import { queryToken } from '../../src/admission/target-source.js';
+import { queryToken } from '../../src/admission/request-token.js';
 import { propertyRuns } from '../helpers/fast-check.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { RawConnection } from '../helpers/raw-connection.js';

@@ -1,72 +1,13 @@
 // TokenRedis against a real redis-server started here on a free port: tokens added and removed while the
 // proxy runs, values in both formats, a namespace, Redis stopped (503) and back (service resumes).
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { parseRedisSource } from '../../src/tokens/redis.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { type TestServer, unusedPort } from '../helpers/targets.js';
-import { attempt, type Outcome, startNamedServer, tempDir } from './support.js';
-
-const REDIS_SERVER = '/usr/bin/redis-server';
-
-/** A redis-server of our own, without persistence, in a temporary directory. */
-class RedisServer {
-  private proc: ChildProcess | undefined;
-  constructor(
-    readonly port: number,
-    private readonly dir: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const proc = spawn(
-      REDIS_SERVER,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.proc = proc;
-    let output = '';
-    proc.stdout!.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 15000);
-      proc.stdout!.on('data', (text: string) => {
-        output += text;
-        if (/Ready to accept connections/.test(output)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code}):\n${output}`));
-      });
-    });
-    proc.stdout!.resume();
-    proc.stderr!.resume();
-  }
-
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGKILL');
-    await once(proc, 'exit');
-  }
-}
-
-/** Retries `attempt` until `done` accepts its outcome: the proxy reconnects to Redis in the background. */
-async function eventually(url: string, done: (outcome: Outcome) => boolean, timeoutMs = 20000): Promise<Outcome> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const outcome = await attempt(url);
-    if (done(outcome)) return outcome;
-    if (Date.now() > deadline) assert.fail(`still ${JSON.stringify(outcome)} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+import { attempt, eventually, REDIS_SERVER, RedisServer, startNamedServer, tempDir } from './support.js';
 
 describe('TokenRedis source format', () => {
   test('host[:port[:db[:password[:namespace]]]], empty fields defaulted, quoted fields may hold colons', () => {

@@ -1,5 +1,7 @@
 // Shared by the token plugin tests: targets that say who they are, and a client that reports either what
 // the target said or how the proxy refused.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -55,4 +57,62 @@ export async function startUnixNamedServer(file: string, name: string): Promise<
   server.listen(file);
   await once(server, 'listening');
   return server;
+}
+
+/** Where Debian's redis-server package puts the server. */
+export const REDIS_SERVER = '/usr/bin/redis-server';
+
+/** A redis-server of our own, without persistence, in a temporary directory. */
+export class RedisServer {
+  private proc: ChildProcess | undefined;
+  constructor(
+    readonly port: number,
+    private readonly dir: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const proc = spawn(
+      REDIS_SERVER,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.proc = proc;
+    let output = '';
+    proc.stdout!.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 15000);
+      proc.stdout!.on('data', (text: string) => {
+        output += text;
+        if (/Ready to accept connections/.test(output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited (${code}):\n${output}`));
+      });
+    });
+    proc.stdout!.resume();
+    proc.stderr!.resume();
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGKILL');
+    await once(proc, 'exit');
+  }
+}
+
+/** Retries `attempt` until `done` accepts its outcome: the proxy reconnects to Redis in the background. */
+export async function eventually(url: string, done: (outcome: Outcome) => boolean, timeoutMs = 20000): Promise<Outcome> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const outcome = await attempt(url);
+    if (done(outcome)) return outcome;
+    if (Date.now() > deadline) assert.fail(`still ${JSON.stringify(outcome)} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
