@@ -41,24 +41,36 @@ function tokenOf(req: IncomingMessage, fromHost: boolean): string | undefined {
 /**
  * Each connection goes where its token says (`--token-plugin`): 404 for a missing or unknown token,
  * 503 when the plugin's source cannot be asked.
- * @param name the plugin's name, for the listening line.
+ * @param options.name the plugin's name, for the listening line.
+ * @param options.lookupDone told how long each lookup took, in seconds (the metrics, when on).
  */
-export function tokenTargets(plugin: TokenPlugin, options: { fromHost: boolean; name: string }): TargetSource {
-  const { fromHost, name } = options;
+export function tokenTargets(
+  plugin: TokenPlugin,
+  options: { fromHost: boolean; name: string; lookupDone?: ((seconds: number) => void) | undefined },
+): TargetSource {
+  const { fromHost, name, lookupDone } = options;
   return {
     async targetFor(req) {
       const token = tokenOf(req, fromHost);
       if (!token)
-        throw new HttpError(404, fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)');
+        throw new HttpError(
+          404,
+          fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)',
+          {},
+          'unknown_token',
+        );
       let found: Target | undefined;
+      const started = lookupDone && performance.now();
       try {
         const origin = originOf(req);
         found = await plugin.lookup(token, { client: describeAddress(origin.client), remoteAddress: origin.client.address });
       } catch (err) {
-        if (err instanceof TokenSourceError) throw new HttpError(503, `token source unavailable: ${err.message}`);
+        if (err instanceof TokenSourceError) throw new HttpError(503, `token source unavailable: ${err.message}`, {}, 'token_source_down');
         throw err;
+      } finally {
+        if (started !== undefined) lookupDone?.((performance.now() - started) / 1000);
       }
-      if (!found) throw new HttpError(404, `unknown token '${token}'`);
+      if (!found) throw new HttpError(404, `unknown token '${token}'`, {}, 'unknown_token');
       return found;
     },
     describe: () => `the target each token names (${name}, token from ${fromHost ? 'the Host header' : '?token='})`,

@@ -6,6 +6,9 @@ import type { ListenSpec, ProxyConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
 import type { Logger, LogOptions } from '../log/logger.js';
+import type { ClusterMetricsGatherer } from '../metrics/cluster.js';
+import type { MetricsListener } from '../metrics/listener.js';
+import type { PrimaryMetrics } from '../metrics/registry.js';
 import type { ProxyOptions } from '../options.js';
 import { Lifecycle } from '../server/lifecycle.js';
 import type { ProxyEvents, ProxyServer } from '../server/proxy.js';
@@ -51,6 +54,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   private listenSpec: ListenSpec;
   private program: WrappedProgram | undefined;
   private where: string | undefined;
+  /** `--metrics-listen`: the primary's own metrics, the workers' gathered on each scrape, and the listener. */
+  private metrics: { own: PrimaryMetrics; gatherer: ClusterMetricsGatherer; listener: MetricsListener } | undefined;
   private started = false;
   private stopping = false;
   private accepting = true;
@@ -117,7 +122,13 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     if (this.started) throw new Error('listen() was called already; create another proxy to listen again');
     this.started = true;
     const { config, logger } = this;
-    this.program = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
+    await this.openMetrics();
+    try {
+      this.program = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
+    } catch (err) {
+      await this.metrics?.listener.close();
+      throw err;
+    }
     cluster.setupPrimary({ exec: WORKER_SCRIPT, args: [], silent: false });
     const listen = config.listen;
     // With round robin this process creates the Unix socket: with the final mode at once, as one process would.
@@ -135,6 +146,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     } catch (err) {
       await this.stopWorkers('a worker could not start');
       await this.program?.close();
+      await this.metrics?.listener.close();
       throw err;
     } finally {
       if (restoreUmask !== undefined) process.umask(restoreUmask);
@@ -169,6 +181,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     await Promise.resolve(this.program?.close()).catch((err: Error) =>
       this.logger.warn({ event: 'target-source-close', err: err.message }, `closing the target source: ${err.message}`),
     );
+    await this.metrics?.listener.close();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
     this.emit('close');
@@ -193,6 +206,38 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     if (!this.accepting) return;
     this.accepting = false;
     this.broadcast({ type: 'stop-accepting' });
+  }
+
+  /**
+   * `--metrics-listen`: opens the listener before the workers start (so /readyz says 503 until they
+   * listen); each scrape asks the workers for their metrics and adds the primary's.
+   */
+  private async openMetrics(): Promise<void> {
+    const listen = this.config.metricsListen;
+    if (!listen) return;
+    const [{ PrimaryMetrics }, { ClusterMetricsGatherer }, { openMetricsListener }] = await Promise.all([
+      import('../metrics/registry.js'),
+      import('../metrics/cluster.js'),
+      import('../metrics/listener.js'),
+    ]);
+    const own = new PrimaryMetrics(() => this.live().length);
+    const gatherer = new ClusterMetricsGatherer(own.registry);
+    const ask = (worker: Worker, id: number): void => void worker.send({ type: 'metrics-request', id } satisfies PrimaryMessage);
+    const listener = await openMetricsListener(
+      listen,
+      {
+        collect: async () => ({
+          contentType: own.registry.contentType,
+          text: await gatherer.collect(
+            this.live().filter((worker) => worker.isConnected()),
+            ask,
+          ),
+        }),
+        ready: () => this.where !== undefined && !this.draining,
+      },
+      this.logger,
+    );
+    this.metrics = { own, gatherer, listener };
   }
 
   /** The workers alive now. */
@@ -265,6 +310,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
           resolve(message.address);
         } else if (message.type === 'failed') {
           reject(new StartupError(message.message));
+        } else if (message.type === 'metrics') {
+          this.metrics?.gatherer.answered(worker, message.id, message.metrics);
         } else {
           this.heard(slot, message);
         }
@@ -310,6 +357,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   /** A worker exited: when it was not asked to, it is logged and replaced after its backoff delay. */
   private exited(slot: Slot, worker: Worker, status: number): void {
     if (slot.worker === worker) slot.worker = undefined;
+    this.metrics?.gatherer.gone(worker);
     this.becameIdle(slot);
     // Failures while starting are listen()'s to report.
     if (this.stopping || this.where === undefined) return;
@@ -324,6 +372,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       return;
     }
     const delay = slot.backoff.next(ran);
+    this.metrics?.own.workerRestarted();
     this.logger.warn(
       { event: 'worker-exit', worker: slot.index, pid, status, delay: delay / 1000 },
       `worker ${slot.index} (pid ${pid}) exited with status ${status} after ${lasted}; replacing it in ${delay / 1000} s`,

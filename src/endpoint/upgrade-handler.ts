@@ -162,7 +162,20 @@ function pickHandlerOptions(options: UpgradeHandlerOptions): ProxyOptions {
     throw new UsageError(
       'proxyProtocol: not an option of an upgrade handler (the PROXY header precedes the request: the server you run must read it); trustedProxy applies to X-Forwarded-For and Forwarded',
     );
-  for (const name of ['listen', 'unixListen', 'inetd', 'web', 'program', 'cert', 'key', 'sslOnly', 'runOnce', 'timeout', 'idleTimeout']) {
+  for (const name of [
+    'listen',
+    'unixListen',
+    'inetd',
+    'web',
+    'program',
+    'cert',
+    'key',
+    'sslOnly',
+    'runOnce',
+    'timeout',
+    'idleTimeout',
+    'metricsListen',
+  ]) {
     if ((rest as Record<string, unknown>)[name] !== undefined)
       throw new UsageError(`${name}: not an option of an upgrade handler (it belongs to the server you run)`);
   }

@@ -17,6 +17,8 @@ import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
+import type { MetricsListener } from '../metrics/listener.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
 import { createWebHandler, type WebHandler } from '../static/handler.js';
 import { withWebAuth } from '../static/web-auth.js';
 import { TlsContextStore } from '../tls/context.js';
@@ -87,6 +89,9 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** The listening port's TLS certificate, when TLS is on. */
   private tls: TlsContextStore | undefined;
   private where: string | undefined;
+  /** `--metrics-listen` (or, in a worker, the primary's asking): this process's metrics. */
+  private metrics: ProxyMetrics | undefined;
+  private metricsListener: MetricsListener | undefined;
   private started = false;
   private stopping = false;
   private accepting = true;
@@ -131,11 +136,39 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
    *   nothing is left open then.
    */
   async listen(): Promise<string> {
-    const { config, logger } = this;
+    const { config } = this;
     // One listener per proxy: a second call would wire every stage twice.
     if (this.started) throw new Error('listen() was called already; create another proxy to listen again');
     this.started = true;
+    // Loaded only when asked for: without --metrics-listen nothing of it is loaded or counted.
+    this.metrics = this.role.metrics ?? (config.metricsListen && new (await import('../metrics/registry.js')).ProxyMetrics());
     this.tls = this.openTls();
+    try {
+      return await this.start();
+    } catch (err) {
+      // An open Redis connection, a watcher or the metrics listener would keep an embedding program alive.
+      await this.targets?.close?.();
+      this.tls?.close();
+      await this.metricsListener?.close();
+      throw err;
+    }
+  }
+
+  /** listen()'s steps once the certificate is loaded: the metrics listener first (not ready yet), then the rest. */
+  private async start(): Promise<string> {
+    const { config, logger, metrics } = this;
+    if (config.metricsListen) {
+      const { openMetricsListener } = await import('../metrics/listener.js');
+      const registry = metrics!.registry;
+      this.metricsListener = await openMetricsListener(
+        config.metricsListen,
+        {
+          collect: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+          ready: () => this.where !== undefined && !this.draining,
+        },
+        logger,
+      );
+    }
     const files = config.web && createWebHandler({ ...config.web, logger });
     // A download may take longer than a handshake (and --web-auth's check is bounded by it): the web
     // server's own timeouts apply from the moment the files are served.
@@ -145,15 +178,16 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
         disarmDeadline(req.socket);
         files(req, res);
       });
-    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, this.role);
+    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, { ...this.role, metrics });
     this.endpoint = endpoint;
     this.targets = targets;
     this.program = targets instanceof WrappedProgram ? targets : undefined;
     this.follow(endpoint);
     const http = createHttpStage(config.maxHeaderSize, {
       upgrade: endpoint.handleUpgrade,
-      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web, forwarded),
+      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger, metrics?.refused) : web, forwarded),
       rejected: (socket, status, reason) => {
+        metrics?.refused(status, 'bad_request');
         const client = describeAddress(originOfSocket(socket).client);
         logger.info({ event: 'refused', client, status, reason }, `refused a request from ${client}: ${status} ${reason}`);
       },
@@ -162,17 +196,11 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     // --proxy-protocol: a trusted peer's PROXY header is read before the first bytes are looked at.
     const { trustedProxies } = config;
     const entry =
-      config.proxyProtocol && trustedProxies ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger }) : dispatch;
+      config.proxyProtocol && trustedProxies
+        ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger, counter: metrics?.refused })
+        : dispatch;
     this.listener.on('connection', (socket) => this.accept(socket, entry));
-    let description: string;
-    try {
-      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
-    } catch (err) {
-      // An open Redis connection or a watcher would keep an embedding program alive.
-      await targets.close?.();
-      this.tls?.close();
-      throw err;
-    }
+    const { description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share);
     this.where = description;
     // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
     this.listener.on('error', (err) => logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
@@ -213,6 +241,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
       this.logger.warn({ event: 'target-source-close', err: err.message }, `closing the target source: ${err.message}`),
     );
     for (const socket of this.sockets) socket.destroy();
+    await this.metricsListener?.close();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
     this.emit('close');
@@ -262,7 +291,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
       const reason = isHandshake
         ? 'WebSocket handshake without Connection: Upgrade'
         : `${req.method} is not served here: this port proxies WebSocket connections`;
-      logRefusal(this.logger, req, status, reason);
+      logRefusal(this.logger, req, status, reason, isHandshake ? 'bad_request' : 'not_websocket', this.metrics?.refused);
       answerRequest(res, status, reason, isHandshake ? {} : { Allow: 'GET' });
     };
   }
@@ -294,7 +323,9 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   private firstBytesRoutes(http: (socket: Duplex) => void): FirstBytesRoute[] {
     const { config } = this;
     const routes: FirstBytesRoute[] = [];
-    if (config.proxyProtocol && config.trustedProxies) routes.push(createUnexpectedHeaderRoute(config.trustedProxies, this.logger));
+    const counter = this.metrics?.refused;
+    if (config.proxyProtocol && config.trustedProxies)
+      routes.push(createUnexpectedHeaderRoute(config.trustedProxies, this.logger, counter));
     if (this.tls) {
       routes.push(
         createTlsRoute({
@@ -304,10 +335,11 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
           onExpire: (late) => this.handshakeExpired(late),
           logger: this.logger,
           verifyClient: config.tls?.verifyClient ?? false,
+          handshakeDone: this.metrics && ((ok) => this.metrics?.tlsHandshake(ok)),
         }),
       );
     }
-    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger) : createFlashPolicyRoute(this.logger));
+    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger, counter) : createFlashPolicyRoute(this.logger));
     return routes;
   }
 
@@ -337,6 +369,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
   private handshakeExpired(late: Duplex): void {
     const silent = (late as net.Socket).bytesRead === 0;
+    this.metrics?.refused(silent ? undefined : 408, 'timeout');
     const client = describeAddress(originOfSocket(late).client);
     this.logger.info(
       { event: 'refused', client, status: silent ? undefined : 408, reason: 'handshake timeout' },
@@ -355,6 +388,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     if (!tls) return undefined;
     if (!tls.explicit && !tls.sslOnly && !fs.existsSync(tls.cert)) return undefined;
     if (tls.sslOnly && !fs.existsSync(tls.cert)) throw new StartupError(`--ssl-only: certificate file ${tls.cert} not found`);
-    return TlsContextStore.open(tls, this.logger);
+    const { metrics } = this;
+    return TlsContextStore.open(tls, this.logger, { reloaded: metrics && ((result) => metrics.tlsReloaded(result)) });
   }
 }

@@ -56,7 +56,7 @@ export class TokenSourceError extends Error {
  */
 export class TokenRejectedError extends HttpError {
   constructor(reason: string) {
-    super(403, reason);
+    super(403, reason, {}, 'token_rejected');
     this.name = 'TokenRejectedError';
   }
 }
