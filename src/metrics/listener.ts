@@ -30,28 +30,41 @@ export interface MetricsListener {
 /** How long a request to the metrics listener may take to arrive: scrapers send theirs at once. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
-/** Answers one request: `GET /metrics`, `/healthz`, `/readyz`; 405 for methods but GET and HEAD, 404 for other paths. */
+/** A plain-text answer. */
+interface Answer {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+/** The answer to a request for anything but the metrics: 405 for methods but GET and HEAD, 404 for other paths. */
+function plainAnswer(method: string | undefined, path: string, source: MetricsSource): Answer | undefined {
+  if (method !== 'GET' && method !== 'HEAD') return { status: 405, body: `${method} is not allowed\n`, headers: { Allow: 'GET, HEAD' } };
+  if (path === '/healthz') return { status: 200, body: 'ok\n' };
+  if (path === '/readyz')
+    return source.ready() ? { status: 200, body: 'ready\n' } : { status: 503, body: 'not ready: not listening yet, or draining\n' };
+  if (path !== '/metrics') return { status: 404, body: 'not found: this listener serves /metrics, /healthz and /readyz\n' };
+  return undefined;
+}
+
+/** Answers one request: `GET /metrics`, `/healthz`, `/readyz` (Node leaves the body out of a HEAD answer itself). */
 function serve(source: MetricsSource, logger: Logger, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const text = (status: number, body: string, headers: Record<string, string> = {}): void => {
+  const send = ({ status, body, headers }: Answer): void => {
     res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
     res.end(body);
   };
   const url = req.url ?? '/';
   const query = url.indexOf('?');
-  const path = query < 0 ? url : url.slice(0, query);
-  // Node leaves the body out of a HEAD answer itself.
-  if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, `${req.method} is not allowed\n`, { Allow: 'GET, HEAD' });
-  if (path === '/healthz') return text(200, 'ok\n');
-  if (path === '/readyz') return source.ready() ? text(200, 'ready\n') : text(503, 'not ready: not listening yet, or draining\n');
-  if (path !== '/metrics') return text(404, 'not found: this listener serves /metrics, /healthz and /readyz\n');
+  const plain = plainAnswer(req.method, query < 0 ? url : url.slice(0, query), source);
+  if (plain) {
+    send(plain);
+    return;
+  }
   source.collect().then(
-    ({ contentType, text: body }) => {
-      res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
-      res.end(body);
-    },
+    ({ contentType, text }) => send({ status: 200, body: text, headers: { 'Content-Type': contentType } }),
     (err: Error) => {
       logger.warn({ event: 'metrics-failed', err: err.message }, `collecting the metrics failed: ${err.message}`);
-      text(500, `collecting the metrics failed: ${err.message}\n`);
+      send({ status: 500, body: `collecting the metrics failed: ${err.message}\n` });
     },
   );
 }
