@@ -28,6 +28,7 @@ declare -A packages=(
   [haproxy]='test -x /usr/sbin/haproxy'                         # a real PROXY protocol sender (send-proxy, -v2)
   [nginx]='test -x /usr/sbin/nginx'                             # a real reverse proxy (X-Forwarded-For), and a PROXY target
   [iproute2]='test -x /usr/sbin/ip'                             # network namespaces for the fleet test
+  [prometheus]='test -x /usr/bin/prometheus && test -x /usr/bin/promtool' # scrapes --metrics-listen; promtool checks its output
   [libnginx-mod-stream]='test -f /usr/lib/nginx/modules/ngx_stream_module.so' # nginx's stream proxy (proxy_protocol)
 )
 missing=()

@@ -102,6 +102,11 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     return this.where;
   }
 
+  /** With `metricsListen`: where the metrics are served, once they are. */
+  get metricsAddress(): string | undefined {
+    return this.metrics?.listener.address;
+  }
+
   /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
   get programStatus(): number | undefined {
     return this.program?.status;

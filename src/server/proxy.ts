@@ -43,6 +43,8 @@ export interface ProxyServer extends EventEmitter<ProxyEvents> {
   readonly closed: Promise<void>;
   /** Where the proxy listens, once it does. */
   readonly address: string | undefined;
+  /** With `metricsListen`: where the metrics, `/healthz` and `/readyz` are served (`host:port`), once they are. */
+  readonly metricsAddress: string | undefined;
   /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
   readonly programStatus: number | undefined;
   /** Whether the proxy is draining or stopping (not ready for new sessions). */
@@ -122,6 +124,11 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** Where the proxy listens, once it does. */
   get address(): string | undefined {
     return this.where;
+  }
+
+  /** With `metricsListen`: where the metrics are served, once they are. */
+  get metricsAddress(): string | undefined {
+    return this.metricsListener?.address;
   }
 
   /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
