@@ -12,7 +12,7 @@ import { runCli, startProxy } from '../helpers/proxy.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
 import { echoed, openClient } from '../helpers/ws-client.js';
-import { metricReaches, metricsPort, PROMTOOL, promtoolCheck, request, scrape, valueOf } from './support.js';
+import { metricReaches, metricsPort, PROMTOOL, promtoolCheck, request, sampleValue, scrape } from './support.js';
 
 const cli = cliFixture('metrics');
 
@@ -48,9 +48,9 @@ describe('--metrics-listen', () => {
       assert.equal(await echoed(first, 'hello'), 'hello');
       // An open session's bytes are read when collected, before it ends.
       let text = await scrape(port);
-      assert.equal(valueOf(text, 'websockify_sessions_open'), 1);
-      assert.equal(valueOf(text, 'websockify_bytes_total', { direction: 'client_to_target' }), 5);
-      assert.equal(valueOf(text, 'websockify_bytes_total', { direction: 'target_to_client' }), 5);
+      assert.equal(sampleValue(text, 'websockify_sessions_open'), 1);
+      assert.equal(sampleValue(text, 'websockify_bytes_total', { direction: 'client_to_target' }), 5);
+      assert.equal(sampleValue(text, 'websockify_bytes_total', { direction: 'target_to_client' }), 5);
       first.close(1000);
       await metricReaches(port, 'websockify_sessions_ended_total', { code: '1000', initiator: 'client' }, 1);
 
@@ -58,22 +58,22 @@ describe('--metrics-listen', () => {
       assert.equal(await echoed(second, 'abc'), 'abc');
       second.close(4001, 'an application code');
       text = await metricReaches(port, 'websockify_sessions_ended_total', { code: '4xxx', initiator: 'client' }, 1);
-      assert.equal(valueOf(text, 'websockify_sessions_open'), 0);
-      assert.equal(valueOf(text, 'websockify_sessions_total'), 2);
+      assert.equal(sampleValue(text, 'websockify_sessions_open'), 0);
+      assert.equal(sampleValue(text, 'websockify_sessions_total'), 2);
       // Moved from the open sessions' count to the ended ones': the counter never goes back.
-      assert.equal(valueOf(text, 'websockify_bytes_total', { direction: 'client_to_target' }), 8);
-      assert.equal(valueOf(text, 'websockify_bytes_total', { direction: 'target_to_client' }), 8);
-      assert.equal(valueOf(text, 'websockify_session_duration_seconds_count'), 2);
-      assert.equal(valueOf(text, 'websockify_target_connect_seconds_count', { result: 'ok' }), 2);
+      assert.equal(sampleValue(text, 'websockify_bytes_total', { direction: 'client_to_target' }), 8);
+      assert.equal(sampleValue(text, 'websockify_bytes_total', { direction: 'target_to_client' }), 8);
+      assert.equal(sampleValue(text, 'websockify_session_duration_seconds_count'), 2);
+      assert.equal(sampleValue(text, 'websockify_target_connect_seconds_count', { result: 'ok' }), 2);
 
       assert.equal((await request(p.port!, '/')).status, 405);
       assert.equal(await rawStatus(p.port!, BAD_VERSION_HANDSHAKE), 426);
       text = await metricReaches(port, 'websockify_handshakes_refused_total', { status: '426', reason: 'bad_request' }, 1);
-      assert.equal(valueOf(text, 'websockify_handshakes_refused_total', { status: '405', reason: 'not_websocket' }), 1);
+      assert.equal(sampleValue(text, 'websockify_handshakes_refused_total', { status: '405', reason: 'not_websocket' }), 1);
       // Bounded labels only: no client address reaches a websockify_ metric.
       const ours = text.split('\n').filter((line) => line.startsWith('websockify_'));
       assert.ok(!ours.some((line) => line.includes('127.0.0.1')), ours.join('\n'));
-      assert.ok(valueOf(text, 'process_cpu_seconds_total')! > 0, 'the process metrics are there');
+      assert.ok(sampleValue(text, 'process_cpu_seconds_total')! > 0, 'the process metrics are there');
 
       const check = await promtoolCheck(text);
       assert.equal(check.code, 0, check.output);
@@ -107,9 +107,9 @@ describe('--metrics-listen', () => {
       await assert.rejects(openClient(`${p.url}/?token=elsewhere`, 'binary'), /HTTP 403/);
       await assert.rejects(openClient(`${p.url}/`, 'binary'), /HTTP 404/);
       const text = await metricReaches(port, 'websockify_handshakes_refused_total', { status: '404', reason: 'unknown_token' }, 2);
-      assert.equal(valueOf(text, 'websockify_handshakes_refused_total', { status: '403', reason: 'target_not_allowed' }), 1);
+      assert.equal(sampleValue(text, 'websockify_handshakes_refused_total', { status: '403', reason: 'target_not_allowed' }), 1);
       // Three lookups: the request without a token asks nobody.
-      assert.equal(valueOf(text, 'websockify_token_lookup_seconds_count', { plugin: 'TokenFile' }), 3);
+      assert.equal(sampleValue(text, 'websockify_token_lookup_seconds_count', { plugin: 'TokenFile' }), 3);
     } finally {
       await p.stop();
     }
@@ -129,7 +129,7 @@ describe('--metrics-listen', () => {
       await metricReaches(port, 'websockify_tls_handshakes_total', { result: 'failed' }, 1);
       p.proc.kill('SIGHUP');
       const text = await metricReaches(port, 'websockify_tls_certificate_reloads_total', { result: 'unchanged' }, 1);
-      assert.equal(valueOf(text, 'websockify_tls_handshakes_total', { result: 'ok' }), 1);
+      assert.equal(sampleValue(text, 'websockify_tls_handshakes_total', { result: 'ok' }), 1);
       const check = await promtoolCheck(text);
       assert.equal(check.code, 0, check.output);
     } finally {
@@ -166,7 +166,7 @@ describe('--metrics-listen', () => {
       await waitUntil('/readyz to say 503', async () => (await request(port, '/readyz')).status === 503);
       assert.equal((await request(port, '/healthz')).status, 200);
       assert.equal(await echoed(ws, 'still here'), 'still here');
-      assert.equal(valueOf(await scrape(port), 'websockify_sessions_open'), 1);
+      assert.equal(sampleValue(await scrape(port), 'websockify_sessions_open'), 1);
       ws.close();
       assert.equal((await p.exited).code, 0);
     } finally {

@@ -64,7 +64,7 @@ export function samples(text: string): Sample[] {
 }
 
 /** The sum of the samples named `name` whose labels include `labels`; undefined when there is none. */
-export function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+export function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   const matching = samples(text).filter(
     (sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
   );
@@ -75,7 +75,7 @@ export function valueOf(text: string, name: string, labels: Record<string, strin
 export function metricReaches(port: number, name: string, labels: Record<string, string>, expected: number): Promise<string> {
   return waitUntil(`${name}${JSON.stringify(labels)} to reach ${expected}`, async () => {
     const text = await scrape(port);
-    return valueOf(text, name, labels) === expected && text;
+    return sampleValue(text, name, labels) === expected && text;
   });
 }
 
