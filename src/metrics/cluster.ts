@@ -14,15 +14,26 @@ interface Gathering {
   finish: () => void;
 }
 
+/** Metric types whose values only grow: a gone worker's last values of these stay in the sums. */
+const CUMULATIVE = new Set(['counter', 'histogram', 'summary']);
+
 /**
  * The primary's side of `--metrics-listen` with `--workers`: asks every worker for its metrics over the
  * cluster IPC channel (`metrics-request`, answered by `metrics`: src/cluster/messages.ts) and adds them
  * up with the primary's own, by prom-client's aggregation (counters, gauges and histograms summed;
  * process metrics as prom-client defines). Nothing is sent unless a scrape asks.
+ *
+ * A worker that exits takes its counts with it; its last answer's counters and histograms are kept (in
+ * one merged set), so that the sums never go down, which Prometheus would take for a restart of them all.
+ * What it counted after its last scrape is lost.
  */
 export class ClusterMetricsGatherer {
   private readonly gatherings = new Map<number, Gathering>();
   private nextId = 1;
+  /** Each live worker's latest answer. */
+  private readonly latest = new Map<Worker, MetricsJson>();
+  /** The cumulative metrics of workers gone, merged. */
+  private retired: MetricsJson = [];
 
   /** @param own the primary's registry (worker restarts, its own process). */
   constructor(private readonly own: Registry) {}
@@ -49,7 +60,7 @@ export class ClusterMetricsGatherer {
       });
     }
     const own = await this.own.getMetricsAsJSON();
-    return AggregatorRegistry.aggregate([own as MetricsJson, ...answers]).metrics();
+    return AggregatorRegistry.aggregate([own as MetricsJson, this.retired, ...answers]).metrics();
   }
 
   /** A worker's answer to request `id`. */
@@ -57,13 +68,21 @@ export class ClusterMetricsGatherer {
     const gathering = this.gatherings.get(id);
     if (!gathering?.waiting.delete(worker)) return;
     gathering.answers.push(metrics);
+    this.latest.set(worker, metrics);
     if (gathering.waiting.size === 0) gathering.finish();
   }
 
-  /** A worker exited: no scrape waits for it any more. */
+  /** A worker exited: no scrape waits for it any more; its last counts are kept. */
   gone(worker: Worker): void {
     for (const gathering of this.gatherings.values()) {
       if (gathering.waiting.delete(worker) && gathering.waiting.size === 0) gathering.finish();
     }
+    const last = this.latest.get(worker);
+    this.latest.delete(worker);
+    if (!last) return;
+    const cumulative = last.filter((metric) => CUMULATIVE.has(String(metric.type)));
+    // The merged registry's metrics hold their values already (their get() is not asynchronous).
+    const merged = AggregatorRegistry.aggregate([this.retired, cumulative]).getMetricsAsArray();
+    this.retired = merged.map((metric) => (metric as unknown as { get(): MetricsJson[number] }).get());
   }
 }

@@ -9,7 +9,7 @@ import { cliFixture } from '../helpers/cli-fixture.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
 import { echoed, openClient } from '../helpers/ws-client.js';
-import { metricReaches, metricsPort, PROMETHEUS, type PrometheusServer, startPrometheus } from './support.js';
+import { metricReaches, metricsPort, PROMETHEUS, type PrometheusServer, sampleValue, startPrometheus } from './support.js';
 
 const cli = cliFixture('prometheus');
 const skip = skipWithout(PROMETHEUS);
@@ -62,7 +62,7 @@ describe('Prometheus scraping --metrics-listen', () => {
     }
   });
 
-  test('with --workers 2 the counts of both workers are summed; a replaced worker is counted', { skip }, async () => {
+  test('with --workers 2 the counts of both workers are summed; a replaced worker is counted, its counts kept', { skip }, async () => {
     assertTools(PROMETHEUS);
     const p = await cli.proxy(['--workers', '2', '--metrics-listen', '0']);
     const port = await metricsPort(p);
@@ -83,8 +83,12 @@ describe('Prometheus scraping --metrics-listen', () => {
       const [victim] = workerPids(p);
       process.kill(victim!, 'SIGKILL');
       await gone(victim!);
-      await metricReaches(port, 'websockify_worker_restarts_total', {}, 1);
+      const text = await metricReaches(port, 'websockify_worker_restarts_total', {}, 1);
+      // The gone worker's counts stay in the sums (Prometheus would take a drop for a reset).
+      assert.equal(sampleValue(text, 'websockify_sessions_ended_total'), sessions.length);
+      assert.equal(sampleValue(text, 'websockify_bytes_total', { direction: 'target_to_client' }), 10 * sessions.length);
       await promReaches(prometheus, 'websockify_worker_restarts_total', 1);
+      await promReaches(prometheus, 'sum(websockify_sessions_ended_total)', sessions.length);
     } finally {
       await prometheus.stop();
       await cli.stop(p);
