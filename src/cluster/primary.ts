@@ -298,6 +298,11 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     };
     const worker = cluster.fork({ [WORKER_INIT_VARIABLE]: JSON.stringify(init) });
     slot.worker = worker;
+    // A message sent as the worker exits fails with EPIPE (its exit is handled below); unheard, the error
+    // would end the primary.
+    worker.on('error', (err) =>
+      this.logger.debug({ event: 'worker-ipc-error', worker: slot.index, err: err.message }, `worker ${slot.index}: ${err.message}`),
+    );
     // Its first block needs no announcement.
     slot.reservedUpTo = init.firstId + (ID_BLOCK - 1) * this.slots.length;
     slot.startedAt = Date.now();
