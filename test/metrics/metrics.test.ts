@@ -8,7 +8,8 @@ import { describe, test } from 'node:test';
 import { createProxy } from '../../src/index.js';
 import { cliFixture } from '../helpers/cli-fixture.js';
 import { captureLog } from '../helpers/log-capture.js';
-import { runCli, startProxy } from '../helpers/proxy.js';
+import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
+import { unusedPort } from '../helpers/targets.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
 import { echoed, openClient } from '../helpers/ws-client.js';
@@ -113,6 +114,50 @@ describe('--metrics-listen', () => {
     } finally {
       await p.stop();
     }
+  });
+
+  test('refusals by reason: auth, origin, token source down, --ssl-only, handshake timeouts', async () => {
+    const countsOf = async (args: string[], refuse: (p: RunningProxy) => Promise<void>, labels: Record<string, string>) => {
+      const p = args.includes('--token-plugin')
+        ? await startProxy([...args, '--metrics-listen', '0', '127.0.0.1:0'])
+        : await cli.proxy([...args, '--metrics-listen', '0']);
+      try {
+        const port = await metricsPort(p);
+        await refuse(p);
+        await metricReaches(port, 'websockify_handshakes_refused_total', labels, 1);
+      } finally {
+        await p.stop();
+      }
+    };
+    await countsOf(
+      ['--auth-plugin', 'BasicHTTPAuth', '--auth-source', 'user:secret'],
+      (p) => assert.rejects(openClient(p.url, 'binary'), /HTTP 401/),
+      { status: '401', reason: 'auth' },
+    );
+    await countsOf(
+      ['--auth-plugin', 'ExpectOrigin', '--auth-source', 'https://good.example'],
+      (p) => assert.rejects(openClient(p.url, 'binary', { origin: 'https://evil.example' }), /HTTP 403/),
+      { status: '403', reason: 'origin' },
+    );
+    // Nothing listens at the token API's address.
+    await countsOf(
+      ['--token-plugin', 'BaseTokenAPI', '--token-source', `http://127.0.0.1:${await unusedPort()}/%s`],
+      (p) => assert.rejects(openClient(`${p.url}/?token=t`, 'binary'), /HTTP 503/),
+      { status: '503', reason: 'token_source_down' },
+    );
+    await countsOf(
+      ['--ssl-only', '--cert', cli.server.cert, '--key', cli.server.key],
+      async (p) => assert.ok(Number.isNaN(await rawStatus(p.port!, 'GET / HTTP/1.1\r\n\r\n')), 'closed unanswered'),
+      { status: 'none', reason: 'tls_required' },
+    );
+    await countsOf(
+      ['--handshake-timeout', '0.3'],
+      async (p) => {
+        assert.ok(Number.isNaN(await rawStatus(p.port!, '')), 'a silent connection is closed unanswered');
+        assert.equal(await rawStatus(p.port!, 'GET / HTTP/1.1\r\n'), 408);
+      },
+      { status: '408', reason: 'timeout' },
+    );
   });
 
   test('TLS handshakes by result, and certificate reloads', { skip: skipWithout(PROMTOOL) }, async () => {
