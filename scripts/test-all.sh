@@ -31,6 +31,7 @@ declare -A packages=(
   [iproute2]='test -x /usr/sbin/ip'                             # network namespaces for the fleet test
   [openssh-server]='test -x /usr/sbin/sshd'                     # a real sshd behind websockify-client --stdio
   [openssh-client]='test -x /usr/bin/ssh'                       # ... and ssh with its ProxyCommand
+  [prometheus]='test -x /usr/bin/prometheus && test -x /usr/bin/promtool' # scrapes --metrics-listen; promtool checks its output
   [libnginx-mod-stream]='test -f /usr/lib/nginx/modules/ngx_stream_module.so' # nginx's stream proxy (proxy_protocol)
   [systemd]='test -x /usr/bin/systemd-socket-activate'          # socket activation; systemd-analyze verify of the units
   [passwd]='command -v useradd'                                 # a throw-away user for --user

@@ -3,6 +3,7 @@ import type { TokenLocation } from './admission/request-token.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import type { TrustedProxies } from './client-address/trusted-proxies.js';
 import type { LogOptions } from './log/logger.js';
+import type { MetricsListen } from './metrics/listener.js';
 import type { RunAs } from './service/privileges.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
@@ -41,6 +42,8 @@ export type ListenSpec =
 /** Everything the proxy needs, validated; built by the CLI or by a program embedding the proxy. */
 export interface ProxyConfig {
   listen: ListenSpec;
+  /** `--metrics-listen`: where metrics, `/healthz` and `/readyz` are served; unset = off. */
+  metricsListen?: MetricsListen | undefined;
   /** The fixed target; absent when a token plugin ({@link tokens}) or a wrapped program ({@link wrap}) chooses it. */
   target?: Target | undefined;
   /** Targets by token (`--token-plugin`); see {@link TokensConfig}. */

@@ -2,6 +2,7 @@
  * Errors that carry the answer they map to, so each stage of a connection can fail in one line
  * and the stage that catches the error knows what to tell the client.
  */
+import type { RefusalReason } from './metrics/refusals.js';
 
 /** A failure before the WebSocket upgrade, answered with an HTTP status and a short reason. */
 export class HttpError extends Error {
@@ -9,11 +10,13 @@ export class HttpError extends Error {
    * @param status HTTP status code sent to the client.
    * @param message Reason, sent as the response body and logged.
    * @param headers Extra response headers (for example `Allow` or `WWW-Authenticate`).
+   * @param kind Why, for the metrics' refusal count; by default guessed from the status (`reasonForStatus`).
    */
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    public kind: RefusalReason | undefined = undefined,
   ) {
     super(message);
     this.name = 'HttpError';

@@ -16,6 +16,7 @@ export { createUpgradeHandler } from './endpoint/upgrade-handler.js';
 export { HttpError, StartupError, UsageError } from './errors.js';
 export type { Logger, LogOptions } from './log/logger.js';
 export { createLogger } from './log/logger.js';
+export { REFUSAL_REASONS, type RefusalReason } from './metrics/refusals.js';
 export type { ProxyOptions } from './options.js';
 export { createProxy } from './server/create-proxy.js';
 export type { ProxyEvents, ProxyServer } from './server/proxy.js';

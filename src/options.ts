@@ -8,6 +8,7 @@ import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './co
 import { UsageError } from './errors.js';
 import type { Logger, LogOptions } from './log/logger.js';
 import { parseSyslogServer } from './log/syslog.js';
+import type { MetricsListen } from './metrics/listener.js';
 import { isModulePath } from './plugin-module.js';
 import { passedSocket } from './service/socket-activation.js';
 import { parseHostPort } from './targets/address.js';
@@ -128,6 +129,11 @@ export interface ProxyOptions {
   shutdownTimeout?: number | undefined;
   /** Seconds a drain (SIGTERM) lets open sessions go on before the graceful stop. Default 0 (stop at once). */
   drainTimeout?: number | undefined;
+  /**
+   * `[host:]port` of a second listener serving Prometheus metrics (`/metrics`, over all workers),
+   * `/healthz` and `/readyz`; host default `127.0.0.1`; never the proxy's own port. Default off.
+   */
+  metricsListen?: string | number | undefined;
   /** Worker processes serving the port, or `'auto'` for one per core. Default 1 (this process serves). */
   workers?: number | 'auto' | undefined;
   /** Largest message from a client, in bytes. Default 16 MiB. */
@@ -202,9 +208,11 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
   const { program } = options;
   const tokenLocation = tokenLocationOf(options);
   const tokenCache = tokenCacheOf(options);
+  const listen = listenOf(options);
   return {
     proxy: {
-      listen: listenOf(options),
+      listen,
+      metricsListen: metricsListenOf(options.metricsListen, listen),
       target: targetOf(options, targetTls),
       tokens:
         tokenPlugin === undefined
@@ -411,6 +419,15 @@ function listenOf(options: ProxyOptions): ListenSpec {
     throw new UsageError('missing the listen address: [source_addr:]source_port');
   }
   return { kind: 'tcp', ...parseHostPort(String(options.listen), 'listen address', false, true) };
+}
+
+/** `--metrics-listen [HOST:]PORT`: on 127.0.0.1 unless a host is given, and never on the proxy's own port. */
+function metricsListenOf(text: string | number | undefined, listen: ListenSpec): MetricsListen | undefined {
+  if (text === undefined) return undefined;
+  const { host, port } = parseHostPort(String(text), '--metrics-listen', false, true);
+  if (port !== 0 && listen.kind === 'tcp' && listen.port === port)
+    throw new UsageError(`--metrics-listen: port ${port} is the proxy's own port; give the metrics another one`);
+  return { host: host || '127.0.0.1', port };
 }
 
 /** The fixed target: none with a token plugin or a wrapped program, `unixTarget`, or `target`. */

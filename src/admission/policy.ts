@@ -170,7 +170,7 @@ export function guardAdmission(admit: Admission, policy: TargetPolicy | undefine
   return async (req) => {
     const target = await admit(req);
     const allowed = await policy.check(target);
-    if (!allowed) throw new HttpError(403, `target ${describeTarget(target)} is not allowed by --allow-target`);
+    if (!allowed) throw new HttpError(403, `target ${describeTarget(target)} is not allowed by --allow-target`, {}, 'target_not_allowed');
     return allowed;
   };
 }

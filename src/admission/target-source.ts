@@ -29,24 +29,31 @@ export function fixedTarget(target: Target): TargetSource {
 /**
  * Each connection goes where its token says (`--token-plugin`): 404 for a missing or unknown token,
  * 400 for a malformed token cookie or a repeated token header, 503 when the plugin's source cannot be asked.
- * @param name the plugin's name, for the listening line.
+ * @param options.name the plugin's name, for the listening line.
+ * @param options.lookupDone told how long each lookup took, in seconds (the metrics, when on).
  */
-export function tokenTargets(plugin: TokenPlugin, options: { location: TokenLocation; name: string }): TargetSource {
-  const { location, name } = options;
+export function tokenTargets(
+  plugin: TokenPlugin,
+  options: { location: TokenLocation; name: string; lookupDone?: ((seconds: number) => void) | undefined },
+): TargetSource {
+  const { location, name, lookupDone } = options;
   const where = describeTokenLocation(location);
   return {
     async targetFor(req) {
       const token = tokenOf(req, location);
-      if (!token) throw new HttpError(404, `missing token (looked in ${where})`);
+      if (!token) throw new HttpError(404, `missing token (looked in ${where})`, {}, 'unknown_token');
       let found: Target | undefined;
+      const started = lookupDone && performance.now();
       try {
         const origin = originOf(req);
         found = await plugin.lookup(token, { client: describeAddress(origin.client), remoteAddress: origin.client.address });
       } catch (err) {
-        if (err instanceof TokenSourceError) throw new HttpError(503, `token source unavailable: ${err.message}`);
+        if (err instanceof TokenSourceError) throw new HttpError(503, `token source unavailable: ${err.message}`, {}, 'token_source_down');
         throw err;
+      } finally {
+        if (started !== undefined) lookupDone?.((performance.now() - started) / 1000);
       }
-      if (!found) throw new HttpError(404, `unknown token '${token}'`);
+      if (!found) throw new HttpError(404, `unknown token '${token}'`, {}, 'unknown_token');
       return found;
     },
     describe: () => `the target each token names (${name}, token from ${where})`,

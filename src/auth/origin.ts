@@ -36,9 +36,9 @@ export function createExpectOrigin(source: string | undefined): AuthPlugin {
   return {
     authenticate(request) {
       const header = request.headers.origin;
-      if (header === undefined) throw new HttpError(403, 'no Origin header (ExpectOrigin)');
+      if (header === undefined) throw new HttpError(403, 'no Origin header (ExpectOrigin)', {}, 'origin');
       const origin = normalizeOrigin(header);
-      if (!origin || !allowed.has(origin)) throw new HttpError(403, `origin '${header}' is not allowed`);
+      if (!origin || !allowed.has(origin)) throw new HttpError(403, `origin '${header}' is not allowed`, {}, 'origin');
     },
   };
 }

@@ -140,6 +140,10 @@ export function buildProgram(): Command {
         DEFAULTS.drainTimeout,
       )
       .option(
+        '--metrics-listen <[host:]port>',
+        'serve Prometheus metrics (/metrics), /healthz and /readyz on a second listener (host default 127.0.0.1)',
+      )
+      .option(
         '--workers <count>',
         'serve the port with COUNT worker processes, or auto for one per core (1: this process serves)',
         workerCount,

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { FirstBytesRoute } from '../first-bytes/dispatch.js';
 import { logConnectionRefusal } from '../handshake/http-response.js';
 import type { Logger } from '../log/logger.js';
+import type { RefusalCounter } from '../metrics/refusals.js';
 import { describeAddress, type NetAddress, peerOf, setSocketOrigin } from './origin.js';
 import { isProxyHeaderStart, type ProxyHeader, parseProxyHeader } from './proxy-protocol.js';
 import type { TrustedProxies } from './trusted-proxies.js';
@@ -13,11 +14,13 @@ export interface ProxyProtocolStageOptions {
   /** Receives each connection after its header, with the bytes that followed it unread. */
   next: (socket: Duplex) => void;
   logger: Logger;
+  /** Counts the refusals (the metrics, when on). */
+  counter?: RefusalCounter | undefined;
 }
 
-/** Logs a connection refused over its PROXY header (naming the peer that sent it) and drops it. */
-function refuse(logger: Logger, socket: Duplex, reason: string): void {
-  logConnectionRefusal(logger, describeAddress(peerOf(socket)), reason);
+/** Logs a connection refused over its PROXY header (naming the peer that sent it), counts it and drops it. */
+function refuse(logger: Logger, socket: Duplex, reason: string, counter: RefusalCounter | undefined): void {
+  logConnectionRefusal(logger, describeAddress(peerOf(socket)), reason, 'proxy_header', counter);
   socket.destroy();
 }
 
@@ -43,7 +46,7 @@ function relayed(header: ProxyHeader): { client: NetAddress; destination: NetAdd
  * {@link createUnexpectedHeaderRoute} for those that send a header anyway).
  */
 export function createProxyProtocolStage(options: ProxyProtocolStageOptions): (socket: Duplex) => void {
-  const { trusted, next, logger } = options;
+  const { trusted, next, logger, counter } = options;
   return (socket) => {
     const peer = peerOf(socket);
     // --proxy-protocol listens on TCP only: no peer address means the peer reset the connection before
@@ -70,6 +73,7 @@ export function createProxyProtocolStage(options: ProxyProtocolStageOptions): (s
           logger,
           socket,
           missing ? 'no PROXY protocol header from a --trusted-proxy peer' : `bad PROXY protocol header: ${parsed.reason}`,
+          counter,
         );
         return;
       }
@@ -92,7 +96,7 @@ export function createProxyProtocolStage(options: ProxyProtocolStageOptions): (s
     const onEnd = (): void => {
       stop();
       if (head.length > 0) {
-        refuse(logger, socket, 'closed before the end of its PROXY protocol header');
+        refuse(logger, socket, 'closed before the end of its PROXY protocol header', counter);
         return;
       }
       const from = describeAddress(peer);
@@ -109,7 +113,7 @@ export function createProxyProtocolStage(options: ProxyProtocolStageOptions): (s
  * PROXY header that was not expected: from a peer that is not a trusted proxy (anyone could claim any
  * address that way), or a second one after a trusted peer's header.
  */
-export function createUnexpectedHeaderRoute(trusted: TrustedProxies, logger: Logger): FirstBytesRoute {
+export function createUnexpectedHeaderRoute(trusted: TrustedProxies, logger: Logger, counter?: RefusalCounter): FirstBytesRoute {
   return {
     name: 'proxy-header-refused',
     match: isProxyHeaderStart,
@@ -119,6 +123,7 @@ export function createUnexpectedHeaderRoute(trusted: TrustedProxies, logger: Log
         logger,
         socket,
         fromTrusted ? 'a second PROXY protocol header' : 'PROXY protocol header from a peer that is not a --trusted-proxy',
+        counter,
       );
     },
   };

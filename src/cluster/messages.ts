@@ -1,6 +1,7 @@
 import type { ListenSpec } from '../config.js';
 import type { SessionEndInfo, SessionInfo } from '../endpoint/session.js';
 import type { LogOptions } from '../log/logger.js';
+import type { MetricsJson } from '../metrics/cluster.js';
 import type { ProxyOptions } from '../options.js';
 import type { LoopbackHost } from '../wrap/loopback.js';
 
@@ -51,7 +52,9 @@ export type WorkerMessage =
   /** The worker may give session numbers up to this one. */
   | { type: 'reserve'; upTo: number }
   | { type: 'session-open'; info: SessionInfo }
-  | { type: 'session-close'; info: SessionEndInfo };
+  | { type: 'session-close'; info: SessionEndInfo }
+  /** `--metrics-listen`: the worker's metrics, answering the `metrics-request` of the same id. */
+  | { type: 'metrics'; id: number; metrics: MetricsJson };
 
 /** Messages from the primary to a worker. */
 export type PrimaryMessage =
@@ -61,4 +64,6 @@ export type PrimaryMessage =
   /** Stop gracefully and exit. */
   | { type: 'close'; why: string }
   /** The wrapped program was seen listening on this loopback address. */
-  | { type: 'program-host'; host: LoopbackHost };
+  | { type: 'program-host'; host: LoopbackHost }
+  /** `--metrics-listen`: send your metrics (a scrape asks; nothing is sent otherwise). */
+  | { type: 'metrics-request'; id: number };

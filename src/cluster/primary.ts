@@ -6,6 +6,9 @@ import type { ListenSpec, ProxyConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
 import type { Logger, LogOptions } from '../log/logger.js';
+import type { ClusterMetricsGatherer } from '../metrics/cluster.js';
+import type { MetricsListener } from '../metrics/listener.js';
+import type { PrimaryMetrics } from '../metrics/registry.js';
 import type { ProxyOptions } from '../options.js';
 import { Lifecycle } from '../server/lifecycle.js';
 import type { ProxyEvents, ProxyServer } from '../server/proxy.js';
@@ -52,6 +55,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   private listenSpec: ListenSpec;
   private program: WrappedProgram | undefined;
   private where: string | undefined;
+  /** `--metrics-listen`: the primary's own metrics, the workers' gathered on each scrape, and the listener. */
+  private metrics: { own: PrimaryMetrics; gatherer: ClusterMetricsGatherer; listener: MetricsListener } | undefined;
   private started = false;
   private stopping = false;
   private accepting = true;
@@ -98,6 +103,11 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     return this.where;
   }
 
+  /** With `metricsListen`: where the metrics are served, once they are. */
+  get metricsAddress(): string | undefined {
+    return this.metrics?.listener.address;
+  }
+
   /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
   get programStatus(): number | undefined {
     return this.program?.status;
@@ -122,7 +132,13 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     // read the key as the first ones did (docs/DEPLOYMENT.md). Checked here, so that a bad user is one error.
     const identity = config.runAs && lookupIdentity(config.runAs);
     if (identity) checkCanSwitch(identity);
-    this.program = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
+    await this.openMetrics();
+    try {
+      this.program = config.wrap && (await WrappedProgram.prepare(config.wrap, logger));
+    } catch (err) {
+      await this.metrics?.listener.close();
+      throw err;
+    }
     if (identity) this.program?.runAs(identity);
     cluster.setupPrimary({ exec: WORKER_SCRIPT, args: [], silent: false });
     const listen = config.listen;
@@ -141,6 +157,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     } catch (err) {
       await this.stopWorkers('a worker could not start');
       await this.program?.close();
+      await this.metrics?.listener.close();
       throw err;
     } finally {
       if (restoreUmask !== undefined) process.umask(restoreUmask);
@@ -175,6 +192,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     await Promise.resolve(this.program?.close()).catch((err: Error) =>
       this.logger.warn({ event: 'target-source-close', err: err.message }, `closing the target source: ${err.message}`),
     );
+    await this.metrics?.listener.close();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
     this.emit('close');
@@ -199,6 +217,38 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     if (!this.accepting) return;
     this.accepting = false;
     this.broadcast({ type: 'stop-accepting' });
+  }
+
+  /**
+   * `--metrics-listen`: opens the listener before the workers start (so /readyz says 503 until they
+   * listen); each scrape asks the workers for their metrics and adds the primary's.
+   */
+  private async openMetrics(): Promise<void> {
+    const listen = this.config.metricsListen;
+    if (!listen) return;
+    const [{ PrimaryMetrics }, { ClusterMetricsGatherer }, { openMetricsListener }] = await Promise.all([
+      import('../metrics/registry.js'),
+      import('../metrics/cluster.js'),
+      import('../metrics/listener.js'),
+    ]);
+    const own = new PrimaryMetrics(() => this.live().length);
+    const gatherer = new ClusterMetricsGatherer(own.registry);
+    const ask = (worker: Worker, id: number): void => void worker.send({ type: 'metrics-request', id } satisfies PrimaryMessage);
+    const listener = await openMetricsListener(
+      listen,
+      {
+        collect: async () => ({
+          contentType: own.registry.contentType,
+          text: await gatherer.collect(
+            this.live().filter((worker) => worker.isConnected()),
+            ask,
+          ),
+        }),
+        ready: () => this.where !== undefined && !this.draining,
+      },
+      this.logger,
+    );
+    this.metrics = { own, gatherer, listener };
   }
 
   /** The workers alive now. */
@@ -256,6 +306,11 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     };
     const worker = cluster.fork({ [WORKER_INIT_VARIABLE]: JSON.stringify(init) });
     slot.worker = worker;
+    // A message sent as the worker exits fails with EPIPE (its exit is handled below); unheard, the error
+    // would end the primary.
+    worker.on('error', (err) =>
+      this.logger.debug({ event: 'worker-ipc-error', worker: slot.index, err: err.message }, `worker ${slot.index}: ${err.message}`),
+    );
     // Its first block needs no announcement.
     slot.reservedUpTo = init.firstId + (ID_BLOCK - 1) * this.slots.length;
     slot.startedAt = Date.now();
@@ -273,6 +328,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
           resolve(message.address);
         } else if (message.type === 'failed') {
           reject(new StartupError(message.message));
+        } else if (message.type === 'metrics') {
+          this.metrics?.gatherer.answered(worker, message.id, message.metrics);
         } else {
           this.heard(slot, message);
         }
@@ -318,6 +375,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   /** A worker exited: when it was not asked to, it is logged and replaced after its backoff delay. */
   private exited(slot: Slot, worker: Worker, status: number): void {
     if (slot.worker === worker) slot.worker = undefined;
+    this.metrics?.gatherer.gone(worker);
     this.becameIdle(slot);
     // Failures while starting are listen()'s to report.
     if (this.stopping || this.where === undefined) return;
@@ -332,6 +390,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       return;
     }
     const delay = slot.backoff.next(ran);
+    this.metrics?.own.workerRestarted();
     this.logger.warn(
       { event: 'worker-exit', worker: slot.index, pid, status, delay: delay / 1000 },
       `worker ${slot.index} (pid ${pid}) exited with status ${status} after ${lasted}; replacing it in ${delay / 1000} s`,

@@ -30,6 +30,8 @@ process.chdir(init.cwd);
 const { proxy: config } = resolveOptions(init.options);
 const logger = createLogger({ ...init.log, worker: init.index });
 const program = init.program && new ProgramTarget(init.program.host, init.program.port, init.program.description);
+// --metrics-listen: the primary serves the listener and asks each worker for its metrics when scraped.
+const metrics = config.metricsListen && new (await import('../metrics/registry.js')).ProxyMetrics();
 const proxy = new InProcessProxy(
   // The primary keeps the clocks (--timeout, --idle-timeout, --drain-timeout) for all workers together.
   // The bound on unfinished messages is over all workers: each holds its share.
@@ -42,9 +44,15 @@ const proxy = new InProcessProxy(
     idleTimeout: 0,
     drainTimeout: 0,
     maxUnfinished: Math.floor(config.maxUnfinished / init.count),
+    metricsListen: undefined,
   },
   logger,
-  { sessionIds: { first: init.firstId, step: init.count }, targets: program, share: { reusePort: init.reusePort, joining: init.joining } },
+  {
+    sessionIds: { first: init.firstId, step: init.count },
+    targets: program,
+    share: { reusePort: init.reusePort, joining: init.joining },
+    metrics,
+  },
 );
 // Told before the session's log line: whoever reads the log and kills this worker finds the primary knowing.
 let busy = false;
@@ -76,6 +84,9 @@ process.on('message', (message: PrimaryMessage) => {
       return void proxy.close(message.why);
     case 'program-host':
       if (program) program.host = message.host;
+      return;
+    case 'metrics-request':
+      if (metrics) void metrics.registry.getMetricsAsJSON().then((json) => tell({ type: 'metrics', id: message.id, metrics: json }));
   }
 });
 

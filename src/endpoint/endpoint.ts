@@ -9,6 +9,7 @@ import type { HttpError } from '../errors.js';
 import { logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createUpgrader } from '../handshake/upgrade.js';
 import type { Logger } from '../log/logger.js';
+import type { OpenTraffic, ProxyMetrics } from '../metrics/registry.js';
 import type { ConnectOptions } from '../targets/connect.js';
 import { Session, type SessionEndInfo, type SessionInfo } from './session.js';
 
@@ -37,6 +38,8 @@ export interface EndpointOptions {
   targetProxyProtocol: boolean;
   /** Session numbers: the first, and the step between them. Default 1 and 1. */
   sessionIds?: SessionIds | undefined;
+  /** `--metrics-listen`: where sessions and refusals are counted. */
+  metrics?: ProxyMetrics | undefined;
 }
 
 /**
@@ -91,15 +94,19 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       admit: options.admit,
       accepted: (upgraded) => this.open(upgraded),
       refused: (req, err) => {
-        logRefusal(options.logger, req, err.status, err.message);
+        logRefusal(options.logger, req, err.status, err.message, err.kind, options.metrics?.refused);
         this.emit('refused', req, err);
       },
     });
     this.handleUpgrade = (req, socket, head) => {
       options.forwarded(req);
       if (this.accepting) upgrade(req, socket, head);
-      else writeHttpError(socket, 503, 'server is shutting down');
+      else {
+        writeHttpError(socket, 503, 'server is shutting down');
+        options.metrics?.refused(503, 'shutting_down');
+      }
     };
+    options.metrics?.watch(() => this.openTraffic());
     this.stopHeartbeat = options.heartbeat > 0 ? startHeartbeat(options.heartbeat, this.sessions, options.logger) : undefined;
   }
 
@@ -118,6 +125,18 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Open sessions (handshake done, not yet ended). */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** The open sessions and the bytes they have moved so far (read by the metrics when collected). */
+  openTraffic(): OpenTraffic {
+    let bytesFromClient = 0;
+    let bytesFromTarget = 0;
+    for (const { bridge } of this.sessions) {
+      if (!bridge) continue;
+      bytesFromClient += bridge.bytesFromClient;
+      bytesFromTarget += bridge.bytesFromTarget;
+    }
+    return { sessions: this.sessions.size, bytesFromClient, bytesFromTarget };
   }
 
   /**
@@ -154,6 +173,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       record: options.record,
       targetProxyProtocol: options.targetProxyProtocol,
       unfinished: this.unfinished,
+      metrics: options.metrics,
       opened: (info) => this.emit('session-open', info),
       wantsEndInfo: () => this.wantsSessionClose(),
       ended: (ended, info) => this.ended(ended, info),

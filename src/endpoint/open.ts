@@ -9,6 +9,7 @@ import { createForwardedResolver } from '../client-address/resolve.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import { StartupError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
 import { targetTlsContext } from '../targets/connect.js';
 import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
 import { WrappedProgram } from '../wrap/program.js';
@@ -31,6 +32,8 @@ export interface EndpointRole {
   sessionIds?: SessionIds | undefined;
   /** Where sessions go, when another process decides it (the primary's wrapped program). */
   targets?: TargetSource | undefined;
+  /** `--metrics-listen`: where sessions, refusals and token lookups are counted. */
+  metrics?: ProxyMetrics | undefined;
 }
 
 /**
@@ -45,7 +48,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
   // Before the token plugin, which may hold a connection open: a bad auth source stops the start here.
   const auth = config.auth && (await loadAuthPlugin(config.auth.plugin, config.auth.source, logger));
   const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
-  const targets = role.targets ?? (await openTargets(config, logger));
+  const targets = role.targets ?? (await openTargets(config, logger, role.metrics));
   const forwarded = createForwardedResolver(config.trustedProxies, logger);
   const endpoint = new Endpoint({
     forwarded,
@@ -60,12 +63,13 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
     heartbeat: config.heartbeat,
     shutdownTimeout: config.shutdownTimeout,
     sessionIds: role.sessionIds,
+    metrics: role.metrics,
   });
   return { endpoint, targets, auth, forwarded };
 }
 
 /** The wrapped program, the token plugin, or the fixed target. */
-async function openTargets(config: ProxyConfig, logger: Logger): Promise<TargetSource> {
+async function openTargets(config: ProxyConfig, logger: Logger, metrics: ProxyMetrics | undefined): Promise<TargetSource> {
   if (config.wrap) return WrappedProgram.prepare(config.wrap, logger);
   const { tokens } = config;
   if (tokens) {
@@ -74,7 +78,12 @@ async function openTargets(config: ProxyConfig, logger: Logger): Promise<TargetS
       targetTls: tokens.targetTls,
       cache: tokens.cache,
     });
-    return tokenTargets(plugin, { location: tokens, name: tokenPluginName(tokens) });
+    const name = tokenPluginName(tokens);
+    return tokenTargets(plugin, {
+      location: tokens,
+      name,
+      lookupDone: metrics && ((seconds) => metrics.tokenLookedUp(name, seconds)),
+    });
   }
   if (config.target) return fixedTarget(config.target);
   throw new StartupError('no target: give a target, a token plugin, or a program to wrap');

@@ -6,6 +6,7 @@ import { describeAddress, originOf } from '../client-address/origin.js';
 import { targetProxyHeader } from '../client-address/target-header.js';
 import type { Upgraded } from '../handshake/upgrade.js';
 import type { Logger } from '../log/logger.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
 import { createRecorder, type Recorder } from '../record/recorder.js';
 import { type ConnectOptions, connectTarget } from '../targets/connect.js';
 import { describeTarget } from '../targets/target.js';
@@ -22,6 +23,8 @@ export interface SessionContext {
   targetProxyProtocol: boolean;
   /** The bound on unfinished client messages over all sessions. */
   unfinished: UnfinishedMessages;
+  /** `--metrics-listen`: told of the target's connect time and of each end. */
+  metrics?: ProxyMetrics | undefined;
   /** Called once the handshake is done, before the target is connected. */
   opened(info: SessionInfo): void;
   /**
@@ -119,10 +122,14 @@ export class Session {
     );
     const reads = createTargetReads();
     let targetSocket: Awaited<ReturnType<typeof connectTarget>>;
+    const { metrics } = this.context;
+    const connecting = metrics && performance.now();
     try {
       const header = this.context.targetProxyProtocol ? targetProxyHeader(origin) : undefined;
       targetSocket = await connectTarget(upgraded.target, this.context.connect, reads.onread, header);
+      if (connecting !== undefined) metrics?.targetConnected((performance.now() - connecting) / 1000, true);
     } catch (err) {
+      if (connecting !== undefined) metrics?.targetConnected((performance.now() - connecting) / 1000, false);
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       const reason = `Failed to connect to target ${target}: ${code}`;
       this.log.warn({ event: 'target-failed', conn: this.id, target, err: code }, `conn ${this.id}: ${reason}`);
@@ -186,6 +193,7 @@ export class Session {
       `conn ${this.id}: closed by ${summary.initiator}, code ${summary.code}${why}; ` +
         `${summary.bytesFromClient} bytes from client, ${summary.bytesFromTarget} bytes from target, ${(summary.durationMs / 1000).toFixed(3)} s`,
     );
+    this.context.metrics?.sessionEnded(summary);
     this.context.ended(this, this.info && { ...this.info, ...summary });
   }
 }

@@ -183,6 +183,7 @@ function pickHandlerOptions(options: UpgradeHandlerOptions): ProxyOptions {
     'runOnce',
     'timeout',
     'idleTimeout',
+    'metricsListen',
   ]) {
     if ((rest as Record<string, unknown>)[name] !== undefined)
       throw new UsageError(`${name}: not an option of an upgrade handler (it belongs to the server you run)`);

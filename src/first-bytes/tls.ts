@@ -4,6 +4,7 @@ import { describeAddress, originOfSocket } from '../client-address/origin.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { logConnectionRefusal } from '../handshake/http-response.js';
 import type { Logger } from '../log/logger.js';
+import type { RefusalCounter } from '../metrics/refusals.js';
 import type { TlsContextStore } from '../tls/context.js';
 import type { FirstBytesRoute } from './dispatch.js';
 
@@ -20,6 +21,8 @@ export interface TlsRouteOptions {
   logger: Logger;
   /** Require a client certificate that the store's CA file (or the default trust store) vouches for. */
   verifyClient: boolean;
+  /** Told of each handshake's outcome (the metrics, when on). */
+  handshakeDone?: ((ok: boolean) => void) | undefined;
 }
 
 /** Whether a connection's first bytes are a TLS record (0x16, handshake) or an SSLv2-style hello (0x80). */
@@ -48,6 +51,7 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
   const fail = (socket: tls.TLSSocket, reason: string): void => {
     const client = describeAddress(originOfSocket(socket).client);
     logger.info({ event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
+    options.handshakeDone?.(false);
     socket.destroy();
   };
   server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: tls.TLSSocket) => {
@@ -62,6 +66,7 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
         : 'no client certificate';
       return fail(socket, why);
     }
+    options.handshakeDone?.(true);
     // Errors after this are the next stage's; one nobody hears would crash the process.
     socket.on('error', (err) => logger.debug({ event: 'socket-error', err: err.message }, `TLS socket error: ${err.message}`));
     armDeadline(socket, options.handshakeTimeoutMs, options.onExpire);
@@ -88,13 +93,13 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
  * For `--ssl-only`: a route, placed after the TLS route, that claims every other connection, logs it and
  * closes it unanswered (as Python websockify does).
  */
-export function createPlainRefusedRoute(logger: Logger): FirstBytesRoute {
+export function createPlainRefusedRoute(logger: Logger, counter?: RefusalCounter): FirstBytesRoute {
   return {
     name: 'plain-refused',
     match: (head) => (head.length === 0 ? undefined : !isTlsHello(head)),
     handle(socket) {
       const reason = 'non-TLS connection received but disallowed (--ssl-only)';
-      logConnectionRefusal(logger, describeAddress(originOfSocket(socket).client), reason);
+      logConnectionRefusal(logger, describeAddress(originOfSocket(socket).client), reason, 'tls_required', counter);
       socket.destroy();
     },
   };

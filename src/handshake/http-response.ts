@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { clientOf } from '../client-address/origin.js';
 import type { Logger } from '../log/logger.js';
 import { printable } from '../log/printable.js';
+import { type RefusalCounter, type RefusalReason, reasonForStatus } from '../metrics/refusals.js';
 
 /**
  * Answers on a raw socket (outside node:http's response object: before an upgrade, or for a request the
@@ -33,8 +34,19 @@ export function answerRequest(res: ServerResponse, status: number, reason: strin
   res.end(`${status} ${printable(reason)}\n`);
 }
 
-/** One log line per request refused with an HTTP status (the handshake, or a plain request), naming its real client. */
-export function logRefusal(logger: Logger, req: IncomingMessage, status: number, reason: string): void {
+/**
+ * One log line per request refused with an HTTP status (the handshake, or a plain request), naming its
+ * real client; counted by `counter` (the metrics, when on) as `kind`, else as its status says.
+ */
+export function logRefusal(
+  logger: Logger,
+  req: IncomingMessage,
+  status: number,
+  reason: string,
+  kind?: RefusalReason,
+  counter?: RefusalCounter,
+): void {
+  counter?.(status, kind ?? reasonForStatus(status));
   const client = clientOf(req);
   logger.info(
     { event: 'refused', client, status, reason, path: req.url },
@@ -44,8 +56,9 @@ export function logRefusal(logger: Logger, req: IncomingMessage, status: number,
 
 /**
  * One log line per connection refused before any request could be read, and so closed unanswered
- * (`--ssl-only`'s plain connections, unexpected or missing PROXY headers).
+ * (`--ssl-only`'s plain connections, unexpected or missing PROXY headers); counted by `counter` as `kind`.
  */
-export function logConnectionRefusal(logger: Logger, client: string, reason: string): void {
+export function logConnectionRefusal(logger: Logger, client: string, reason: string, kind: RefusalReason, counter?: RefusalCounter): void {
+  counter?.(undefined, kind);
   logger.info({ event: 'refused', client, reason }, `refused a connection from ${client}: ${reason}`);
 }

@@ -17,6 +17,8 @@ import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
+import type { MetricsListener } from '../metrics/listener.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
 import { checkCanSwitch, describeIdentity, dropPrivileges, type Identity, lookupIdentity } from '../service/privileges.js';
 import { createWebHandler, type WebHandler } from '../static/handler.js';
 import { withWebAuth } from '../static/web-auth.js';
@@ -42,6 +44,8 @@ export interface ProxyServer extends EventEmitter<ProxyEvents> {
   readonly closed: Promise<void>;
   /** Where the proxy listens, once it does. */
   readonly address: string | undefined;
+  /** With `metricsListen`: where the metrics, `/healthz` and `/readyz` are served (`host:port`), once they are. */
+  readonly metricsAddress: string | undefined;
   /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
   readonly programStatus: number | undefined;
   /** Whether the proxy is draining or stopping (not ready for new sessions). */
@@ -88,6 +92,9 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** The listening port's TLS certificate, when TLS is on. */
   private tls: TlsContextStore | undefined;
   private where: string | undefined;
+  /** `--metrics-listen` (or, in a worker, the primary's asking): this process's metrics. */
+  private metrics: ProxyMetrics | undefined;
+  private metricsListener: MetricsListener | undefined;
   private started = false;
   private stopping = false;
   private accepting = true;
@@ -120,6 +127,11 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     return this.where;
   }
 
+  /** With `metricsListen`: where the metrics are served, once they are. */
+  get metricsAddress(): string | undefined {
+    return this.metricsListener?.address;
+  }
+
   /** With a wrapped program in `exit` mode: its exit status, once it has exited by itself. */
   get programStatus(): number | undefined {
     return this.program?.status;
@@ -132,14 +144,43 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
    *   nothing is left open then.
    */
   async listen(): Promise<string> {
-    const { config, logger } = this;
+    const { config } = this;
     // One listener per proxy: a second call would wire every stage twice.
     if (this.started) throw new Error('listen() was called already; create another proxy to listen again');
     this.started = true;
     // Checked first, so that an unknown user leaves nothing open.
     const identity = config.runAs && lookupIdentity(config.runAs);
     if (identity) checkCanSwitch(identity);
+    // Loaded only when asked for: without --metrics-listen nothing of it is loaded or counted.
+    this.metrics = this.role.metrics ?? (config.metricsListen && new (await import('../metrics/registry.js')).ProxyMetrics());
     this.tls = this.openTls();
+    try {
+      return await this.start(identity);
+    } catch (err) {
+      this.listener.close();
+      // An open Redis connection, a watcher or the metrics listener would keep an embedding program alive.
+      await this.targets?.close?.();
+      this.tls?.close();
+      await this.metricsListener?.close();
+      throw err;
+    }
+  }
+
+  /** listen()'s steps once the certificate is loaded: the metrics listener first (not ready yet), then the rest. */
+  private async start(identity: Identity | undefined): Promise<string> {
+    const { config, logger, metrics } = this;
+    if (config.metricsListen) {
+      const { openMetricsListener } = await import('../metrics/listener.js');
+      const registry = metrics!.registry;
+      this.metricsListener = await openMetricsListener(
+        config.metricsListen,
+        {
+          collect: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+          ready: () => this.where !== undefined && !this.draining,
+        },
+        logger,
+      );
+    }
     const files = config.web && createWebHandler({ ...config.web, logger });
     // A download may take longer than a handshake (and --web-auth's check is bounded by it): the web
     // server's own timeouts apply from the moment the files are served.
@@ -149,15 +190,16 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
         disarmDeadline(req.socket);
         files(req, res);
       });
-    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, this.role);
+    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, { ...this.role, metrics });
     this.endpoint = endpoint;
     this.targets = targets;
     this.program = targets instanceof WrappedProgram ? targets : undefined;
     this.follow(endpoint);
     const http = createHttpStage(config.maxHeaderSize, {
       upgrade: endpoint.handleUpgrade,
-      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger) : web, forwarded),
+      request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger, metrics?.refused) : web, forwarded),
       rejected: (socket, status, reason) => {
+        metrics?.refused(status, 'bad_request');
         const client = describeAddress(originOfSocket(socket).client);
         logger.info({ event: 'refused', client, status, reason }, `refused a request from ${client}: ${status} ${reason}`);
       },
@@ -166,20 +208,13 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     // --proxy-protocol: a trusted peer's PROXY header is read before the first bytes are looked at.
     const { trustedProxies } = config;
     const entry =
-      config.proxyProtocol && trustedProxies ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger }) : dispatch;
+      config.proxyProtocol && trustedProxies
+        ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger, counter: metrics?.refused })
+        : dispatch;
     this.listener.on('connection', (socket) => this.accept(socket, entry));
-    let description: string;
-    try {
-      ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
-      // Bound (a port below 1024 needs root) and the key read: root is given up before any client is served.
-      if (identity) this.becomeUser(identity);
-    } catch (err) {
-      this.listener.close();
-      // An open Redis connection or a watcher would keep an embedding program alive.
-      await targets.close?.();
-      this.tls?.close();
-      throw err;
-    }
+    const { description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share);
+    // Bound (a port below 1024 needs root) and the key read: root is given up before any client is served.
+    if (identity) this.becomeUser(identity);
     this.where = description;
     // After start-up the listener's errors are failed accepts (EMFILE...): worth a line, not a crash.
     this.listener.on('error', (err) => logger.warn({ event: 'listener-error', err: err.message }, `listener error: ${err.message}`));
@@ -220,6 +255,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
       this.logger.warn({ event: 'target-source-close', err: err.message }, `closing the target source: ${err.message}`),
     );
     for (const socket of this.sockets) socket.destroy();
+    await this.metricsListener?.close();
     this.logger.info({ event: 'stopped' }, 'stopped');
     this.resolveClosed();
     this.emit('close');
@@ -279,7 +315,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
       const reason = isHandshake
         ? 'WebSocket handshake without Connection: Upgrade'
         : `${req.method} is not served here: this port proxies WebSocket connections`;
-      logRefusal(this.logger, req, status, reason);
+      logRefusal(this.logger, req, status, reason, isHandshake ? 'bad_request' : 'not_websocket', this.metrics?.refused);
       answerRequest(res, status, reason, isHandshake ? {} : { Allow: 'GET' });
     };
   }
@@ -311,7 +347,9 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   private firstBytesRoutes(http: (socket: Duplex) => void): FirstBytesRoute[] {
     const { config } = this;
     const routes: FirstBytesRoute[] = [];
-    if (config.proxyProtocol && config.trustedProxies) routes.push(createUnexpectedHeaderRoute(config.trustedProxies, this.logger));
+    const counter = this.metrics?.refused;
+    if (config.proxyProtocol && config.trustedProxies)
+      routes.push(createUnexpectedHeaderRoute(config.trustedProxies, this.logger, counter));
     if (this.tls) {
       routes.push(
         createTlsRoute({
@@ -321,10 +359,11 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
           onExpire: (late) => this.handshakeExpired(late),
           logger: this.logger,
           verifyClient: config.tls?.verifyClient ?? false,
+          handshakeDone: this.metrics && ((ok) => this.metrics?.tlsHandshake(ok)),
         }),
       );
     }
-    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger) : createFlashPolicyRoute(this.logger));
+    routes.push(config.tls?.sslOnly ? createPlainRefusedRoute(this.logger, counter) : createFlashPolicyRoute(this.logger));
     return routes;
   }
 
@@ -354,6 +393,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
   private handshakeExpired(late: Duplex): void {
     const silent = (late as net.Socket).bytesRead === 0;
+    this.metrics?.refused(silent ? undefined : 408, 'timeout');
     const client = describeAddress(originOfSocket(late).client);
     this.logger.info(
       { event: 'refused', client, status: silent ? undefined : 408, reason: 'handshake timeout' },
@@ -372,6 +412,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
     if (!tls) return undefined;
     if (!tls.explicit && !tls.sslOnly && !fs.existsSync(tls.cert)) return undefined;
     if (tls.sslOnly && !fs.existsSync(tls.cert)) throw new StartupError(`--ssl-only: certificate file ${tls.cert} not found`);
-    return TlsContextStore.open(tls, this.logger);
+    const { metrics } = this;
+    return TlsContextStore.open(tls, this.logger, { reloaded: metrics && ((result) => metrics.tlsReloaded(result)) });
   }
 }

@@ -40,7 +40,12 @@ export interface TlsStoreOptions {
   watch?: boolean;
   /** Wait this long after the last change before reloading, so a multi-step update is read once. Default 200. */
   debounceMs?: number;
+  /** Told of each reload's outcome (the metrics, when on). */
+  reloaded?: ((result: TlsReloadResult) => void) | undefined;
 }
+
+/** How a reload ended: a new context, the same files again, or unusable files (the previous context stays). */
+export type TlsReloadResult = 'ok' | 'unchanged' | 'failed';
 
 /** The defaults of the TLS options, as in Python websockify. */
 export const TLS_DEFAULTS = { cert: 'self.pem', minVersion: 'default' } as const satisfies Partial<TlsServerOptions>;
@@ -148,6 +153,7 @@ export class TlsContextStore {
     /** The settings the files are read with. */
     readonly options: TlsServerOptions,
     private readonly logger: Logger,
+    private readonly reloaded: ((result: TlsReloadResult) => void) | undefined,
   ) {
     this.current = build(options);
   }
@@ -159,7 +165,7 @@ export class TlsContextStore {
   static open(options: TlsServerOptions, logger: Logger, storeOptions: TlsStoreOptions = {}): TlsContextStore {
     const withPassword =
       options.keyPasswordFile === undefined ? options : { ...options, keyPassword: readKeyPasswordFile(options.keyPasswordFile) };
-    const store = new TlsContextStore(withPassword, logger);
+    const store = new TlsContextStore(withPassword, logger, storeOptions.reloaded);
     if (storeOptions.watch ?? true) store.watch(storeOptions.debounceMs ?? 200);
     return store;
   }
@@ -190,10 +196,12 @@ export class TlsContextStore {
         { event: 'tls-reload-failed', reason, cause: why },
         `TLS certificate not reloaded (${why}): ${reason}; keeping the previous one`,
       );
+      this.reloaded?.('failed');
       return false;
     }
     if (sameInputs(next, this.current)) {
       this.logger.debug({ event: 'tls-unchanged', cause: why }, `TLS files unchanged (${why})`);
+      this.reloaded?.('unchanged');
       return true;
     }
     this.current = next;
@@ -202,6 +210,7 @@ export class TlsContextStore {
       { event: 'tls-reloaded', cert: this.options.cert, cause: why },
       `TLS certificate reloaded from ${this.options.cert} (${why}); new connections use it`,
     );
+    this.reloaded?.('ok');
     return true;
   }
 

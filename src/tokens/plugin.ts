@@ -72,7 +72,7 @@ export class TokenRejectedError extends HttpError {
   readonly until: number | undefined;
 
   constructor(reason: string, options: { until?: number | undefined } = {}) {
-    super(403, reason);
+    super(403, reason, {}, 'token_rejected');
     this.name = 'TokenRejectedError';
     this.until = options.until;
   }
