@@ -1,6 +1,7 @@
 import type { TargetPattern } from './admission/policy.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import type { TrustedProxies } from './client-address/trusted-proxies.js';
+import type { LimitsConfig } from './limits/options.js';
 import type { LogOptions } from './log/logger.js';
 import type { Target, TargetTls } from './targets/target.js';
 import type { TlsServerOptions } from './tls/context.js';
@@ -88,6 +89,8 @@ export interface ProxyConfig {
   proxyProtocol: boolean;
   /** `--target-proxy-protocol`: each target connection begins with a PROXY v2 header naming the client. Default false. */
   targetProxyProtocol: boolean;
+  /** Connection, handshake and session limits, bans, `--allow-origin`, the refusal log's interval (src/limits/). */
+  limits: LimitsConfig;
 }
 
 /** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */

@@ -9,11 +9,14 @@ export class HttpError extends Error {
    * @param status HTTP status code sent to the client.
    * @param message Reason, sent as the response body and logged.
    * @param headers Extra response headers (for example `Allow` or `WWW-Authenticate`).
+   * @param kind A short, fixed name of the refusal's cause for logs and counters (`limit`, `rate`, `ban`,
+   *   `origin`, `auth`, `token`), or undefined; never client-supplied text.
    */
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly kind?: string,
   ) {
     super(message);
     this.name = 'HttpError';

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthPlugin, AuthRequest } from '../auth/plugin.js';
 import { originOf } from '../client-address/origin.js';
+import { HttpError } from '../errors.js';
 import type { Target } from '../targets/target.js';
 import type { TargetSource } from './target-source.js';
 
@@ -37,7 +38,15 @@ export function authRequestOf(req: IncomingMessage): AuthRequest {
 export function createAdmission(options: AdmissionOptions): Admission {
   const { auth, targets } = options;
   return async (req) => {
-    if (auth) await auth.authenticate(authRequestOf(req));
+    if (auth) {
+      try {
+        await auth.authenticate(authRequestOf(req));
+      } catch (err) {
+        // Marked as the auth plugin's, for `--ban-after` and the refusal's counters.
+        if (err instanceof HttpError && err.kind === undefined) throw new HttpError(err.status, err.message, err.headers, 'auth');
+        throw err;
+      }
+    }
     return targets.targetFor(req);
   };
 }

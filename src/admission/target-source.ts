@@ -49,7 +49,12 @@ export function tokenTargets(plugin: TokenPlugin, options: { fromHost: boolean; 
     async targetFor(req) {
       const token = tokenOf(req, fromHost);
       if (!token)
-        throw new HttpError(404, fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)');
+        throw new HttpError(
+          404,
+          fromHost ? 'no Host header to take the token from' : 'missing token (add ?token=... to the URL)',
+          {},
+          'token',
+        );
       let found: Target | undefined;
       try {
         const origin = originOf(req);
@@ -58,7 +63,8 @@ export function tokenTargets(plugin: TokenPlugin, options: { fromHost: boolean; 
         if (err instanceof TokenSourceError) throw new HttpError(503, `token source unavailable: ${err.message}`);
         throw err;
       }
-      if (!found) throw new HttpError(404, `unknown token '${token}'`);
+      // Marked for `--ban-after` (guessing tokens) and the refusal's counters.
+      if (!found) throw new HttpError(404, `unknown token '${token}'`, {}, 'token');
       return found;
     },
     describe: () => `the target each token names (${name}, token from ${fromHost ? 'the Host header' : '?token='})`,

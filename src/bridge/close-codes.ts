@@ -12,6 +12,8 @@ export const CloseCode = {
   ABNORMAL: 1006,
   /** A base64 message that does not decode. */
   INVALID_PAYLOAD: 1007,
+  /** A policy of the proxy ended the session (`--max-session-duration`). */
+  POLICY_VIOLATION: 1008,
   /** A message larger than the configured maximum. */
   MESSAGE_TOO_BIG: 1009,
   /** The target could not be reached, or failed. */

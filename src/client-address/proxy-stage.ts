@@ -17,7 +17,7 @@ export interface ProxyProtocolStageOptions {
 
 /** Logs a connection refused over its PROXY header (naming the peer that sent it) and drops it. */
 function refuse(logger: Logger, socket: Duplex, reason: string): void {
-  logConnectionRefusal(logger, describeAddress(peerOf(socket)), reason);
+  logConnectionRefusal(logger, peerOf(socket), reason);
   socket.destroy();
 }
 

@@ -7,6 +7,7 @@ import { startHeartbeat } from '../bridge/heartbeat.js';
 import type { HttpError } from '../errors.js';
 import { logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createUpgrader } from '../handshake/upgrade.js';
+import { SessionClock } from '../limits/session-duration.js';
 import type { Logger } from '../log/logger.js';
 import type { ConnectOptions } from '../targets/connect.js';
 import { Session, type SessionEndInfo, type SessionInfo } from './session.js';
@@ -32,6 +33,8 @@ export interface EndpointOptions {
   forwarded: (req: IncomingMessage) => void;
   /** Begin each target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
   targetProxyProtocol: boolean;
+  /** Seconds a session may last before it is closed with 1008 (`--max-session-duration`); 0 = no limit. */
+  maxSessionDuration?: number | undefined;
   /** Session numbers: the first, and the step between them. Default 1 and 1. */
   sessionIds?: SessionIds | undefined;
 }
@@ -70,6 +73,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /** Recordings of ended sessions still being written: a shutdown waits for their end. */
   private readonly recordings = new Set<Promise<void>>();
   private readonly stopHeartbeat: (() => void) | undefined;
+  private readonly clock: SessionClock<Session> | undefined;
   private nextId: number;
   private readonly idStep: number;
   private accepting = true;
@@ -86,7 +90,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       admit: options.admit,
       accepted: (upgraded) => this.open(upgraded),
       refused: (req, err) => {
-        logRefusal(options.logger, req, err.status, err.message);
+        logRefusal(options.logger, req, err.status, err.message, err.kind);
         this.emit('refused', req, err);
       },
     });
@@ -95,6 +99,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       if (this.accepting) upgrade(req, socket, head);
       else writeHttpError(socket, 503, 'server is shutting down');
     };
+    this.clock = options.maxSessionDuration ? new SessionClock(options.maxSessionDuration) : undefined;
     this.stopHeartbeat = options.heartbeat > 0 ? startHeartbeat(options.heartbeat, this.sessions, options.logger) : undefined;
   }
 
@@ -152,11 +157,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       ended: (ended, info) => this.ended(ended, info),
     });
     this.sessions.add(session);
+    this.clock?.start(session);
     void session.start();
   }
 
   private ended(session: Session, info: SessionEndInfo | undefined): void {
     this.sessions.delete(session);
+    this.clock?.stop(session);
     const recording = session.recorder?.finished;
     if (recording) {
       this.recordings.add(recording);

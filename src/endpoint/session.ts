@@ -157,8 +157,17 @@ export class Session {
 
   /** Graceful stop: close 1001 after what is in flight; the session then ends as usual. */
   shutdown(): void {
-    if (this.bridge) this.bridge.closeClient(CloseCode.GOING_AWAY, 'Server shutting down', 'proxy');
-    else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
+    this.closeClient(CloseCode.GOING_AWAY, 'Server shutting down');
+  }
+
+  /** Past `--max-session-duration`: close 1008 with `reason` after what is in flight. */
+  expire(reason: string): void {
+    this.closeClient(CloseCode.POLICY_VIOLATION, reason);
+  }
+
+  private closeClient(code: number, reason: string): void {
+    if (this.bridge) this.bridge.closeClient(code, reason, 'proxy');
+    else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason);
   }
 
   /** Drops the session at once. */

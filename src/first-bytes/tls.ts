@@ -4,6 +4,7 @@ import { describeAddress, originOfSocket } from '../client-address/origin.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { logConnectionRefusal } from '../handshake/http-response.js';
 import type { Logger } from '../log/logger.js';
+import { logRefused } from '../log/refusal-log.js';
 import type { TlsContextStore } from '../tls/context.js';
 import type { FirstBytesRoute } from './dispatch.js';
 
@@ -46,8 +47,10 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
   });
   let generation = store.generation;
   const fail = (socket: tls.TLSSocket, reason: string): void => {
-    const client = describeAddress(originOfSocket(socket).client);
-    logger.info({ event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
+    const from = originOfSocket(socket).client;
+    const client = describeAddress(from);
+    // A refusal like the others: at most a line per address per interval.
+    logRefused(logger, from.address ?? client, { event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
     socket.destroy();
   };
   server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: tls.TLSSocket) => {
@@ -94,7 +97,7 @@ export function createPlainRefusedRoute(logger: Logger): FirstBytesRoute {
     match: (head) => (head.length === 0 ? undefined : !isTlsHello(head)),
     handle(socket) {
       const reason = 'non-TLS connection received but disallowed (--ssl-only)';
-      logConnectionRefusal(logger, describeAddress(originOfSocket(socket).client), reason);
+      logConnectionRefusal(logger, originOfSocket(socket).client, reason);
       socket.destroy();
     },
   };

@@ -1,7 +1,8 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { clientOf } from '../client-address/origin.js';
+import { describeAddress, type NetAddress, originOf } from '../client-address/origin.js';
 import type { Logger } from '../log/logger.js';
+import { logRefused } from '../log/refusal-log.js';
 
 /**
  * Answers on a raw socket (outside node:http's response object: before an upgrade, or for a request the
@@ -31,19 +32,41 @@ export function answerRequest(res: ServerResponse, status: number, reason: strin
   res.end(`${status} ${reason}\n`);
 }
 
-/** One log line per request refused with an HTTP status (the handshake, or a plain request), naming its real client. */
-export function logRefusal(logger: Logger, req: IncomingMessage, status: number, reason: string): void {
-  const client = clientOf(req);
-  logger.info(
-    { event: 'refused', client, status, reason, path: req.url },
-    `refused ${req.method} ${req.url} from ${client}: ${status} ${reason}`,
+/**
+ * The log line of a request refused with an HTTP status (the handshake, or a plain request), naming its
+ * real client; at most one per client address per interval (src/log/refusal-log.ts).
+ * @param kind the refusal's short cause (`limit`, `rate`, `ban`, `origin`...), logged as `kind` when given.
+ */
+export function logRefusal(logger: Logger, req: IncomingMessage, status: number, reason: string, kind?: string): void {
+  const { client } = originOf(req);
+  const where = describeAddress(client);
+  logRefused(
+    logger,
+    client.address ?? where,
+    { event: 'refused', client: where, status, reason, ...(kind ? { kind } : {}), path: req.url },
+    `refused ${req.method} ${req.url} from ${where}: ${status} ${reason}`,
   );
 }
 
 /**
- * One log line per connection refused before any request could be read, and so closed unanswered
- * (`--ssl-only`'s plain connections, unexpected or missing PROXY headers).
+ * The log line of a connection refused before a request was read (`--ssl-only`'s plain connections,
+ * PROXY header faults, handshake timeouts, malformed requests, `--max-connections`); at most one per
+ * client address per interval (src/log/refusal-log.ts).
+ * @param status the HTTP status answered, if any.
+ * @param kind the refusal's short cause, logged as `kind` when given.
  */
-export function logConnectionRefusal(logger: Logger, client: string, reason: string): void {
-  logger.info({ event: 'refused', client, reason }, `refused a connection from ${client}: ${reason}`);
+export function logConnectionRefusal(
+  logger: Logger,
+  client: NetAddress,
+  reason: string,
+  options: { status?: number | undefined; kind?: string | undefined; message?: string | undefined } = {},
+): void {
+  const where = describeAddress(client);
+  const { status, kind } = options;
+  logRefused(
+    logger,
+    client.address ?? where,
+    { event: 'refused', client: where, ...(status ? { status } : {}), reason, ...(kind ? { kind } : {}) },
+    options.message ?? `refused a connection from ${where}: ${status ? `${status} ` : ''}${reason}`,
+  );
 }
