@@ -1,5 +1,6 @@
 import type { ListenSpec } from '../config.js';
 import type { SessionEndInfo, SessionInfo } from '../endpoint/session.js';
+import type { LimitPrimaryMessage, LimitWorkerMessage } from '../limits/cluster-limits.js';
 import type { LogOptions } from '../log/logger.js';
 import type { ProxyOptions } from '../options.js';
 import type { LoopbackHost } from '../wrap/loopback.js';
@@ -51,7 +52,8 @@ export type WorkerMessage =
   /** The worker may give session numbers up to this one. */
   | { type: 'reserve'; upTo: number }
   | { type: 'session-open'; info: SessionInfo }
-  | { type: 'session-close'; info: SessionEndInfo };
+  | { type: 'session-close'; info: SessionEndInfo }
+  | LimitWorkerMessage;
 
 /** Messages from the primary to a worker. */
 export type PrimaryMessage =
@@ -61,4 +63,5 @@ export type PrimaryMessage =
   /** Stop gracefully and exit. */
   | { type: 'close'; why: string }
   /** The wrapped program was seen listening on this loopback address. */
-  | { type: 'program-host'; host: LoopbackHost };
+  | { type: 'program-host'; host: LoopbackHost }
+  | LimitPrimaryMessage;

@@ -5,6 +5,7 @@ import { RestartBackoff } from '../backoff.js';
 import type { ListenSpec, ProxyConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
+import { PrimaryLimits, sharesLimits } from '../limits/cluster-limits.js';
 import type { Logger, LogOptions } from '../log/logger.js';
 import type { ProxyOptions } from '../options.js';
 import { Lifecycle } from '../server/lifecycle.js';
@@ -46,6 +47,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   private resolveClosed!: () => void;
   private readonly slots: Slot[];
   private readonly lifecycle: Lifecycle;
+  private readonly limits: PrimaryLimits | undefined;
   private readonly balance: Balance;
   private readonly cwd = process.cwd();
   private listenSpec: ListenSpec;
@@ -81,6 +83,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       backoff: new RestartBackoff({ initialMs: 250, maxMs: 30_000, healthyMs: 60_000 }),
       respawnTimer: undefined,
     }));
+    // Counts and bans for the whole group, only when a limit needs them.
+    this.limits = sharesLimits(config.limits) ? new PrimaryLimits(config.limits, logger, (message) => this.broadcast(message)) : undefined;
     this.lifecycle = new Lifecycle(
       config,
       {
@@ -248,12 +252,17 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     };
     const worker = cluster.fork({ [WORKER_INIT_VARIABLE]: JSON.stringify(init) });
     slot.worker = worker;
+    const reply = (message: PrimaryMessage): void => {
+      if (worker.isConnected()) worker.send(message);
+    };
+    this.limits?.welcome(reply);
     // Its first block needs no announcement.
     slot.reservedUpTo = init.firstId + (ID_BLOCK - 1) * this.slots.length;
     slot.startedAt = Date.now();
     return new Promise((resolve, reject) => {
       let listening = false;
       worker.on('message', (message: WorkerMessage) => {
+        if (this.limits?.heard(worker.id, message, reply)) return;
         if (message.type === 'listening') {
           listening = true;
           // The first workers' pids are in the start-up line; a replacement's is news.
@@ -272,6 +281,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       worker.once('exit', (code, signal) => {
         const status = exitStatus(code, signal as NodeJS.Signals | null);
         if (!listening) reject(new StartupError(`worker ${slot.index} exited with status ${status} before it listened`));
+        this.limits?.exited(worker.id);
         this.exited(slot, worker, status);
       });
     });
