@@ -35,11 +35,13 @@ export interface StartOptions {
 }
 
 /**
- * Starts the real CLI with JSON logs and waits until it listens. Every test that starts one must stop it.
+ * Starts the real CLI with JSON logs (every refusal logged, unless `args` set `--refusal-log-interval`) and waits until it listens. Every test that starts one must stop it.
  */
 export async function startProxy(args: string[], options: StartOptions = {}): Promise<RunningProxy> {
   const [command, ...prefix] = [...(options.prefix ?? []), process.execPath];
-  const proc = spawn(command!, [...prefix, CLI, '--log-format', 'json', ...args], {
+  // Every refusal logged (tests look for their lines), unless a test sets the interval itself.
+  const refusals = args.includes('--refusal-log-interval') ? [] : ['--refusal-log-interval', '0'];
+  const proc = spawn(command!, [...prefix, CLI, '--log-format', 'json', ...refusals, ...args], {
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
