@@ -131,7 +131,19 @@ describe('--ban-after and --ban-time', () => {
   test('unknown tokens ban the address: then even a valid token gets 403 until the ban ends', async () => {
     const file = path.join(cli.scratch, 'tokens.cfg');
     fs.writeFileSync(file, `good: 127.0.0.1:${cli.echoTarget.port}\n`);
-    const p = await startProxy(['--token-plugin', 'TokenFile', '--token-source', file, '--ban-after', '3', '--ban-time', '2', '--refusal-log-interval', '0', '127.0.0.1:0']);
+    const p = await startProxy([
+      '--token-plugin',
+      'TokenFile',
+      '--token-source',
+      file,
+      '--ban-after',
+      '3',
+      '--ban-time',
+      '2',
+      '--refusal-log-interval',
+      '0',
+      '127.0.0.1:0',
+    ]);
     try {
       for (const guess of ['a', 'b', 'c']) assert.equal((await handshake(p.port!, [], `/?token=${guess}`)).head?.status, 404);
       const ban = await p.waitForEvent((e) => e.event === 'ban');
@@ -140,11 +152,7 @@ describe('--ban-after and --ban-time', () => {
       assert.equal(head?.status, 403);
       const line = await p.waitForEvent((e) => e.event === 'refused' && e.kind === 'ban');
       assert.match(String(line.reason), /127\.0\.0\.1 is banned for \d+ s more/);
-      const after = await waitUntil(
-        'the ban ended',
-        async () => openClient(`${p.url}/?token=good`).catch(() => undefined),
-        10_000,
-      );
+      const after = await waitUntil('the ban ended', async () => openClient(`${p.url}/?token=good`).catch(() => undefined), 10_000);
       assert.equal(await echoed(after, 'free again'), 'free again');
       after.close();
     } finally {
@@ -217,11 +225,17 @@ describe('refusal log lines', () => {
       assert.equal(summary.client, '127.0.0.1');
       const lines = p.events().filter((e) => e.event === 'refused');
       assert.ok(lines.length >= 1 && lines.length <= 3, `${lines.length} refusal lines for 40 refusals within about a second`);
-      const told = p.events().filter((e) => e.event === 'refused-more').reduce((sum, e) => sum + Number(e.count), 0);
+      const told = p
+        .events()
+        .filter((e) => e.event === 'refused-more')
+        .reduce((sum, e) => sum + Number(e.count), 0);
       await waitUntil('every refusal told', () => {
         const all =
           p.events().filter((e) => e.event === 'refused').length +
-          p.events().filter((e) => e.event === 'refused-more').reduce((sum, e) => sum + Number(e.count), 0);
+          p
+            .events()
+            .filter((e) => e.event === 'refused-more')
+            .reduce((sum, e) => sum + Number(e.count), 0);
         return all === 40;
       });
       assert.ok(told > 0);

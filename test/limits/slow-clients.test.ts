@@ -52,7 +52,16 @@ async function open(port: number, count: number, start: (h: Hanging) => void): P
 
 describe('slow clients', () => {
   test('2,000 slow connections are each dropped by the deadline while a real client gets its session; the log stays short', async () => {
-    const p = await cli.proxy(['--cert', cli.server.cert, '--key', cli.server.key, '--handshake-timeout', String(HANDSHAKE_TIMEOUT), '--refusal-log-interval', '10']);
+    const p = await cli.proxy([
+      '--cert',
+      cli.server.cert,
+      '--key',
+      cli.server.key,
+      '--handshake-timeout',
+      String(HANDSHAKE_TIMEOUT),
+      '--refusal-log-interval',
+      '10',
+    ]);
     const timers: NodeJS.Timeout[] = [];
     const all: Hanging[] = [];
     try {

@@ -93,7 +93,12 @@ describe('limits with --workers 2', () => {
       await p.waitForEvent((e) => e.event === 'ban' && e.client === '127.0.0.1' && e.worker === undefined);
       await waitUntil('403 for the good token from both workers', async () => {
         assert.equal(await status(p.port!, '/?token=good'), 403);
-        const workers = new Set(p.events().filter((e) => e.event === 'refused' && e.kind === 'ban').map((e) => e.worker));
+        const workers = new Set(
+          p
+            .events()
+            .filter((e) => e.event === 'refused' && e.kind === 'ban')
+            .map((e) => e.worker),
+        );
         return workers.size === 2;
       });
     } finally {
