@@ -4,6 +4,7 @@ import { checkOrigin } from '../auth/origin.js';
 import { type NetAddress, originOf, originOfSocket, peerOf } from '../client-address/origin.js';
 import type { TrustedProxies } from '../client-address/trusted-proxies.js';
 import { HttpError } from '../errors.js';
+import { disarmDeadline } from '../handshake/deadline.js';
 import { logConnectionRefusal, writeHttpError } from '../handshake/http-response.js';
 import type { Logger } from '../log/logger.js';
 import { BanList, type Bans, localBans } from './bans.js';
@@ -68,8 +69,8 @@ export class Limits {
     this.origins = config.allowOrigin && new Set(config.allowOrigin);
   }
 
-  /** Whether connections are counted (`--max-connections`, `--max-connections-per-ip`). */
-  private get countsConnections(): boolean {
+  /** Whether connections are counted at accept (`--max-connections`, `--max-connections-per-ip`). */
+  get countsConnections(): boolean {
     return this.config.maxConnections > 0 || this.config.maxConnectionsPerIp > 0;
   }
 
@@ -84,10 +85,6 @@ export class Limits {
    * closed unanswered when `tls` is on: no TLS handshake is spent on it) and `next` is not called.
    */
   admitConnection(socket: Duplex, tls: boolean, next: () => void): void {
-    if (!this.countsConnections) {
-      next();
-      return;
-    }
     const claims: Claim[] = [];
     if (this.config.maxConnections > 0) claims.push({ key: ALL_CONNECTIONS, max: this.config.maxConnections });
     const peer = peerOf(socket);
@@ -204,6 +201,8 @@ export class Limits {
   /** A connection over a limit before any request: 503 on a plain socket; closed when it may be TLS. */
   private refuseConnection(socket: Duplex, client: NetAddress, claim: Claim, tls: boolean): void {
     const reason = this.tooMany(claim);
+    // Answered now: the handshake deadline has nothing left to end (and no second line to log).
+    disarmDeadline(socket);
     logConnectionRefusal(this.logger, client, reason, { status: tls ? undefined : 503, kind: 'limit' });
     if (tls) {
       socket.destroy();

@@ -174,9 +174,9 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
             logger,
           })
         : dispatch;
-    this.listener.on('connection', (socket) =>
-      this.accept(socket, (accepted) => limits.admitConnection(accepted, tls, () => entry(accepted))),
-    );
+    // Without a connection limit nothing is added to each accept.
+    const admitted = limits.countsConnections ? (socket: Duplex) => limits.admitConnection(socket, tls, () => entry(socket)) : entry;
+    this.listener.on('connection', (socket) => this.accept(socket, admitted));
     let description: string;
     try {
       ({ description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share));
