@@ -73,6 +73,39 @@ describe('--max-connections and --max-connections-per-ip', () => {
     }
   });
 
+  test('per address, PROXY protocol: the client a trusted peer names is counted once its header is read', async () => {
+    const p = await cli.proxy([
+      '--max-connections-per-ip',
+      '1',
+      '--trusted-proxy',
+      '127.0.0.1',
+      '--proxy-protocol',
+      '-v',
+      '--handshake-timeout',
+      '60',
+    ]);
+    const header = (client: string): string => `PROXY TCP4 ${client} 127.0.0.1 40000 6080\r\n`;
+    try {
+      const first = await idle(p.port!);
+      first.write(header('192.0.2.9'));
+      await p.waitForEvent((e) => e.event === 'proxy-header' && e.client === '192.0.2.9:40000');
+      const second = await RawConnection.open(p.port!);
+      second.write(header('192.0.2.9') + handshakeRequest());
+      const refused = await second.head();
+      assert.equal(refused?.status, 503);
+      assert.match(refused?.statusLine ?? '', /503/);
+      const line = await p.waitForEvent((e) => e.event === 'refused' && e.kind === 'limit');
+      assert.equal(line.client, '192.0.2.9:40000');
+      // Another client through the same trusted peer has its own count.
+      const other = await RawConnection.open(p.port!);
+      other.write(header('192.0.2.10') + handshakeRequest());
+      assert.equal((await other.head())?.status, 101);
+      for (const conn of [first, second, other]) conn.socket.destroy();
+    } finally {
+      await cli.stop(p);
+    }
+  });
+
   test('per address, direct clients: a second connection from 127.0.0.1 is refused at accept', async () => {
     const p = await cli.proxy(['--max-connections-per-ip', '1', '--handshake-timeout', '60']);
     try {
