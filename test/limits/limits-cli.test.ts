@@ -50,6 +50,21 @@ describe('--max-connections and --max-connections-per-ip', () => {
     }
   });
 
+  test('with TLS on the port, a connection past the limit is closed unanswered: no TLS handshake is spent on it', async () => {
+    const p = await cli.proxy(['--cert', cli.server.cert, '--key', cli.server.key, '--max-connections', '1', '--handshake-timeout', '60']);
+    try {
+      const quiet = await idle(p.port!);
+      const over = await RawConnection.open(p.port!);
+      assert.equal(await over.head(), undefined);
+      assert.equal(over.received.length, 0, 'nothing was written to it');
+      const line = await p.waitForEvent((e) => e.event === 'refused' && e.kind === 'limit');
+      assert.equal(line.status, undefined);
+      quiet.socket.destroy();
+    } finally {
+      await cli.stop(p);
+    }
+  });
+
   test('per address: the real client named by a trusted proxy is counted, not the proxy in front', async () => {
     const p = await cli.proxy(['--max-connections-per-ip', '1', '--trusted-proxy', '127.0.0.1']);
     try {
