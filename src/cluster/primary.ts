@@ -255,7 +255,6 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     const reply = (message: PrimaryMessage): void => {
       if (worker.isConnected()) worker.send(message);
     };
-    this.limits?.welcome(reply);
     // Its first block needs no announcement.
     slot.reservedUpTo = init.firstId + (ID_BLOCK - 1) * this.slots.length;
     slot.startedAt = Date.now();
@@ -265,6 +264,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
         if (this.limits?.heard(worker.id, message, reply)) return;
         if (message.type === 'listening') {
           listening = true;
+          // The bans in force, now that it hears messages (a replacement starts with them).
+          this.limits?.welcome(reply);
           // The first workers' pids are in the start-up line; a replacement's is news.
           const level = this.where === undefined ? 'debug' : 'info';
           this.logger[level](

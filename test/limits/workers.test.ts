@@ -101,6 +101,14 @@ describe('limits with --workers 2', () => {
         );
         return workers.size === 2;
       });
+      // A worker started after the ban (replacing one killed) knows it too.
+      process.kill(workerPids(p)[0]!, 'SIGKILL');
+      await p.waitForEvent((e) => e.event === 'worker-listening' && e.worker === 1);
+      const before = p.events().length;
+      await waitUntil('403 from the replacement', async () => {
+        assert.equal(await status(p.port!, '/?token=good'), 403);
+        return p.events().slice(before).some((e) => e.event === 'refused' && e.kind === 'ban' && e.worker === 1);
+      });
     } finally {
       await p.stop();
     }
