@@ -2,6 +2,7 @@ import type { TargetPattern } from './admission/policy.js';
 import type { TokenLocation } from './admission/request-token.js';
 import type { AuthPlugin } from './auth/plugin.js';
 import type { TrustedProxies } from './client-address/trusted-proxies.js';
+import type { LimitsConfig } from './limits/options.js';
 import type { LogOptions } from './log/logger.js';
 import type { MetricsListen } from './metrics/listener.js';
 import type { RunAs } from './service/privileges.js';
@@ -105,6 +106,8 @@ export interface ProxyConfig {
    * wrapped program runs as it too. Unset: the process keeps its user.
    */
   runAs?: RunAs | undefined;
+  /** Connection, handshake and session limits, bans, `--allow-origin`, the refusal log's interval (src/limits/). */
+  limits: LimitsConfig;
 }
 
 /** `--auth-plugin NAME --auth-source ARG [--web-auth]`. */

@@ -6,6 +6,7 @@ import type { AuthPlugin } from './auth/plugin.js';
 import { TrustedProxies } from './client-address/trusted-proxies.js';
 import { DEFAULTS, type ListenSpec, type ProxyConfig, type WrapMode } from './config.js';
 import { UsageError } from './errors.js';
+import { type LimitOptions, resolveLimits } from './limits/options.js';
 import type { Logger, LogOptions } from './log/logger.js';
 import { parseSyslogServer } from './log/syslog.js';
 import type { MetricsListen } from './metrics/listener.js';
@@ -22,7 +23,7 @@ import { tokenCacheOf, tokenLocationOf } from './tokens/token-options.js';
  * The proxy's options: the command line's flags in camelCase, with the same meanings and defaults
  * (docs/API.md lists each). Paths are taken relative to the current directory.
  */
-export interface ProxyOptions {
+export interface ProxyOptions extends LimitOptions {
   /** `[host:]port` to listen on (`'6080'`, `'127.0.0.1:6080'`, `'[::1]:0'`), or a port number. Port 0: the kernel chooses. */
   listen?: string | number | undefined;
   /** Listen on this Unix socket instead of a TCP port. */
@@ -269,6 +270,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       proxyProtocol: options.proxyProtocol ?? DEFAULTS.proxyProtocol,
       targetProxyProtocol: options.targetProxyProtocol ?? DEFAULTS.targetProxyProtocol,
       runAs: options.user === undefined ? undefined : { user: options.user, group: options.group },
+      limits: resolveLimits(options),
     },
     log: {
       format: options.logFormat ?? 'text',

@@ -14,7 +14,7 @@ export const CloseCode = {
   PROTOCOL_ERROR: 1002,
   /** A base64 message that does not decode, or a close reason that is not UTF-8. */
   INVALID_PAYLOAD: 1007,
-  /** A message in more fragments than the proxy takes. */
+  /** A policy of the proxy ended the session: a message in more fragments than it takes, or `--max-session-duration`. */
   POLICY_VIOLATION: 1008,
   /** A message larger than the configured maximum. */
   MESSAGE_TOO_BIG: 1009,

@@ -4,6 +4,7 @@ import { parseTargetPattern } from '../admission/policy.js';
 import { TrustedProxies } from '../client-address/trusted-proxies.js';
 import { type Config, DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
+import { LIMIT_DEFAULTS, resolveLimits } from '../limits/options.js';
 import { parseSyslogServer } from '../log/syslog.js';
 import { type ProxyOptions, resolveOptions } from '../options.js';
 import { socketActivated } from '../service/socket-activation.js';
@@ -32,9 +33,25 @@ function bytes(text: string): number {
 }
 
 /** A positive whole number (of entries). */
-function count(text: string): number {
+function positiveCount(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('expected a positive whole number.');
   return Number(text);
+}
+
+/** A whole number, 0 or more (0 turns a limit off). */
+function count(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number (0 or more).');
+  return Number(text);
+}
+
+/** Collects the repeatable `--allow-origin`, each checked now so that a typo is a usage error. */
+function allowedOrigin(text: string, previous: string[]): string[] {
+  try {
+    resolveLimits({ allowOrigin: [text] });
+    return [...previous, text];
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message.replace(/^--allow-origin: /, '')}.`);
+  }
 }
 
 /** A number of worker processes, or `auto` (one per core); the library checks the range. */
@@ -193,7 +210,11 @@ export function buildProgram(): Command {
         'keep TokenRedis, BaseTokenAPI, JSONTokenApi and JWTTokenApi answers (targets, unknown and refused tokens) for SECONDS (0: off)',
         seconds,
       )
-      .option('--token-cache-entries <n>', `with --token-cache, keep at most N answers (default ${DEFAULT_TOKEN_CACHE_ENTRIES})`, count)
+      .option(
+        '--token-cache-entries <n>',
+        `with --token-cache, keep at most N answers (default ${DEFAULT_TOKEN_CACHE_ENTRIES})`,
+        positiveCount,
+      )
       .option('--target-config <file>', 'deprecated: the same as --token-plugin TokenFile --token-source FILE')
       .option(
         '--auth-plugin <name>',
@@ -212,6 +233,53 @@ export function buildProgram(): Command {
         'take the real client from X-Forwarded-For, Forwarded and PROXY headers of peers in CIDR (repeatable; an address alone is one host)',
         trustedProxyRange,
         [],
+      )
+      .option(
+        '--max-connections <n>',
+        'most connections open at once, handshaking or proxying, over all workers; past it 503 (0: no limit)',
+        count,
+        LIMIT_DEFAULTS.maxConnections,
+      )
+      .option(
+        '--max-connections-per-ip <n>',
+        'most connections open at once from one client address (the real client behind --trusted-proxy); past it 503 (0: no limit)',
+        count,
+        LIMIT_DEFAULTS.maxConnectionsPerIp,
+      )
+      .option(
+        '--max-handshake-rate <n>',
+        'most WebSocket handshakes per second from one client address, in bursts of up to N; past it 429 (0: no limit)',
+        count,
+        LIMIT_DEFAULTS.maxHandshakeRate,
+      )
+      .option(
+        '--max-session-duration <seconds>',
+        'close a session with 1008 once it has lasted SECONDS, after what is in flight (0: no limit)',
+        seconds,
+        LIMIT_DEFAULTS.maxSessionDuration,
+      )
+      .option(
+        '--ban-after <n>',
+        'refuse (403) a client address for --ban-time after N failed authentications or unknown tokens within it (0: no bans)',
+        count,
+        LIMIT_DEFAULTS.banAfter,
+      )
+      .addOption(
+        new Option('--ban-time <seconds>', 'with --ban-after: how long a ban lasts, and the window its failures are counted in')
+          .argParser(seconds)
+          .default(undefined, String(LIMIT_DEFAULTS.banTime)),
+      )
+      .option(
+        '--allow-origin <origin>',
+        'accept handshakes only from pages of ORIGIN (repeatable; scheme://host[:port]), as the ExpectOrigin plugin; others 403',
+        allowedOrigin,
+        [],
+      )
+      .option(
+        '--refusal-log-interval <seconds>',
+        'log refusals from one address once per SECONDS, with a count of the others (0: every refusal)',
+        seconds,
+        LIMIT_DEFAULTS.refusalLogInterval,
       )
       .option('--proxy-protocol', 'connections from --trusted-proxy peers begin with a PROXY protocol header (v1 or v2)')
       .option('--target-proxy-protocol', "send each target a PROXY protocol v2 header with the client's address first")

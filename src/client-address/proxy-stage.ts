@@ -20,7 +20,7 @@ export interface ProxyProtocolStageOptions {
 
 /** Logs a connection refused over its PROXY header (naming the peer that sent it), counts it and drops it. */
 function refuse(logger: Logger, socket: Duplex, reason: string, counter: RefusalCounter | undefined): void {
-  logConnectionRefusal(logger, describeAddress(peerOf(socket)), reason, 'proxy_header', counter);
+  logConnectionRefusal(logger, peerOf(socket), reason, { kind: 'proxy_header', counter });
   socket.destroy();
 }
 

@@ -1,5 +1,6 @@
 import type { ListenSpec } from '../config.js';
 import type { SessionEndInfo, SessionInfo } from '../endpoint/session.js';
+import type { LimitPrimaryMessage, LimitWorkerMessage } from '../limits/cluster-limits.js';
 import type { LogOptions } from '../log/logger.js';
 import type { MetricsJson } from '../metrics/cluster.js';
 import type { ProxyOptions } from '../options.js';
@@ -54,7 +55,8 @@ export type WorkerMessage =
   | { type: 'session-open'; info: SessionInfo }
   | { type: 'session-close'; info: SessionEndInfo }
   /** `--metrics-listen`: the worker's metrics, answering the `metrics-request` of the same id. */
-  | { type: 'metrics'; id: number; metrics: MetricsJson };
+  | { type: 'metrics'; id: number; metrics: MetricsJson }
+  | LimitWorkerMessage;
 
 /** Messages from the primary to a worker. */
 export type PrimaryMessage =
@@ -66,4 +68,5 @@ export type PrimaryMessage =
   /** The wrapped program was seen listening on this loopback address. */
   | { type: 'program-host'; host: LoopbackHost }
   /** `--metrics-listen`: send your metrics (a scrape asks; nothing is sent otherwise). */
-  | { type: 'metrics-request'; id: number };
+  | { type: 'metrics-request'; id: number }
+  | LimitPrimaryMessage;

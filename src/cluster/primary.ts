@@ -5,6 +5,7 @@ import { RestartBackoff } from '../backoff.js';
 import type { ListenSpec, ProxyConfig } from '../config.js';
 import { StartupError } from '../errors.js';
 import { exitStatus } from '../exit-status.js';
+import { PrimaryLimits, sharesLimits } from '../limits/cluster-limits.js';
 import type { Logger, LogOptions } from '../log/logger.js';
 import type { ClusterMetricsGatherer } from '../metrics/cluster.js';
 import type { MetricsListener } from '../metrics/listener.js';
@@ -50,6 +51,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
   private resolveClosed!: () => void;
   private readonly slots: Slot[];
   private readonly lifecycle: Lifecycle;
+  private readonly limits: PrimaryLimits | undefined;
   private readonly balance: Balance;
   private readonly cwd = process.cwd();
   private listenSpec: ListenSpec;
@@ -87,6 +89,8 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       backoff: new RestartBackoff({ initialMs: 250, maxMs: 30_000, healthyMs: 60_000 }),
       respawnTimer: undefined,
     }));
+    // Counts and bans for the whole group, only when a limit needs them.
+    this.limits = sharesLimits(config.limits) ? new PrimaryLimits(config.limits, logger, (message) => this.broadcast(message)) : undefined;
     this.lifecycle = new Lifecycle(
       config,
       {
@@ -311,14 +315,20 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
     worker.on('error', (err) =>
       this.logger.debug({ event: 'worker-ipc-error', worker: slot.index, err: err.message }, `worker ${slot.index}: ${err.message}`),
     );
+    const reply = (message: PrimaryMessage): void => {
+      if (worker.isConnected()) worker.send(message);
+    };
     // Its first block needs no announcement.
     slot.reservedUpTo = init.firstId + (ID_BLOCK - 1) * this.slots.length;
     slot.startedAt = Date.now();
     return new Promise((resolve, reject) => {
       let listening = false;
       worker.on('message', (message: WorkerMessage) => {
+        if (this.limits?.heard(worker.id, message, reply)) return;
         if (message.type === 'listening') {
           listening = true;
+          // The bans in force, now that it hears messages (a replacement starts with them).
+          this.limits?.welcome(reply);
           // The first workers' pids are in the start-up line; a replacement's is news.
           const level = this.where === undefined ? 'debug' : 'info';
           this.logger[level](
@@ -337,6 +347,7 @@ export class ProxyCluster extends EventEmitter<ProxyEvents> implements ProxyServ
       worker.once('exit', (code, signal) => {
         const status = exitStatus(code, signal as NodeJS.Signals | null);
         if (!listening) reject(new StartupError(`worker ${slot.index} exited with status ${status} before it listened`));
+        this.limits?.exited(worker.id);
         this.exited(slot, worker, status);
       });
     });

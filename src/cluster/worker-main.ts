@@ -2,6 +2,7 @@
 // the shared port as a one-process proxy would, and leaves signals, timeouts and the wrapped program to
 // the primary, which tells it what to do over the IPC channel.
 import '../heap.js';
+import { sharesLimits, WorkerLimits } from '../limits/cluster-limits.js';
 import { createLogger } from '../log/logger.js';
 import { resolveOptions } from '../options.js';
 import { InProcessProxy } from '../server/proxy.js';
@@ -32,6 +33,8 @@ const logger = createLogger({ ...init.log, worker: init.index });
 const program = init.program && new ProgramTarget(init.program.host, init.program.port, init.program.description);
 // --metrics-listen: the primary serves the listener and asks each worker for its metrics when scraped.
 const metrics = config.metricsListen && new (await import('../metrics/registry.js')).ProxyMetrics();
+// Counts and bans are the whole group's, kept by the primary; nothing is sent when no limit needs it.
+const limits = sharesLimits(config.limits) ? new WorkerLimits((message) => tell(message)) : undefined;
 const proxy = new InProcessProxy(
   // The primary keeps the clocks (--timeout, --idle-timeout, --drain-timeout) for all workers together.
   // The bound on unfinished messages is over all workers: each holds its share.
@@ -52,6 +55,7 @@ const proxy = new InProcessProxy(
     targets: program,
     share: { reusePort: init.reusePort, joining: init.joining },
     metrics,
+    limits: limits ? limits.shared(config.limits, init.count) : { workers: init.count },
   },
 );
 // Told before the session's log line: whoever reads the log and kills this worker finds the primary knowing.
@@ -75,6 +79,7 @@ proxy.on('idle', () => {
 if (init.sessionClose) proxy.on('session-close', (info) => tell({ type: 'session-close', info }));
 
 process.on('message', (message: PrimaryMessage) => {
+  if (limits?.heard(message)) return;
   switch (message.type) {
     case 'reload-tls':
       return proxy.reloadTls(message.why);

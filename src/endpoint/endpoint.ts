@@ -8,6 +8,7 @@ import { UnfinishedMessages } from '../bridge/unfinished-messages.js';
 import type { HttpError } from '../errors.js';
 import { logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createUpgrader } from '../handshake/upgrade.js';
+import { SessionClock } from '../limits/session-duration.js';
 import type { Logger } from '../log/logger.js';
 import type { OpenTraffic, ProxyMetrics } from '../metrics/registry.js';
 import type { ConnectOptions } from '../targets/connect.js';
@@ -36,6 +37,8 @@ export interface EndpointOptions {
   forwarded: (req: IncomingMessage) => void;
   /** Begin each target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
   targetProxyProtocol: boolean;
+  /** Seconds a session may last before it is closed with 1008 (`--max-session-duration`); 0 = no limit. */
+  maxSessionDuration?: number | undefined;
   /** Session numbers: the first, and the step between them. Default 1 and 1. */
   sessionIds?: SessionIds | undefined;
   /** `--metrics-listen`: where sessions and refusals are counted. */
@@ -77,6 +80,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private readonly recordings = new Set<Promise<void>>();
   private readonly stopHeartbeat: (() => void) | undefined;
   private readonly unfinished: UnfinishedMessages;
+  private readonly clock: SessionClock<Session> | undefined;
   private nextId: number;
   private readonly idStep: number;
   private accepting = true;
@@ -107,6 +111,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       }
     };
     options.metrics?.watch(() => this.openTraffic());
+    this.clock = options.maxSessionDuration ? new SessionClock(options.maxSessionDuration) : undefined;
     this.stopHeartbeat = options.heartbeat > 0 ? startHeartbeat(options.heartbeat, this.sessions, options.logger) : undefined;
   }
 
@@ -179,11 +184,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       ended: (ended, info) => this.ended(ended, info),
     });
     this.sessions.add(session);
+    this.clock?.start(session);
     void session.start();
   }
 
   private ended(session: Session, info: SessionEndInfo | undefined): void {
     this.sessions.delete(session);
+    this.clock?.stop(session);
     const recording = session.recorder?.finished;
     if (recording) {
       this.recordings.add(recording);

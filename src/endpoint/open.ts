@@ -8,7 +8,9 @@ import { trafficHook } from '../bridge/traffic.js';
 import { createForwardedResolver } from '../client-address/resolve.js';
 import { type ProxyConfig, tokenPluginName } from '../config.js';
 import { StartupError } from '../errors.js';
+import { Limits, type SharedLimits } from '../limits/limits.js';
 import type { Logger } from '../log/logger.js';
+import { limitRefusalLog } from '../log/refusal-log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { targetTlsContext } from '../targets/connect.js';
 import { loadTokenPlugin, lookupTimeoutFor } from '../tokens/load.js';
@@ -24,6 +26,8 @@ export interface OpenedEndpoint {
   auth: AuthPlugin | undefined;
   /** Finds a request's real client from trusted forwarding headers; the endpoint calls it for each handshake. */
   forwarded: (req: IncomingMessage) => void;
+  /** The connection limits, which the proxy also applies at accept and after a PROXY header. */
+  limits: Limits;
 }
 
 /** What a proxy process adds to its configuration when it is one of several workers. */
@@ -34,6 +38,8 @@ export interface EndpointRole {
   targets?: TargetSource | undefined;
   /** `--metrics-listen`: where sessions, refusals and token lookups are counted. */
   metrics?: ProxyMetrics | undefined;
+  /** Where the limits' counts and bans are kept, when another process keeps them (the primary's). */
+  limits?: SharedLimits | undefined;
 }
 
 /**
@@ -50,10 +56,14 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
   const policy = config.allowTarget && new TargetPolicy(config.allowTarget, { preferIpv6: config.preferIpv6 });
   const targets = role.targets ?? (await openTargets(config, logger, role.metrics));
   const forwarded = createForwardedResolver(config.trustedProxies, logger);
+  limitRefusalLog(logger, config.limits.refusalLogInterval);
+  const limits = new Limits(config.limits, config.trustedProxies, logger, role.limits);
+  const admit = guardAdmission(createAdmission({ auth, targets }), policy);
   const endpoint = new Endpoint({
     forwarded,
     targetProxyProtocol: config.targetProxyProtocol,
-    admit: guardAdmission(createAdmission({ auth, targets }), policy),
+    admit: limits.guardsHandshakes ? limits.guard(admit) : admit,
+    maxSessionDuration: config.limits.maxSessionDuration,
     maxMessageSize: config.maxMessageSize,
     maxUnfinished: config.maxUnfinished,
     connect: { preferIpv6: config.preferIpv6, timeoutMs: config.connectTimeout * 1000 },
@@ -65,7 +75,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
     sessionIds: role.sessionIds,
     metrics: role.metrics,
   });
-  return { endpoint, targets, auth, forwarded };
+  return { endpoint, targets, auth, forwarded, limits };
 }
 
 /** The wrapped program, the token plugin, or the fixed target. */

@@ -175,6 +175,12 @@ export class Session {
     else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, 'Server shutting down');
   }
 
+  /** Past `--max-session-duration`: close 1008 with `reason` after what is in flight. */
+  expire(reason: string): void {
+    if (this.bridge) this.bridge.closeClient(CloseCode.POLICY_VIOLATION, reason, 'proxy');
+    else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.POLICY_VIOLATION, reason);
+  }
+
   /** Drops the session at once. */
   terminate(reason: string): void {
     if (this.bridge) this.bridge.terminate(reason);

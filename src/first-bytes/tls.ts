@@ -4,6 +4,7 @@ import { describeAddress, originOfSocket } from '../client-address/origin.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
 import { logConnectionRefusal } from '../handshake/http-response.js';
 import type { Logger } from '../log/logger.js';
+import { logRefused } from '../log/refusal-log.js';
 import type { RefusalCounter } from '../metrics/refusals.js';
 import type { TlsContextStore } from '../tls/context.js';
 import type { FirstBytesRoute } from './dispatch.js';
@@ -49,8 +50,10 @@ export function createTlsRoute(options: TlsRouteOptions): FirstBytesRoute {
   });
   let generation = store.generation;
   const fail = (socket: tls.TLSSocket, reason: string): void => {
-    const client = describeAddress(originOfSocket(socket).client);
-    logger.info({ event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
+    const from = originOfSocket(socket).client;
+    const client = describeAddress(from);
+    // A refusal like the others: at most a line per address per interval.
+    logRefused(logger, from.address ?? client, { event: 'tls-failed', client, reason }, `TLS handshake with ${client} failed: ${reason}`);
     options.handshakeDone?.(false);
     socket.destroy();
   };
@@ -99,7 +102,7 @@ export function createPlainRefusedRoute(logger: Logger, counter?: RefusalCounter
     match: (head) => (head.length === 0 ? undefined : !isTlsHello(head)),
     handle(socket) {
       const reason = 'non-TLS connection received but disallowed (--ssl-only)';
-      logConnectionRefusal(logger, describeAddress(originOfSocket(socket).client), reason, 'tls_required', counter);
+      logConnectionRefusal(logger, originOfSocket(socket).client, reason, { kind: 'tls_required', counter });
       socket.destroy();
     },
   };

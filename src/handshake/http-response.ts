@@ -1,8 +1,9 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { clientOf } from '../client-address/origin.js';
+import { describeAddress, type NetAddress, originOf } from '../client-address/origin.js';
 import type { Logger } from '../log/logger.js';
 import { printable } from '../log/printable.js';
+import { logRefused } from '../log/refusal-log.js';
 import { type RefusalCounter, type RefusalReason, reasonForStatus } from '../metrics/refusals.js';
 
 /**
@@ -35,8 +36,11 @@ export function answerRequest(res: ServerResponse, status: number, reason: strin
 }
 
 /**
- * One log line per request refused with an HTTP status (the handshake, or a plain request), naming its
- * real client; counted by `counter` (the metrics, when on) as `kind`, else as its status says.
+/**
+ * The log line of a request refused with an HTTP status (the handshake, or a plain request), naming its
+ * real client; at most one per client address per interval (src/log/refusal-log.ts). Counted by
+ * `counter` (the metrics, when on) as `kind`, else as its status says; every refusal is counted, logged or not.
+ * @param kind the refusal's cause, logged as `kind` when given.
  */
 export function logRefusal(
   logger: Logger,
@@ -47,18 +51,37 @@ export function logRefusal(
   counter?: RefusalCounter,
 ): void {
   counter?.(status, kind ?? reasonForStatus(status));
-  const client = clientOf(req);
-  logger.info(
-    { event: 'refused', client, status, reason, path: req.url },
-    `refused ${req.method} ${req.url} from ${client}: ${status} ${reason}`,
+  const { client } = originOf(req);
+  const where = describeAddress(client);
+  logRefused(
+    logger,
+    client.address ?? where,
+    { event: 'refused', client: where, status, reason, ...(kind ? { kind } : {}), path: req.url },
+    `refused ${req.method} ${req.url} from ${where}: ${status} ${reason}`,
   );
 }
 
 /**
- * One log line per connection refused before any request could be read, and so closed unanswered
- * (`--ssl-only`'s plain connections, unexpected or missing PROXY headers); counted by `counter` as `kind`.
+/**
+ * The log line of a connection refused before a request was read (`--ssl-only`'s plain connections,
+ * PROXY header faults, handshake timeouts, malformed requests, `--max-connections`); at most one per
+ * client address per interval (src/log/refusal-log.ts). Counted by `counter` (the metrics, when on).
+ * @param options.status the HTTP status answered, if any.
+ * @param options.kind the refusal's cause, logged as `kind` and counted.
  */
-export function logConnectionRefusal(logger: Logger, client: string, reason: string, kind: RefusalReason, counter?: RefusalCounter): void {
-  counter?.(undefined, kind);
-  logger.info({ event: 'refused', client, reason }, `refused a connection from ${client}: ${reason}`);
+export function logConnectionRefusal(
+  logger: Logger,
+  client: NetAddress,
+  reason: string,
+  options: { status?: number | undefined; kind: RefusalReason; counter?: RefusalCounter | undefined; message?: string | undefined },
+): void {
+  const { status, kind } = options;
+  options.counter?.(status, kind);
+  const where = describeAddress(client);
+  logRefused(
+    logger,
+    client.address ?? where,
+    { event: 'refused', client: where, ...(status ? { status } : {}), reason, kind },
+    options.message ?? `refused a connection from ${where}: ${status ? `${status} ` : ''}${reason}`,
+  );
 }

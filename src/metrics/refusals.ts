@@ -20,8 +20,10 @@ export const REFUSAL_REASONS = [
   'token_source_down',
   /** `--allow-target` does not allow the target (403). */
   'target_not_allowed',
-  /** A connection or rate limit (503, 429). */
+  /** `--max-connections` or `--max-connections-per-ip` (503, or closed unanswered on a TLS port). */
   'limit',
+  /** More handshakes per second from one address than `--max-handshake-rate` (429). */
+  'rate',
   /** The client's address is banned for a while (403). */
   'ban',
   /** The handshake did not complete in time (408, or closed unanswered). */

@@ -14,7 +14,7 @@ import { createDispatcher, type FirstBytesRoute } from '../first-bytes/dispatch.
 import { createFlashPolicyRoute } from '../first-bytes/flash-policy.js';
 import { createPlainRefusedRoute, createTlsRoute } from '../first-bytes/tls.js';
 import { armDeadline, disarmDeadline } from '../handshake/deadline.js';
-import { answerRequest, logRefusal, writeHttpError } from '../handshake/http-response.js';
+import { answerRequest, logConnectionRefusal, logRefusal, writeHttpError } from '../handshake/http-response.js';
 import { createHttpStage } from '../handshake/http-stage.js';
 import type { Logger } from '../log/logger.js';
 import type { MetricsListener } from '../metrics/listener.js';
@@ -190,7 +190,7 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
         disarmDeadline(req.socket);
         files(req, res);
       });
-    const { endpoint, targets, auth, forwarded } = await openEndpoint(config, logger, { ...this.role, metrics });
+    const { endpoint, targets, auth, forwarded, limits } = await openEndpoint(config, logger, { ...this.role, metrics });
     this.endpoint = endpoint;
     this.targets = targets;
     this.program = targets instanceof WrappedProgram ? targets : undefined;
@@ -199,19 +199,32 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
       upgrade: endpoint.handleUpgrade,
       request: this.requestHandler(web && config.auth?.web && auth ? withWebAuth(auth, web, logger, metrics?.refused) : web, forwarded),
       rejected: (socket, status, reason) => {
-        metrics?.refused(status, 'bad_request');
-        const client = describeAddress(originOfSocket(socket).client);
-        logger.info({ event: 'refused', client, status, reason }, `refused a request from ${client}: ${status} ${reason}`);
+        const { client } = originOfSocket(socket);
+        logConnectionRefusal(logger, client, reason, {
+          status,
+          kind: 'bad_request',
+          counter: metrics?.refused,
+          message: `refused a request from ${describeAddress(client)}: ${status} ${reason}`,
+        });
       },
     });
     const dispatch = createDispatcher({ routes: this.firstBytesRoutes(http), fallback: http });
     // --proxy-protocol: a trusted peer's PROXY header is read before the first bytes are looked at.
     const { trustedProxies } = config;
+    const tls = this.tls !== undefined;
     const entry =
       config.proxyProtocol && trustedProxies
-        ? createProxyProtocolStage({ trusted: trustedProxies, next: dispatch, logger, counter: metrics?.refused })
+        ? createProxyProtocolStage({
+            trusted: trustedProxies,
+            // The client it names is known from here: its connections are counted.
+            next: (socket) => limits.afterProxyHeader(socket, tls, () => dispatch(socket)),
+            logger,
+            counter: metrics?.refused,
+          })
         : dispatch;
-    this.listener.on('connection', (socket) => this.accept(socket, entry));
+    // Without a connection limit nothing is added to each accept.
+    const admitted = limits.countsConnections ? (socket: Duplex) => limits.admitConnection(socket, tls, () => entry(socket)) : entry;
+    this.listener.on('connection', (socket) => this.accept(socket, admitted));
     const { description } = await openListener(config.listen, config.preferIpv6, this.listener, this.role.share);
     // Bound (a port below 1024 needs root) and the key read: root is given up before any client is served.
     if (identity) this.becomeUser(identity);
@@ -393,12 +406,13 @@ export class InProcessProxy extends EventEmitter<ProxyEvents> implements ProxySe
   /** A connection that did not complete its handshake in time: 408 if it sent anything, else just closed. */
   private handshakeExpired(late: Duplex): void {
     const silent = (late as net.Socket).bytesRead === 0;
-    this.metrics?.refused(silent ? undefined : 408, 'timeout');
-    const client = describeAddress(originOfSocket(late).client);
-    this.logger.info(
-      { event: 'refused', client, status: silent ? undefined : 408, reason: 'handshake timeout' },
-      `dropped a connection from ${client} that did not complete its handshake in ${this.config.handshakeTimeout} s`,
-    );
+    const { client } = originOfSocket(late);
+    logConnectionRefusal(this.logger, client, 'handshake timeout', {
+      status: silent ? undefined : 408,
+      kind: 'timeout',
+      counter: this.metrics?.refused,
+      message: `dropped a connection from ${describeAddress(client)} that did not complete its handshake in ${this.config.handshakeTimeout} s`,
+    });
     if (silent) late.destroy();
     else writeHttpError(late, 408, `handshake not complete within ${this.config.handshakeTimeout} s`);
   }

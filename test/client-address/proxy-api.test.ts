@@ -46,7 +46,13 @@ after(async () => {
 /** A proxy through the public API on a free loopback port, logging into memory. */
 async function listening(options: ProxyOptions): Promise<{ proxy: ProxyServer; port: number; log: CapturedLog }> {
   const log = captureLog();
-  const proxy = createProxy({ listen: '127.0.0.1:0', target: `127.0.0.1:${echo.port}`, logger: log.logger, ...options });
+  const proxy = createProxy({
+    listen: '127.0.0.1:0',
+    target: `127.0.0.1:${echo.port}`,
+    logger: log.logger,
+    refusalLogInterval: 0,
+    ...options,
+  });
   started.push(proxy);
   const where = await proxy.listen();
   return { proxy, port: Number(/:(\d+)$/.exec(where)?.[1]), log };

@@ -39,11 +39,14 @@ export interface StartOptions {
 }
 
 /**
- * Starts the real CLI with JSON logs and waits until it listens. Every test that starts one must stop it.
+ * Starts the real CLI with JSON logs (every refusal logged, unless `args` set `--refusal-log-interval`) and waits until it listens. Every test that starts one must stop it.
  */
 export async function startProxy(args: string[], options: StartOptions = {}): Promise<RunningProxy> {
   const [command, ...prefix] = [...(options.prefix ?? []), process.execPath];
-  const proc = spawn(command!, [...prefix, options.script ?? CLI, '--log-format', 'json', ...args], {
+  // Every refusal of the proxy logged (tests look for their lines), unless a test sets the interval itself.
+  const script = options.script ?? CLI;
+  const refusals = script !== CLI || args.includes('--refusal-log-interval') ? [] : ['--refusal-log-interval', '0'];
+  const proc = spawn(command!, [...prefix, script, '--log-format', 'json', ...refusals, ...args], {
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
     env: options.env ?? process.env,
   });
