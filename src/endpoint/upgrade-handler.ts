@@ -30,6 +30,7 @@ export interface UpgradeHandlerOptions
     | 'sslTargetCa'
     | 'sslTargetInsecure'
     | 'record'
+    | 'recordMaxBytes'
     | 'heartbeat'
     | 'handshakeTimeout'
     | 'connectTimeout'
