@@ -2,13 +2,14 @@
 // are played back from ?file= (served by the same --web) and what is drawn at the end is compared with
 // what the live page showed; seeking, and broken files, too.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Terminal } from '@xterm/xterm';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { FROM_CLIENT, RECORDING_FOOTER, RECORDING_HEADER, recordLength, TO_CLIENT, writeRecord } from '../../src/record/format.js';
 import { parseRecording } from '../../src/record/reader.js';
 import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
@@ -49,6 +50,7 @@ interface PlayerGlobals {
       playing: boolean;
       seeking: boolean;
       message: string;
+      memoryBytes: number;
     };
     settled(): Promise<void>;
     pixels(points: Point[]): Rgb[];
@@ -97,6 +99,32 @@ async function seekAndWait(page: Page, ms: number): Promise<void> {
   await player(page).seek(ms);
   await page.waitForFunction(() => !(globalThis as unknown as PlayerGlobals).player.state().seeking, undefined, { timeout: 60000 });
   await player(page).settled();
+}
+
+/**
+ * Writes a large text-session recording: `clientMiB` MiB of binary client data (an upload, say: four file
+ * bytes per byte once escaped), each chunk answered by a numbered line from the server.
+ * @returns the file's size and the number of messages.
+ */
+function writeLargeRecording(file: string, clientMiB: number): { bytes: number; messages: number } {
+  const fd = openSync(file, 'w');
+  let bytes = writeSync(fd, RECORDING_HEADER);
+  const upload = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < upload.length; i++) upload[i] = 0x80 | ((i * 7919) & 0x7f);
+  const chunks = clientMiB * 4;
+  for (let n = 0; n < chunks; n++) {
+    for (const [marker, data] of [
+      [FROM_CLIENT, upload],
+      [TO_CLIENT, Buffer.from(`received part ${n + 1} of ${chunks}\r\n`)],
+    ] as const) {
+      const line = Buffer.alloc(recordLength(n * 10, data));
+      writeRecord(line, 0, marker, n * 10, data);
+      bytes += writeSync(fd, line);
+    }
+  }
+  bytes += writeSync(fd, RECORDING_FOOTER);
+  closeSync(fd);
+  return { bytes, messages: chunks * 2 };
 }
 
 const missing = [...missingVncPrograms(), ...[CHROMIUM, TELNETD, '/bin/bash'].filter((path) => !existsSync(path))];
@@ -214,7 +242,7 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
     });
     assert.match(
       (await player(corrupt).state()).message,
-      /^This file is not a valid session recording: line 7: expected a single-quoted string\. The \d+ messages before it \(up to \d+:\d\d\) can be played\.$/,
+      /^This file is not a valid session recording: line 7: expected a single-quoted string\. The \d+ messages before it \(up to \d+:\d\d\.\d\) can be played\.$/,
     );
     assert.equal(await corrupt.isVisible('#message'), true);
     await corrupt.goto(`${origin}/player.html?file=missing.1`);
@@ -309,5 +337,46 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a recording of hundreds of MiB loads in steps (the page answers meanwhile) and keeps only the server data in memory', {
+    timeout: 300000,
+  }, async () => {
+    const { bytes, messages } = writeLargeRecording(join(webRoot, 'large.1'), 64);
+    assert.ok(bytes > 256 * 1024 * 1024, `${bytes} bytes`);
+    const server = await startProxy(['--web', webRoot, '127.0.0.1:0', '127.0.0.1:9']);
+    proxies.push(server);
+    const page = await (await newContext()).newPage();
+    await page.goto(`http://127.0.0.1:${server.port}/player.html?file=large.1`);
+    // Asked while it loads, the page answers, with part of the messages read: it parses as the file streams in.
+    const counts = new Set<number>();
+    for (;;) {
+      const state = await page.evaluate(() => (globalThis as unknown as Partial<PlayerGlobals>).player?.state());
+      if (state === undefined) continue;
+      if (state.loading) counts.add(state.count);
+      else if (state.count > 0 || state.message) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const partial = [...counts].filter((count) => count > 0 && count < messages);
+    assert.ok(partial.length >= 2, `counts seen while loading: ${[...counts].join(', ')}`);
+    const loaded = await player(page).state();
+    assert.equal(loaded.message, '');
+    assert.equal(loaded.count, messages);
+    assert.equal(loaded.kind, 'text');
+    // The client's upload is not kept: the server's lines and the index are, a few MiB for a 256 MiB file.
+    assert.ok(loaded.memoryBytes < 8 * 1024 * 1024, `${loaded.memoryBytes} bytes kept`);
+    await page.evaluate(() => (globalThis as unknown as { player: { setSpeed(s: number): void; play(): void } }).player.setSpeed(Infinity));
+    await page.evaluate(() => (globalThis as unknown as { player: { play(): void } }).player.play());
+    await page.waitForFunction(
+      () => {
+        const state = (globalThis as unknown as PlayerGlobals).player.state();
+        return state.next === state.count && !state.playing;
+      },
+      undefined,
+      { timeout: 120000 },
+    );
+    await player(page).settled();
+    assert.match(await player(page).text(), /^received part 256 of 256$/m);
+    assert.equal(await page.textContent('#from-played'), '256 · 64.0 MiB');
   });
 });

@@ -46,6 +46,8 @@ export interface PlayerPage {
     playing: boolean;
     seeking: boolean;
     message: string;
+    /** Bytes the loaded recording takes in memory (server data and the index). */
+    memoryBytes: number;
   };
   /** Resolves once everything played so far is drawn. */
   settled(): Promise<void>;
@@ -78,6 +80,8 @@ const statusLabel = byId<HTMLElement>('status');
 let loaded: Loaded | undefined;
 let playback: Playback | undefined;
 let loading = false;
+/** The store being filled while a file loads. */
+let loadingStore: MessageStore | undefined;
 /** Bumped by each load, so that a load replaced by a newer one stops. */
 let loadGeneration = 0;
 let terminalView: ReturnType<typeof createTerminalView> | undefined;
@@ -88,10 +92,11 @@ const mib = (bytes: number): string =>
   bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const count = (n: number): string => n.toLocaleString('en');
 
-/** `m:ss`, or `h:mm:ss` past an hour. */
+/** `m:ss.s`, or `h:mm:ss.s` past an hour. */
 function clock(ms: number): string {
-  const total = Math.max(0, Math.floor(ms / 1000));
-  const s = String(total % 60).padStart(2, '0');
+  const tenths = Math.max(0, Math.floor(ms / 100));
+  const total = Math.floor(tenths / 10);
+  const s = `${String(total % 60).padStart(2, '0')}.${tenths % 10}`;
   const m = Math.floor(total / 60);
   return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
@@ -269,6 +274,7 @@ async function load(name: string, open: () => Promise<{ stream: ReadableStream<U
   screen.replaceChildren();
   facts.replaceChildren();
   const store = new MessageStore();
+  loadingStore = store;
   const sizes = new Map<number, WindowSize>();
   const parser = new RecordingParser(store, (_ms, data) => {
     const size = windowSizeIn(data);
@@ -306,6 +312,7 @@ async function load(name: string, open: () => Promise<{ stream: ReadableStream<U
   }
   if (generation !== loadGeneration) return;
   loading = false;
+  loadingStore = undefined;
   loaded = { name, store, variables: parser.variables, sizes, detected: detect(store), error };
   statusLabel.textContent = `${count(store.count)} messages, ${mib(read)} read`;
   if (error instanceof RecordingError) {
@@ -384,13 +391,14 @@ const page: PlayerPage = {
   state: () => ({
     loading,
     kind: kind(),
-    count: loaded?.store.count ?? 0,
+    count: (loaded?.store ?? loadingStore)?.count ?? 0,
     duration: loaded?.store.duration ?? 0,
     position: playback?.state.position ?? 0,
     next: playback?.state.next ?? 0,
     playing: playback?.state.playing ?? false,
     seeking: playback?.state.seeking !== undefined,
     message: messageBox.hidden ? '' : (messageBox.textContent ?? ''),
+    memoryBytes: loaded?.store.memoryBytes ?? 0,
   }),
   settled: async () => playback?.settled(),
   pixels: (points) => {

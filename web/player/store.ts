@@ -23,7 +23,7 @@ export class MessageStore {
   #block = new Uint32Array(1024);
   #offset = new Uint32Array(1024);
   readonly #blocks: Uint8Array[] = [];
-  #used = BLOCK_BYTES;
+  #used = 0;
 
   /** Appends a message; its data is copied when it goes to the client. */
   add(ms: number, toClient: boolean, data: Uint8Array): void {
@@ -39,7 +39,7 @@ export class MessageStore {
     }
     this.bytesToClient += data.length;
     this.messagesToClient++;
-    if (data.length > BLOCK_BYTES - this.#used) {
+    if (this.#blocks.length === 0 || data.length > BLOCK_BYTES - this.#used) {
       this.#blocks.push(new Uint8Array(Math.max(BLOCK_BYTES, data.length)));
       this.#used = 0;
     }
