@@ -237,7 +237,7 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
     writeFileSync(join(webRoot, 'corrupt.1'), lines.join('\n'));
     const corrupt = await (await newContext()).newPage();
     await corrupt.goto(`${origin}/player.html?file=corrupt.1`);
-    await corrupt.waitForFunction(() => (globalThis as unknown as PlayerGlobals).player?.state().message !== '', undefined, {
+    await corrupt.waitForFunction(() => Boolean((globalThis as unknown as Partial<PlayerGlobals>).player?.state().message), undefined, {
       timeout: 30000,
     });
     assert.match(
@@ -246,7 +246,7 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
     );
     assert.equal(await corrupt.isVisible('#message'), true);
     await corrupt.goto(`${origin}/player.html?file=missing.1`);
-    await corrupt.waitForFunction(() => (globalThis as unknown as PlayerGlobals).player?.state().message !== '', undefined, {
+    await corrupt.waitForFunction(() => Boolean((globalThis as unknown as Partial<PlayerGlobals>).player?.state().message), undefined, {
       timeout: 30000,
     });
     assert.match((await player(corrupt).state()).message, /^Cannot read missing\.1: HTTP 404/);
