@@ -71,6 +71,12 @@ const player = (page: Page) => ({
 async function playToEnd(context: BrowserContext, origin: string, file: string): Promise<Page> {
   const page = await context.newPage();
   await page.goto(`${origin}/player.html?file=${encodeURIComponent(file)}&speed=max&autoplay=1`);
+  await playedToEnd(page);
+  return page;
+}
+
+/** Waits until the page has a recording loaded and played to its end, and drawn. */
+async function playedToEnd(page: Page): Promise<void> {
   await page.waitForFunction(
     () => {
       const state = (globalThis as unknown as PlayerGlobals).player?.state();
@@ -80,8 +86,17 @@ async function playToEnd(context: BrowserContext, origin: string, file: string):
     { timeout: 60000 },
   );
   await player(page).settled();
-  return page;
 }
+
+/** Calls one of the page's `window.player` methods that take a number or nothing. */
+const call = (page: Page, method: 'play' | 'pause' | 'setSpeed', argument?: number) =>
+  page.evaluate(
+    ([name, value]) => {
+      const target = (globalThis as unknown as { player: Record<string, (v?: number) => void> }).player;
+      target[name as string]!(value as number | undefined);
+    },
+    [method, argument] as const,
+  );
 
 /** Waits until the recording's file is complete: the proxy writes its end line after the session closes. */
 async function recordingDone(file: string): Promise<string> {
@@ -325,6 +340,47 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
       assert.equal(await replay.text(), final);
 
       // The kind can be forced: the same bytes as VNC are not a VNC session, and the page says so.
+      // In real time at 16x, and paused: the position holds still.
+      await seekAndWait(page, 0);
+      await call(page, 'setSpeed', 16);
+      await call(page, 'play');
+      await playedToEnd(page);
+      assert.equal(await replay.text(), final);
+      await seekAndWait(page, 0);
+      await call(page, 'setSpeed', 0.5);
+      await call(page, 'play');
+      await call(page, 'pause');
+      const paused = await replay.state();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal((await replay.state()).playing, false);
+      assert.equal((await replay.state()).next, paused.next);
+
+      // The file picker and drag and drop read a local file through File.stream().
+      const picked = await (await newContext()).newPage();
+      await picked.goto(`${origin}/player.html?speed=max`);
+      await picked.setInputFiles('#file', join(webRoot, 'telnet.1'));
+      await picked.waitForFunction(() => (globalThis as unknown as PlayerGlobals).player.state().count > 0, undefined, { timeout: 30000 });
+      await call(picked, 'play');
+      await playedToEnd(picked);
+      assert.equal(await player(picked).text(), final);
+      assert.equal(await picked.textContent('#source'), 'telnet.1');
+      await picked.evaluate(async () => {
+        const bytes = await (await fetch('telnet.1')).arrayBuffer();
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'dropped.1'));
+        document.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      });
+      await picked.waitForFunction(
+        () =>
+          document.getElementById('source')!.textContent === 'dropped.1' &&
+          (globalThis as unknown as PlayerGlobals).player.state().count > 0,
+        undefined,
+        { timeout: 30000 },
+      );
+      await call(picked, 'play');
+      await playedToEnd(picked);
+      assert.equal(await player(picked).text(), final);
+
       await page.selectOption('#kind', 'vnc');
       await page.evaluate(() => (globalThis as unknown as { player: { play(): void } }).player.play());
       await page.waitForFunction(

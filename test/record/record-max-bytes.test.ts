@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -149,6 +149,44 @@ test('without a cap every message is recorded, with the session line and the end
     assert.equal(recording.end?.bytesFromClient, COUNT * MESSAGE);
   } finally {
     if (proxy.proc.exitCode === null) await proxy.stop();
+  }
+});
+
+test('--record-max-bytes with --workers 2: the worker that serves the session caps its recording', async () => {
+  const sub = join(dir, 'workers');
+  await mkdir(sub);
+  const proxy = await startProxy([
+    '--workers',
+    '2',
+    '--record',
+    join(sub, 'w'),
+    '--record-max-bytes',
+    String(CAP),
+    '127.0.0.1:0',
+    `127.0.0.1:${echo.port}`,
+  ]);
+  try {
+    const ws = await openClient(proxy.url, ['binary']);
+    for (let i = 0; i < COUNT; i++) {
+      const reply = once(ws, 'message');
+      ws.send(Buffer.alloc(MESSAGE, i));
+      await reply;
+    }
+    ws.close(1000);
+    await proxy.waitForEvent((e) => e.event === 'close');
+    // The worker completes the file just after the session's close line.
+    let text = '';
+    for (let tries = 0; !text.includes('var VNC_frame_end') && tries < 100; tries++) {
+      const files = await readdir(sub);
+      text = files.length === 1 ? await readFile(join(sub, files[0]!), 'latin1') : '';
+      if (!text.includes('var VNC_frame_end')) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const recording = parseRecordingWithInfo(text);
+    assert.ok(messageLineBytes(text) <= CAP);
+    assert.equal(recording.end?.stopped?.maxBytes, CAP);
+    assert.equal(recording.end?.bytesFromClient, COUNT * MESSAGE);
+  } finally {
+    await proxy.stop();
   }
 });
 
