@@ -171,14 +171,13 @@ export class Session {
   /** Opens the recording, its first line saying who and what the session is (for audit). */
   private startRecording(info: SessionInfo): Recorder {
     const token = new URL(info.path, 'http://x').searchParams.get('token') ?? undefined;
-    const start = new Date(Date.now() - this.elapsed()).toISOString();
     const { id, client, peer, target, path, protocol } = info;
     return createRecorder({
       basePath: this.context.record!,
       sessionNumber: id,
       logger: this.log,
       maxBytes: this.context.recordMaxBytes,
-      session: { id, client, peer, target, ...(token === undefined ? {} : { token }), path, protocol, start },
+      session: { id, client, peer, target, ...(token === undefined ? {} : { token }), path, protocol, start: new Date().toISOString() },
     });
   }
 

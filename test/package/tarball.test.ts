@@ -147,7 +147,15 @@ test('the tarball holds the built program, and no tests, bench, sources or sourc
       (file.endsWith('.ts') && !file.endsWith('.d.ts')),
   );
   assert.deepEqual(unwanted, []);
-  for (const wanted of ['package.json', 'README.md', 'dist/src/cli/main.js', 'dist/src/cli/replay.js', 'dist/web/websock.js']) {
+  for (const wanted of [
+    'package.json',
+    'README.md',
+    'dist/src/cli/main.js',
+    'dist/src/cli/replay.js',
+    'dist/web/websock.js',
+    'dist/web/player.html',
+    'dist/web/player.js',
+  ]) {
     assert.ok(paths.includes(wanted), `${wanted} is not in the tarball`);
   }
 });
