@@ -13,6 +13,8 @@ import vm from 'node:vm';
 import { UsageError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
 import { parseRecordingWithInfo } from '../../src/record/reader.js';
+import { createRecorder } from '../../src/record/recorder.js';
+import { captureLog } from '../helpers/log-capture.js';
 import { runCli, startProxy } from '../helpers/proxy.js';
 import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
@@ -43,6 +45,42 @@ function messageLineBytes(text: string): number {
     .filter((line) => line.startsWith("'"))
     .reduce((sum, line) => sum + line.length + 1, 0);
 }
+
+test('the cap: the lines within it are kept, the first that would pass it stops the recording, and no later one is taken even if it would fit', async () => {
+  let clock = 0;
+  const session = { id: 4, client: 'c', peer: 'p', target: 't', path: '/', protocol: 'binary', start: '2026-01-01T00:00:00.000Z' };
+  // '{0{aaaa',\n is 11 bytes and '}5}bb',\n 9: 20 fit in 27; '{7{c',\n (8) would not; '{9{',\n (7) would, too late.
+  const recorder = createRecorder({
+    basePath: join(dir, 'exact'),
+    sessionNumber: 1,
+    logger: captureLog().logger,
+    now: () => clock,
+    maxBytes: 27,
+    session,
+  });
+  recorder.fromTarget(Buffer.from('aaaa'));
+  clock = 5;
+  recorder.fromClient(Buffer.from('bb'));
+  clock = 7;
+  recorder.fromTarget(Buffer.from('c'));
+  assert.equal(recorder.capped, true);
+  clock = 9;
+  recorder.fromTarget(Buffer.from(''));
+  recorder.closed({ bytesFromClient: 2, bytesFromTarget: 5, durationMs: 9, code: 1000, reason: '', initiator: 'target' });
+  await recorder.finished;
+  const text = await readFile(recorder.path, 'latin1');
+  const head = `var VNC_frame_encoding = 'binary';\nvar VNC_frame_session = '${JSON.stringify(session)}';\nvar VNC_frame_data = [\n`;
+  assert.ok(text.startsWith(head), text);
+  const rest = text.slice(head.length);
+  assert.match(
+    rest,
+    /^'\{0\{aaaa',\n'\}5\}bb',\n\/\/ recording stopped at 7 ms: --record-max-bytes 27 reached; the session went on unrecorded\n'EOF'\];\nvar VNC_frame_end = '.*';\n$/,
+  );
+  const { end, messages } = parseRecordingWithInfo(text);
+  assert.equal(messages.length, 2);
+  assert.deepEqual(end?.stopped, { reason: 'max-bytes', maxBytes: 27, ms: 7 });
+  assert.equal(end?.initiator, 'target');
+});
 
 test('--record-max-bytes: the recording stops at the cap with a note, the file stays complete, the session goes on', async () => {
   const base = join(dir, 'capped');
