@@ -85,6 +85,8 @@ export interface ProxyConfig {
   traffic: boolean;
   /** `--record FILE`: each session is recorded to `FILE.<session number>` (an absolute path). */
   record?: string | undefined;
+  /** `--record-max-bytes N`: the most bytes of message lines one session's recording holds. Default: no cap. */
+  recordMaxBytes?: number | undefined;
   /** TLS on the listening port; off when its certificate is absent (see {@link ListenTls.explicit}). */
   tls?: ListenTls | undefined;
   /** Static files on the same port (`--web`); without it plain HTTP requests get 405. */

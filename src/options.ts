@@ -88,6 +88,11 @@ export interface ProxyOptions extends LimitOptions {
   fileOnly?: boolean | undefined;
   /** Record each session to `FILE.<session number>`. */
   record?: string | undefined;
+  /**
+   * With `record`: the most bytes of message lines one session's recording may hold; past it the recording
+   * stops with a note in the file (still complete), and the session goes on. Default: no cap.
+   */
+  recordMaxBytes?: number | undefined;
   /** TLS certificate file (may hold the key). Default `self.pem`; TLS is off when the default is absent. */
   cert?: string | undefined;
   /** TLS private key file, if separate. */
@@ -241,6 +246,7 @@ export function resolveOptions(options: ProxyOptions): ResolvedOptions {
       maxHeaderSize: bytes('--max-header-size', options.maxHeaderSize, DEFAULTS.maxHeaderSize),
       traffic: options.traffic ?? DEFAULTS.traffic,
       record: absolute(options.record),
+      recordMaxBytes: options.recordMaxBytes === undefined ? undefined : bytes('--record-max-bytes', options.recordMaxBytes, 0),
       tls: {
         cert: resolve(options.cert ?? TLS_DEFAULTS.cert),
         key: absolute(options.key),
@@ -363,6 +369,7 @@ function checkCombinations(options: ProxyOptions): void {
   if (options.listenFd !== undefined && (!Number.isInteger(options.listenFd) || options.listenFd < 0))
     throw new UsageError(`listenFd: expected a file descriptor number, got ${options.listenFd}`);
   if (options.fileOnly && !options.web) throw new UsageError('--file-only needs --web');
+  if (options.recordMaxBytes !== undefined && options.record === undefined) throw new UsageError('--record-max-bytes needs --record');
   if (options.proxyProtocol && !options.trustedProxy?.length)
     throw new UsageError('--proxy-protocol needs --trusted-proxy: the peers that send the header');
   // A Unix socket peer has no address, so no --trusted-proxy range can name it.

@@ -108,6 +108,7 @@ export function buildProgram(): Command {
       .option('-v, --verbose', 'verbose messages (debug-level events)')
       .option('--traffic', 'print a character per message moved: } from the client, { from the target')
       .option('--record <file>', "record each session to FILE.<session number>, in the format of noVNC's playback page")
+      .option('--record-max-bytes <bytes>', 'with --record: stop recording a session past this many bytes (the session goes on)', bytes)
       .option('--run-once', 'handle a single WebSocket session, then exit')
       .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
       .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)

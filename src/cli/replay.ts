@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { type RecordedMessage, RecordingFormatError, readRecording } from '../record/reader.js';
+import { type RecordedMessage, type Recording, RecordingFormatError, readRecordingWithInfo } from '../record/reader.js';
 
 const USAGE = 'usage: websockify-replay [--hex] FILE';
 const HELP = `${USAGE}
 
 Lists the messages of a session recording made with websockify --record FILE (FILE.<n>, one per session):
-each message's time since the session started, its direction and its size.
+each message's time since the session started, its direction and its size; first and last, who and what
+the session was and how it ended, when the file says so.
 
   --hex       also print a hex dump of each message
   -h, --help  show this help and exit
@@ -35,6 +36,24 @@ function hexDump(data: Buffer): string {
     out += `    ${offset.toString(16).padStart(8, '0')}  ${hex} |${ascii}|\n`;
   }
   return out;
+}
+
+/** The recording's facts about its session, one line each, for the top and the bottom of the listing. */
+function describe({ session, end }: Recording): { head: string; tail: string } {
+  let head = '';
+  if (session) {
+    const via = session.peer === session.client ? '' : ` via ${session.peer}`;
+    const token = session.token === undefined ? '' : `, token ${session.token}`;
+    head = `session ${session.id}: ${session.client}${via} to ${session.target} (${session.path}${token}), started ${session.start}\n`;
+  }
+  let tail = '';
+  if (end) {
+    const why = end.reason ? ` (${end.reason})` : '';
+    tail = `ended ${end.end}: closed by ${end.initiator}, code ${end.code}${why}; ${end.bytesFromClient} bytes from the client, ${end.bytesFromTarget} from the target\n`;
+    if (end.stopped)
+      tail += `the recording stopped at ${end.stopped.ms} ms: its limit of ${end.stopped.maxBytes} bytes (--record-max-bytes) was reached\n`;
+  }
+  return { head, tail };
 }
 
 async function print(messages: RecordedMessage[], hex: boolean): Promise<void> {
@@ -75,9 +94,9 @@ async function main(): Promise<number> {
     return 2;
   }
   const file = parsed.positionals[0]!;
-  let messages: RecordedMessage[];
+  let recording: Recording;
   try {
-    messages = await readRecording(file);
+    recording = await readRecordingWithInfo(file);
   } catch (err) {
     if (err instanceof RecordingFormatError) {
       process.stderr.write(`websockify-replay: ${file} is not a valid session recording: ${err.message}\n`);
@@ -88,7 +107,10 @@ async function main(): Promise<number> {
   }
   // A reader that went away (| head) is not an error.
   process.stdout.on('error', () => process.exit(0));
-  await print(messages, parsed.values.hex ?? false);
+  const { head, tail } = describe(recording);
+  await write(head);
+  await print(recording.messages, parsed.values.hex ?? false);
+  await write(tail);
   return 0;
 }
 

@@ -29,6 +29,8 @@ export interface EndpointOptions {
   hooks: readonly BridgeHook[];
   /** `--record FILE`: each session is recorded to `FILE.<id>`. */
   record?: string | undefined;
+  /** `--record-max-bytes`: the cap on one session's recorded message lines. */
+  recordMaxBytes?: number | undefined;
   /** Ping clients every N seconds, dropping those that do not answer; 0 = off. */
   heartbeat: number;
   /** Seconds a graceful shutdown gives sessions (and recordings) before they are cut. */
@@ -176,6 +178,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       logger: options.logger,
       hooks: options.hooks,
       record: options.record,
+      recordMaxBytes: options.recordMaxBytes,
       targetProxyProtocol: options.targetProxyProtocol,
       unfinished: this.unfinished,
       metrics: options.metrics,

@@ -70,6 +70,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
     logger,
     hooks: config.traffic ? [trafficHook] : [],
     record: config.record,
+    recordMaxBytes: config.recordMaxBytes,
     heartbeat: config.heartbeat,
     shutdownTimeout: config.shutdownTimeout,
     sessionIds: role.sessionIds,

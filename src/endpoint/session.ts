@@ -19,6 +19,8 @@ export interface SessionContext {
   hooks: readonly BridgeHook[];
   /** `--record FILE`: record each session to `FILE.<id>`. */
   record?: string | undefined;
+  /** `--record-max-bytes`: the cap on one session's recorded message lines. */
+  recordMaxBytes?: number | undefined;
   /** Begin the target connection with a PROXY v2 header naming the client (`--target-proxy-protocol`). */
   targetProxyProtocol: boolean;
   /** The bound on unfinished client messages over all sessions. */
@@ -74,7 +76,7 @@ export class Session {
   /** Present once the target is connected. */
   bridge: Bridge | undefined;
   /** With `--record`: this session's recorder, from the handshake on (as Python websockify). */
-  readonly recorder: Recorder | undefined;
+  recorder: Recorder | undefined;
   private readonly log: Logger;
   private readonly startedAt = performance.now();
   private readonly ws: WebSocket;
@@ -91,8 +93,6 @@ export class Session {
     this.upgraded = upgraded;
     this.ws = upgraded.ws;
     this.log = context.logger;
-    this.recorder =
-      context.record === undefined ? undefined : createRecorder({ basePath: context.record, sessionNumber: id, logger: this.log });
     (upgraded.ws as Tagged<WebSocket>)[kSession] = this;
     upgraded.ws.on('error', onClientError);
     upgraded.ws.pause();
@@ -111,6 +111,7 @@ export class Session {
     const path = req.url ?? '/';
     const info: SessionInfo = { id: this.id, client, peer, target, protocol, path };
     if (this.context.wantsEndInfo()) this.info = info;
+    if (this.context.record !== undefined) this.recorder = this.startRecording(info);
     // Told before the line is logged: a worker's primary learns the session number before anyone reading
     // the log could kill the worker, so that its replacement never gives the number again.
     this.context.opened(info);
@@ -185,6 +186,19 @@ export class Session {
   terminate(reason: string): void {
     if (this.bridge) this.bridge.terminate(reason);
     else this.ws.terminate();
+  }
+
+  /** Opens the recording, its first line saying who and what the session is (for audit). */
+  private startRecording(info: SessionInfo): Recorder {
+    const token = new URL(info.path, 'http://x').searchParams.get('token') ?? undefined;
+    const { id, client, peer, target, path, protocol } = info;
+    return createRecorder({
+      basePath: this.context.record!,
+      sessionNumber: id,
+      logger: this.log,
+      maxBytes: this.context.recordMaxBytes,
+      session: { id, client, peer, target, ...(token === undefined ? {} : { token }), path, protocol, start: new Date().toISOString() },
+    });
   }
 
   private elapsed(): number {

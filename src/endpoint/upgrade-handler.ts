@@ -34,6 +34,7 @@ export interface UpgradeHandlerOptions
     | 'sslTargetCa'
     | 'sslTargetInsecure'
     | 'record'
+    | 'recordMaxBytes'
     | 'heartbeat'
     | 'handshakeTimeout'
     | 'connectTimeout'

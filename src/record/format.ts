@@ -94,3 +94,56 @@ export function writeRecord(out: Buffer, offset: number, marker: number, ms: num
   out[at++] = 0x0a; // \n
   return at;
 }
+
+/**
+ * The name of the variable, before the data, that says who and what a recording is ({@link RecordingSession}).
+ * noVNC's player loads the file as a script, so an extra `var VNC_frame_*` string is only one more global to it.
+ */
+export const SESSION_VARIABLE = 'VNC_frame_session';
+/** The name of the variable, after the closing `];`, that says how the session ended ({@link RecordingEnd}). */
+export const END_VARIABLE = 'VNC_frame_end';
+
+/** Who and what a recorded session was, written as JSON in the file's {@link SESSION_VARIABLE}. */
+export interface RecordingSession {
+  /** The session's number (`conn N` in the log, `FILE.N`). */
+  id: number;
+  /** The real client's address (behind a trusted proxy, the one it named). */
+  client: string;
+  /** The connection's own peer: the client itself, or the trusted proxy in front of it. */
+  peer: string;
+  /** Where the session went: `host:port` or `unix:PATH`. */
+  target: string;
+  /** The `token` query parameter of the request, when it had one. */
+  token?: string | undefined;
+  /** The request's path and query. */
+  path: string;
+  /** The chosen subprotocol: `binary`, `base64` or `none`. */
+  protocol: string;
+  /** When the session started, as an ISO 8601 UTC time. */
+  start: string;
+}
+
+/** How a recorded session ended, written as JSON in the file's {@link END_VARIABLE}. */
+export interface RecordingEnd {
+  /** When the session ended, as an ISO 8601 UTC time. */
+  end: string;
+  durationMs: number;
+  /** The close code the proxy sent, or else the one the client sent (1005 none, 1006 dropped). */
+  code: number;
+  reason: string;
+  /** Who closed: `client`, `target` or `proxy`. */
+  initiator: string;
+  bytesFromClient: number;
+  bytesFromTarget: number;
+  /** Set when the recording stopped before the session did; the file then holds its first part only. */
+  stopped?: { reason: 'max-bytes'; maxBytes: number; ms: number } | undefined;
+}
+
+/**
+ * One `var NAME = '<JSON>';` line: the JSON is kept ASCII (`\uXXXX` for the rest) and then escaped as the
+ * message data is, so that both noVNC's player (a script) and the reader take it.
+ */
+export function variableLine(name: string, value: object): string {
+  const json = JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `var ${name} = '${json.replace(/[\\']/g, '\\$&')}';\n`;
+}

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { END_VARIABLE, type RecordingEnd, type RecordingSession, SESSION_VARIABLE } from './format.js';
 
 /** One recorded message. */
 export interface RecordedMessage {
@@ -7,6 +8,15 @@ export interface RecordedMessage {
   /** Milliseconds since the session started. */
   ms: number;
   data: Buffer;
+}
+
+/** A recording with what this proxy writes about its session, when the file has it. */
+export interface Recording {
+  messages: RecordedMessage[];
+  /** Who and what the session was (`var VNC_frame_session`); absent in Python websockify's files. */
+  session?: RecordingSession | undefined;
+  /** How it ended (`var VNC_frame_end`); absent in Python websockify's files. */
+  end?: RecordingEnd | undefined;
 }
 
 /** A file that is not a complete recording; the message names the line. */
@@ -27,8 +37,13 @@ export class RecordingFormatError extends Error {
  * 'EOF' entry because the session is still open or its recording was dropped); fs errors as they come.
  */
 export async function readRecording(path: string): Promise<RecordedMessage[]> {
+  return (await readRecordingWithInfo(path)).messages;
+}
+
+/** As {@link readRecording}, with the session's facts when the file has them. */
+export async function readRecordingWithInfo(path: string): Promise<Recording> {
   // latin1 maps every byte to one character; the format is ASCII and anything else is rejected below.
-  return parseRecording(await readFile(path, 'latin1'));
+  return parseRecordingWithInfo(await readFile(path, 'latin1'));
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -40,8 +55,24 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
  * by `VNC_frame_encoding` when given, else base64 only when the first message starts with "UkZC".
  */
 export function parseRecording(text: string): RecordedMessage[] {
+  return parseRecordingWithInfo(text).messages;
+}
+
+/**
+ * As {@link parseRecording}, with the session's facts: `var VNC_frame_<name> = '...';` lines are also
+ * allowed after the closing `];`, and those named `VNC_frame_session` and `VNC_frame_end` are read as JSON.
+ */
+export function parseRecordingWithInfo(text: string): Recording {
   const parser = new Parser(text);
-  let encoding: string | undefined;
+  const variables = new Map<string, { value: string; line: number }>();
+  const variable = (name: string): void => {
+    if (!name.startsWith('VNC_frame_')) parser.fail(`unexpected variable ${name}: expected VNC_frame_data`);
+    const line = parser.line();
+    const value = parser.string().toString('latin1');
+    parser.skipSpace();
+    parser.expect(';');
+    variables.set(name, { value, line });
+  };
   for (;;) {
     parser.skipSpace();
     parser.expectWord('var');
@@ -51,12 +82,14 @@ export function parseRecording(text: string): RecordedMessage[] {
     parser.expect('=');
     parser.skipSpace();
     if (name === 'VNC_frame_data') break;
-    if (!name.startsWith('VNC_frame_')) parser.fail(`unexpected variable ${name}: expected VNC_frame_data`);
-    const value = parser.string().toString('latin1');
-    parser.skipSpace();
-    parser.expect(';');
-    if (name === 'VNC_frame_encoding') {
-      if (value !== 'binary' && value !== 'base64') parser.fail(`unknown VNC_frame_encoding '${value}'`);
+    variable(name);
+  }
+  let encoding: string | undefined;
+  {
+    const declared = variables.get('VNC_frame_encoding');
+    if (declared) {
+      const value = declared.value;
+      if (value !== 'binary' && value !== 'base64') throw new RecordingFormatError(`unknown VNC_frame_encoding '${value}'`, declared.line);
       encoding = value;
     }
   }
@@ -76,7 +109,17 @@ export function parseRecording(text: string): RecordedMessage[] {
   parser.skipSpace();
   if (parser.peek() === ';') parser.advance();
   parser.skipSpace();
-  if (!parser.atEnd()) parser.fail("unexpected text after the closing '];'");
+  while (!parser.atEnd()) {
+    if (!parser.startsWith('var')) parser.fail("unexpected text after the closing '];'");
+    parser.expectWord('var');
+    parser.skipSpace(true);
+    const name = parser.identifier();
+    parser.skipSpace();
+    parser.expect('=');
+    parser.skipSpace();
+    variable(name);
+    parser.skipSpace();
+  }
 
   const messages = entries.map(({ entry, line }) => splitEntry(entry, line));
   encoding ??= messages[0]?.direction === 'toClient' && messages[0].data.subarray(0, 4).toString('latin1') === 'UkZC' ? 'base64' : 'binary';
@@ -87,7 +130,17 @@ export function parseRecording(text: string): RecordedMessage[] {
       message.data = Buffer.from(text, 'base64');
     });
   }
-  return messages;
+  return { messages, session: json(variables.get(SESSION_VARIABLE)), end: json(variables.get(END_VARIABLE)) };
+}
+
+/** A variable's JSON value. */
+function json<T>(variable: { value: string; line: number } | undefined): T | undefined {
+  if (variable === undefined) return undefined;
+  try {
+    return JSON.parse(variable.value) as T;
+  } catch (err) {
+    throw new RecordingFormatError(`a VNC_frame_ variable that is not JSON: ${(err as Error).message}`, variable.line);
+  }
 }
 
 /** Splits `{ms{data` or `}ms}data`. */
@@ -129,6 +182,10 @@ class Parser {
   advance(): void {
     if (this.text.charCodeAt(this.pos) === 0x0a) this.lineNumber++;
     this.pos++;
+  }
+
+  startsWith(text: string): boolean {
+    return this.text.startsWith(text, this.pos);
   }
 
   atEnd(): boolean {

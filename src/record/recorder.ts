@@ -1,7 +1,20 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { BridgeHook, BridgeSummary } from '../bridge/bridge.js';
 import type { Logger } from '../log/logger.js';
-import { FROM_CLIENT, maxRecordLength, RECORDING_FOOTER, RECORDING_HEADER, recordLength, TO_CLIENT, writeRecord } from './format.js';
+import {
+  END_VARIABLE,
+  FROM_CLIENT,
+  maxRecordLength,
+  RECORDING_FOOTER,
+  RECORDING_HEADER,
+  type RecordingEnd,
+  type RecordingSession,
+  recordLength,
+  SESSION_VARIABLE,
+  TO_CLIENT,
+  variableLine,
+  writeRecord,
+} from './format.js';
 
 /**
  * Default bound on a session's recording bytes waiting for the disk (32 MiB). Escaped data is up to four
@@ -30,6 +43,18 @@ export interface RecorderOptions {
    * Default {@link DEFAULT_MAX_BUFFERED_BYTES}.
    */
   maxBufferedBytes?: number;
+  /**
+   * Who and what the session is: written before the data as `var VNC_frame_session`, and then, when the
+   * session closes, how it ended as `var VNC_frame_end` after the data. Without it the file holds the
+   * data alone, as Python websockify's.
+   */
+  session?: RecordingSession | undefined;
+  /**
+   * `--record-max-bytes`: the most bytes of message lines one session's file may hold (its header and
+   * closing lines come on top). The message that would pass it is not recorded, nor any after it: a
+   * comment and the end line say so, the file is still complete, and the session goes on. Default: no cap.
+   */
+  maxBytes?: number | undefined;
 }
 
 /** A session's recorder: a bridge hook, plus what a caller may want to watch. */
@@ -44,6 +69,8 @@ export interface Recorder extends BridgeHook {
   readonly bufferedBytes: number;
   /** True once recording stopped early (disk error or bound reached); the session itself goes on. */
   readonly dropped: boolean;
+  /** True once the recording reached {@link RecorderOptions.maxBytes}; the file is still completed. */
+  readonly capped: boolean;
   /** Resolves when the file is closed, complete or abandoned; never rejects. */
   readonly finished: Promise<void>;
 }
@@ -68,7 +95,12 @@ class FileRecorder implements Recorder {
   private readonly maxBufferedBytes: number;
   private readonly log: Logger;
   private readonly label: string;
-  private state: 'recording' | 'dropped' | 'closed' = 'recording';
+  private state: 'recording' | 'capped' | 'dropped' | 'closed' = 'recording';
+  private readonly session: RecordingSession | undefined;
+  private readonly maxBytes: number;
+  /** Bytes of message lines recorded so far, against {@link RecorderOptions.maxBytes}. */
+  private recordedBytes = 0;
+  private stopped: RecordingEnd['stopped'];
   private warned = false;
   private batch: Buffer | undefined;
   private batchUsed = 0;
@@ -84,7 +116,9 @@ class FileRecorder implements Recorder {
     this.stream = createWriteStream(this.path, { flags: 'w' });
     this.finished = new Promise((resolve) => this.stream.once('close', () => resolve()));
     this.stream.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
-    this.stream.write(RECORDING_HEADER);
+    this.session = options.session;
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.stream.write(this.session ? withSessionLine(this.session) : RECORDING_HEADER);
     this.log.info({ event: 'record-open', file: this.path }, `${this.label}: recording to ${this.path}`);
   }
 
@@ -96,6 +130,10 @@ class FileRecorder implements Recorder {
     return this.state === 'dropped';
   }
 
+  get capped(): boolean {
+    return this.state === 'capped';
+  }
+
   fromClient(data: Buffer): void {
     this.add(FROM_CLIENT, data);
   }
@@ -104,11 +142,25 @@ class FileRecorder implements Recorder {
     this.add(TO_CLIENT, data);
   }
 
-  closed(): void {
-    if (this.state !== 'recording') return;
+  closed(summary: BridgeSummary): void {
+    if (this.state !== 'recording' && this.state !== 'capped') return;
     this.state = 'closed';
     this.flushBatch();
-    this.stream.end(RECORDING_FOOTER);
+    if (!this.session) {
+      this.stream.end(RECORDING_FOOTER);
+      return;
+    }
+    const end: RecordingEnd = {
+      end: new Date().toISOString(),
+      durationMs: summary.durationMs,
+      code: summary.code,
+      reason: summary.reason,
+      initiator: summary.initiator,
+      bytesFromClient: summary.bytesFromClient,
+      bytesFromTarget: summary.bytesFromTarget,
+      ...(this.stopped ? { stopped: this.stopped } : {}),
+    };
+    this.stream.end(RECORDING_FOOTER + variableLine(END_VARIABLE, end));
   }
 
   private add(marker: number, data: Buffer): void {
@@ -116,7 +168,13 @@ class FileRecorder implements Recorder {
     const ms = Math.floor(this.now() - this.startedAt);
     const worst = maxRecordLength(ms, data.length);
     // Small messages go into the batch with room for their worst case, so their data is read once.
-    const length = worst <= BATCH_BYTES ? worst : recordLength(ms, data);
+    // The cap needs the exact length; so does a message too large for the batch.
+    const length = worst <= BATCH_BYTES && worst + this.recordedBytes <= this.maxBytes ? worst : recordLength(ms, data);
+    if (this.recordedBytes + length > this.maxBytes) {
+      this.cap(ms);
+      return;
+    }
+    this.recordedBytes += length;
     const waiting = this.stream.writableLength + this.batchUsed;
     // A backlog past the bound means the disk is slower than the traffic; one large message alone does not.
     if (waiting > BATCH_BYTES && waiting + length > this.maxBufferedBytes) {
@@ -134,7 +192,10 @@ class FileRecorder implements Recorder {
       return;
     }
     this.batch ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
-    this.batchUsed = writeRecord(this.batch, this.batchUsed, marker, ms, data);
+    const start = this.batchUsed;
+    this.batchUsed = writeRecord(this.batch, start, marker, ms, data);
+    // The worst case was counted against the cap; the line is often shorter.
+    this.recordedBytes -= length - (this.batchUsed - start);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(flushLater, this);
@@ -156,6 +217,19 @@ class FileRecorder implements Recorder {
     this.stream.write(chunk);
   }
 
+  /** Stops taking messages for good, with a comment in the data saying why; the file is completed at close. */
+  private cap(ms: number): void {
+    this.state = 'capped';
+    this.stopped = { reason: 'max-bytes', maxBytes: this.maxBytes, ms };
+    this.flushBatch();
+    this.batch = undefined;
+    this.stream.write(`// recording stopped at ${ms} ms: --record-max-bytes ${this.maxBytes} reached; the session went on unrecorded\n`);
+    this.log.warn(
+      { event: 'record-capped', file: this.path, limit: this.maxBytes },
+      `${this.label}: recording to ${this.path} stopped at its limit of ${this.maxBytes} bytes; the session goes on unrecorded`,
+    );
+  }
+
   private onError(err: NodeJS.ErrnoException): void {
     this.drop({ event: 'record-stopped', file: this.path, err: err.code ?? err.message }, err.message);
   }
@@ -170,6 +244,12 @@ class FileRecorder implements Recorder {
     this.warned = true;
     this.log.warn(fields, `${this.label}: recording to ${this.path} stopped (${why}); the session goes on unrecorded`);
   }
+}
+
+/** The header with the session's line between the encoding line and the data. */
+function withSessionLine(session: RecordingSession): string {
+  const split = RECORDING_HEADER.indexOf('\n') + 1;
+  return RECORDING_HEADER.slice(0, split) + variableLine(SESSION_VARIABLE, session) + RECORDING_HEADER.slice(split);
 }
 
 function flushLater(recorder: FileRecorder): void {

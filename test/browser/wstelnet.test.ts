@@ -1,10 +1,8 @@
 // The wstelnet page in Chromium, served by the real proxy with --web dist/web, talking to real servers:
 // Debian's telnetd running a shell (over ws and wss) and ngircd, an IRC server that never negotiates.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,12 +13,11 @@ import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
+import { PROMPT, type Started, startTelnetService, stopProcess, TELNETD, track } from './telnetd.js';
 
 /** What `npm run build` puts in dist/web (this file runs from dist/test/browser). */
 const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
-const TELNETD = '/usr/sbin/telnetd';
 const NGIRCD = '/usr/sbin/ngircd';
-const PROMPT = 'wstelnet$ ';
 /** Write docs/images/wstelnet.png (the README's picture) only when asked, so a test run leaves the tree clean. */
 const SCREENSHOT =
   process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../../docs/images/wstelnet.png', import.meta.url)) : undefined;
@@ -28,54 +25,6 @@ const SCREENSHOT =
 /** The part of `window.wstelnet` the tests read (see web/wstelnet.ts). */
 interface PageGlobals {
   wstelnet: { term: Terminal };
-}
-
-/** A process and a promise of its exit, stopped by PID in cleanup. */
-interface Started {
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-}
-
-/** Stops a process we started: SIGTERM, then SIGKILL if it lingers. */
-async function stopProcess(started: Started): Promise<void> {
-  const { proc, exited } = started;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function track(proc: ChildProcess): Started {
-  return { proc, exited: once(proc, 'exit').catch(() => undefined) };
-}
-
-/**
- * A telnet service as inetd runs one: each connection accepted here gets its own telnetd with the socket
- * as stdin and stdout. `-E` runs a shell script in place of login (no password prompt); telnetd gives it
- * a pty sized by NAWS and TERM from TERMINAL-TYPE.
- */
-async function startTelnetService(dir: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const shell = join(dir, 'shell.sh');
-  writeFileSync(shell, `#!/bin/sh\nexport PS1='${PROMPT}' HOME='${dir}'\ncd '${dir}'\nexec /bin/bash --norc --noprofile -i\n`, {
-    mode: 0o755,
-  });
-  const daemons: Started[] = [];
-  // Paused, so that no byte is read here before telnetd gets the socket.
-  const server = net.createServer({ pauseOnConnect: true }, (socket) => {
-    const proc = spawn(TELNETD, ['-h', '-E', shell], { stdio: [socket, socket, 'ignore'] });
-    daemons.push(track(proc));
-    proc.on('spawn', () => socket.destroy());
-    proc.on('error', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    stop: async () => {
-      server.close();
-      await Promise.all(daemons.map(stopProcess));
-    },
-  };
 }
 
 /** ngircd on a free loopback port, with a minimal configuration in `dir`; resolves once it listens. */

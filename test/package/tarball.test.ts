@@ -157,7 +157,8 @@ test('the tarball holds the built program, and no tests, bench, sources or sourc
     'systemd/websockify@.service',
     'systemd/websockify@.socket',
     'dist/src/cli/client.js',
-    'dist/web/websock.js',
+    'dist/web/player.html',
+    'dist/web/player.js',
   ]) {
     assert.ok(paths.includes(wanted), `${wanted} is not in the tarball`);
   }
