@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ClientListenOptions } from '../client/listen.js';
 import { type ClientOptions, parseHeaderLine, readPemFile, resolveClientOptions } from '../client/options.js';
 import { DEFAULTS } from '../config.js';
@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import type { LogOptions } from '../log/logger.js';
 import { parseSyslogServer } from '../log/syslog.js';
 import { parseHostPort } from '../targets/address.js';
-import { packageVersion } from '../version.js';
+import { type ExitRequest, parseCommandLine } from './parse-command-line.js';
 
 const USAGE = `[options] [listen_addr:]listen_port URL
        websockify-client [options] --unix-listen FILE URL
@@ -112,7 +112,7 @@ export interface ClientCommand {
 }
 
 /** The outcome of parsing: a command to run, or text to print before exiting 0 (`--help`, `--version`). */
-export type ClientParseResult = { kind: 'run'; command: ClientCommand } | { kind: 'exit'; output: string };
+export type ClientParseResult = { kind: 'run'; command: ClientCommand } | ExitRequest;
 
 /**
  * Turns argv (without `node` and the script) into a checked command.
@@ -120,19 +120,9 @@ export type ClientParseResult = { kind: 'run'; command: ClientCommand } | { kind
  */
 export function parseClientArgs(argv: readonly string[]): ClientParseResult {
   const program = buildClientProgram();
-  let helpText = '';
-  program.configureOutput({ writeOut: (text) => (helpText += text), writeErr: () => undefined });
-  try {
-    program.parse(argv as string[], { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed') return { kind: 'exit', output: helpText };
-      throw new UsageError(err.message.replace(/^error: /, ''));
-    }
-    throw err;
-  }
+  const exit = parseCommandLine(program, argv);
+  if (exit) return exit;
   const flags = program.opts<ParsedFlags>();
-  if (flags.version) return { kind: 'exit', output: `websockify-ts ${packageVersion()}\n` };
   const positional = [...program.args];
   if (flags.stdio && flags.unixListen) throw new UsageError('--stdio and --unix-listen cannot be used together');
   if (flags.stdio && flags.runOnce) throw new UsageError('--run-once has no meaning with --stdio (one session already)');

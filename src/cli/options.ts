@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseTargetPattern } from '../admission/policy.js';
 import { TrustedProxies } from '../client-address/trusted-proxies.js';
 import { type Config, DEFAULTS } from '../config.js';
@@ -11,7 +11,7 @@ import { socketActivated } from '../service/socket-activation.js';
 import { TLS_DEFAULTS } from '../tls/context.js';
 import { DEFAULT_TOKEN_CACHE_ENTRIES } from '../tokens/cache.js';
 import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
-import { packageVersion } from '../version.js';
+import { type ExitRequest, parseCommandLine } from './parse-command-line.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] --unix-listen FILE|--inetd [target_addr:target_port]
@@ -311,7 +311,7 @@ interface CommandOptions {
 }
 
 /** The outcome of parsing: a configuration to run, or text to print before exiting 0 (`--help`, `--version`). */
-export type ParseResult = { kind: 'run'; config: Config; options: ProxyOptions } | { kind: 'exit'; output: string };
+export type ParseResult = { kind: 'run'; config: Config; options: ProxyOptions } | ExitRequest;
 
 /**
  * Turns argv (without `node` and the script) into a validated configuration: commander reads the flags
@@ -324,22 +324,14 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   const wrapped = split >= 0 ? argv.slice(split + 1) : undefined;
   const own = split >= 0 ? argv.slice(0, split) : argv;
   const program = buildProgram();
-  let helpText = '';
-  program.configureOutput({ writeOut: (text) => (helpText += text), writeErr: () => undefined });
-  try {
-    program.parse(own as string[], { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed') return { kind: 'exit', output: helpText };
-      // Commander takes '-1' for an option; the user meant a (negative) port.
-      const negative = /'(-\d+)'/.exec(err.message);
-      if (err.code === 'commander.unknownOption' && negative) throw new UsageError(`invalid port '${negative[1]}' (expected 0-65535)`);
-      throw new UsageError(err.message.replace(/^error: /, ''));
-    }
-    throw err;
-  }
-  const { daemon, pidFile, version, ...opts } = program.opts<ProxyOptions & CommandOptions>();
-  if (version) return { kind: 'exit', output: `websockify-ts ${packageVersion()}\n` };
+  const exit = parseCommandLine(program, own, (err) => {
+    // Commander takes '-1' for an option; the user meant a (negative) port.
+    const negative = /'(-\d+)'/.exec(err.message);
+    if (err.code === 'commander.unknownOption' && negative) return new UsageError(`invalid port '${negative[1]}' (expected 0-65535)`);
+    return undefined;
+  });
+  if (exit) return exit;
+  const { daemon, pidFile, version: _version, ...opts } = program.opts<ProxyOptions & CommandOptions>();
   const given = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
   const positional = [...program.args];
   // With --inetd, --unix-listen or a socket from systemd (with at most one argument) the only positional
