@@ -57,7 +57,7 @@ export async function openEndpoint(config: ProxyConfig, logger: Logger, role: En
   const targets = role.targets ?? (await openTargets(config, logger, role.metrics));
   const forwarded = createForwardedResolver(config.trustedProxies, logger);
   limitRefusalLog(logger, config.limits.refusalLogInterval);
-  const limits = new Limits(config.limits, config.trustedProxies, logger, role.limits);
+  const limits = new Limits(config.limits, config.trustedProxies, logger, { ...role.limits, counter: role.metrics?.refused });
   const admit = guardAdmission(createAdmission({ auth, targets }), policy);
   const endpoint = new Endpoint({
     forwarded,

@@ -27,7 +27,18 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'tokens'), `good: 127.0.0.1:${echo.port}\n`);
   proc = spawn(
     process.execPath,
-    [CLI, '--log-format', 'text', '--token-plugin', 'TokenFile', '--token-source', path.join(dir, 'tokens'), '127.0.0.1:0'],
+    [
+      CLI,
+      '--log-format',
+      'text',
+      '--refusal-log-interval',
+      '0',
+      '--token-plugin',
+      'TokenFile',
+      '--token-source',
+      path.join(dir, 'tokens'),
+      '127.0.0.1:0',
+    ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },

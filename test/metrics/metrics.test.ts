@@ -39,6 +39,23 @@ const BAD_VERSION_HANDSHAKE = [
   '',
 ].join('\r\n');
 
+/**
+ * Starts a proxy with `args` and `--metrics-listen`, has `refuse` be refused by it, and waits for the
+ * refusal counted under `labels`.
+ */
+async function countsOf(args: string[], refuse: (p: RunningProxy) => Promise<void>, labels: Record<string, string>): Promise<void> {
+  const p = args.includes('--token-plugin')
+    ? await startProxy([...args, '--metrics-listen', '0', '127.0.0.1:0'])
+    : await cli.proxy([...args, '--metrics-listen', '0']);
+  try {
+    const port = await metricsPort(p);
+    await refuse(p);
+    await metricReaches(port, 'websockify_handshakes_refused_total', labels, 1);
+  } finally {
+    await p.stop();
+  }
+}
+
 describe('--metrics-listen', () => {
   test('counts sessions, their bytes, close codes and refusals, in output promtool accepts', { skip: skipWithout(PROMTOOL) }, async () => {
     assertTools(PROMTOOL);
@@ -117,18 +134,6 @@ describe('--metrics-listen', () => {
   });
 
   test('refusals by reason: auth, origin, token source down, --ssl-only, handshake timeouts', async () => {
-    const countsOf = async (args: string[], refuse: (p: RunningProxy) => Promise<void>, labels: Record<string, string>) => {
-      const p = args.includes('--token-plugin')
-        ? await startProxy([...args, '--metrics-listen', '0', '127.0.0.1:0'])
-        : await cli.proxy([...args, '--metrics-listen', '0']);
-      try {
-        const port = await metricsPort(p);
-        await refuse(p);
-        await metricReaches(port, 'websockify_handshakes_refused_total', labels, 1);
-      } finally {
-        await p.stop();
-      }
-    };
     await countsOf(
       ['--auth-plugin', 'BasicHTTPAuth', '--auth-source', 'user:secret'],
       (p) => assert.rejects(openClient(p.url, 'binary'), /HTTP 401/),
@@ -157,6 +162,37 @@ describe('--metrics-listen', () => {
         assert.equal(await rawStatus(p.port!, 'GET / HTTP/1.1\r\n'), 408);
       },
       { status: '408', reason: 'timeout' },
+    );
+  });
+
+  test('refusals of the limits by reason: limit, rate, ban', async () => {
+    await countsOf(
+      ['--max-connections', '1'],
+      async (p) => {
+        const held = await openClient(p.url, 'binary');
+        try {
+          assert.equal(await rawStatus(p.port!, BAD_VERSION_HANDSHAKE), 503);
+        } finally {
+          held.close();
+        }
+      },
+      { status: '503', reason: 'limit' },
+    );
+    await countsOf(
+      ['--max-handshake-rate', '1'],
+      async (p) => {
+        (await openClient(p.url, 'binary')).close();
+        await assert.rejects(openClient(p.url, 'binary'), /HTTP 429/);
+      },
+      { status: '429', reason: 'rate' },
+    );
+    await countsOf(
+      ['--ban-after', '1', '--ban-time', '60', '--auth-plugin', 'BasicHTTPAuth', '--auth-source', 'user:secret'],
+      async (p) => {
+        await assert.rejects(openClient(p.url, 'binary'), /HTTP 401/);
+        await assert.rejects(openClient(p.url, 'binary'), /HTTP 403/);
+      },
+      { status: '403', reason: 'ban' },
     );
   });
 
