@@ -5,7 +5,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { createProxy, createUpgradeHandler, type HttpError, UsageError } from '../../src/index.js';
+import { createProxy, createUpgradeHandler, type HttpError, TokenRejectedError, UsageError } from '../../src/index.js';
 import { captureLog } from '../helpers/log-capture.js';
 import { startEchoServer } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -105,6 +105,31 @@ describe('limits as library options', () => {
       kinds.filter((kind, i) => kind !== 'limit' || i === 0),
       ['limit', 'origin', 'auth', 'auth', 'ban'],
     );
+  });
+
+  test('banAfter counts unknown and refused tokens: a guessed token and an expired one ban the address', async () => {
+    const echo = await startEchoServer();
+    after(() => echo.close());
+    const proxy = createProxy({
+      listen: '127.0.0.1:0',
+      logger: quiet,
+      banAfter: 2,
+      banTime: 60,
+      tokenPlugin: {
+        async lookup(token) {
+          if (token === 'expired') throw new TokenRejectedError('token expired');
+          return token === 'good' ? { kind: 'tcp' as const, host: '127.0.0.1', port: echo.port } : undefined;
+        },
+      },
+    });
+    after(() => proxy.close());
+    const kinds: Array<string | undefined> = [];
+    proxy.on('refused', (_req, err: HttpError) => kinds.push(err.kind));
+    const url = `ws://${await proxy.listen()}`;
+    assert.equal(await refusedWith(`${url}/?token=guess`), 'HTTP 404');
+    assert.equal(await refusedWith(`${url}/?token=expired`), 'HTTP 403');
+    assert.equal(await refusedWith(`${url}/?token=good`), 'HTTP 403');
+    assert.deepEqual(kinds, ['unknown_token', 'token_rejected', 'ban']);
   });
 
   test('malformed limits are usage errors naming the option', () => {
