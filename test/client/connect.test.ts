@@ -11,8 +11,17 @@ import { UsageError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log-capture.js';
 import { ProxyPool } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer, unusedPort } from '../helpers/targets.js';
-import { waitUntil } from '../helpers/wait.js';
-import { closedByClient, connectLocal, exchangeWith, listenLocal, payload, readAll, readBytes, writeAll } from './support.js';
+import {
+  closedByClient,
+  connectLocal,
+  exchangeBothWays,
+  listenLocal,
+  payload,
+  readAll,
+  readBytes,
+  sendUntilHeldBack,
+  writeAll,
+} from './support.js';
 
 const MiB = 1024 * 1024;
 const pool = new ProxyPool();
@@ -36,14 +45,7 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
     const log = captureLog();
     const listener = await listenLocal(`${proxyUrl}/`, { logger: log.logger });
     try {
-      const up = payload(16 * MiB);
-      const down = payload(16 * MiB);
-      const targetGot = exchangeWith(target, down, up.length);
-      const app = await connectLocal(listener);
-      const [appGot] = await Promise.all([readAll(app), writeAll(app, up)]);
-      assert.ok(up.equals(await targetGot), 'the target received the local bytes exactly');
-      assert.equal(appGot.length, down.length);
-      assert.ok(appGot.equals(down), 'the local side received the target bytes exactly, before its FIN');
+      const { app, up, down } = await exchangeBothWays(listener, target, 16 * MiB, 16 * MiB);
       app.end();
       const closed = await log.waitFor((e) => e.event === 'closed');
       assert.equal(closed.code, 1000);
@@ -87,29 +89,13 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
       const accepted = await local.nextConnection();
       const session = connectToWebSocket(accepted, proxy.url);
       const targetSide = await server.nextConnection();
-      let written = 0;
-      let blocked = false;
-      const sending = (async () => {
-        for (let offset = 0; offset < data.length; offset += 65536) {
-          written = offset;
-          if (!targetSide.write(data.subarray(offset, offset + 65536))) {
-            blocked = true;
-            await once(targetSide, 'drain');
-            blocked = false;
-          }
-        }
-        targetSide.end();
-      })();
       // The chain fills (kernel buffers, the proxy's mark, ours) and then stops taking bytes.
-      let largest = 0;
-      let last = -1;
-      await waitUntil('the target to be held back', async () => {
-        largest = Math.max(largest, accepted.writableLength);
-        const stalled = blocked && written === last;
-        last = written;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return stalled;
-      });
+      const { written, largest, sending } = await sendUntilHeldBack(
+        'the target to be held back',
+        targetSide,
+        data,
+        () => accepted.writableLength,
+      );
       assert.ok(written < data.length / 2, `the target could write ${written} bytes into a local side that does not read`);
       // One message over the local socket's own mark at most: the WebSocket is paused, not buffered.
       assert.ok(largest <= accepted.writableHighWaterMark + 256 * 1024, `${largest} bytes queued towards the local side`);
@@ -136,28 +122,12 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
       const session = connectToWebSocket(accepted, proxy.url);
       const targetSide = await server.nextConnection();
       targetSide.pause();
-      let written = 0;
-      let blocked = false;
-      const sending = (async () => {
-        for (let offset = 0; offset < data.length; offset += 65536) {
-          written = offset;
-          if (!appSocket.write(data.subarray(offset, offset + 65536))) {
-            blocked = true;
-            await once(appSocket, 'drain');
-            blocked = false;
-          }
-        }
-        appSocket.end();
-      })();
-      let largest = 0;
-      let last = -1;
-      await waitUntil('the local program to be held back', async () => {
-        largest = Math.max(largest, session.ws.bufferedAmount);
-        const stalled = blocked && written === last;
-        last = written;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return stalled;
-      });
+      const { written, largest, sending } = await sendUntilHeldBack(
+        'the local program to be held back',
+        appSocket,
+        data,
+        () => session.ws.bufferedAmount,
+      );
       assert.ok(written < data.length / 2, `the local program could write ${written} bytes towards a target that does not read`);
       assert.ok(largest <= 2 * 256 * 1024, `${largest} bytes queued towards the server`);
       const received = readAll(targetSide);
@@ -195,13 +165,7 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
     const log = captureLog();
     const listener = await listenLocal(proxyUrl, { protocol: 'base64', logger: log.logger });
     try {
-      const up = payload(MiB + 3);
-      const down = payload(MiB + 5);
-      const targetGot = exchangeWith(target, down, up.length);
-      const app = await connectLocal(listener);
-      const [appGot] = await Promise.all([readAll(app), writeAll(app, up)]);
-      assert.ok(up.equals(await targetGot));
-      assert.ok(appGot.equals(down));
+      await exchangeBothWays(listener, target, MiB + 3, MiB + 5);
       assert.equal((await log.waitFor((e) => e.event === 'ws-open')).protocol, 'base64');
     } finally {
       listener.destroy();
