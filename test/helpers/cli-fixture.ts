@@ -48,9 +48,9 @@ export interface FileHooks {
 
 /**
  * Registers the set-up and tear-down of a {@link CliFixture} on the calling file; call it at the top
- * level. `name` labels the scratch directory. A file's own set-up that needs the fixture goes in
- * `hooks`, not in hooks of its own: Node 20 starts top-level `before` hooks without awaiting the
- * ones registered earlier.
+ * level (or at the top of a describe block, for that block alone). `name` labels the scratch directory.
+ * A file's own set-up that needs the fixture goes in `hooks`, not in hooks of its own: Node 20 starts
+ * top-level `before` hooks without awaiting the ones registered earlier.
  */
 export function cliFixture(name: string, hooks: FileHooks = {}): CliFixture {
   const pool = new ProxyPool();
