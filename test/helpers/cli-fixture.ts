@@ -22,6 +22,13 @@ export interface CliFixture {
   /** An empty directory of the file's own. */
   readonly scratch: string;
   /**
+   * `--cert`/`--key` of {@link CliFixture.server} with `--verify-client --cafile` of `pki.ca`: TLS that
+   * asks each client for a certificate from `pki.ca`.
+   */
+  readonly verifyClientArgs: readonly string[];
+  /** A TLS client's options that trust `pki.ca` and present `issued` (its certificate and key, read now). */
+  clientTls(issued: Issued): { ca: Buffer; cert: Buffer; key: Buffer };
+  /**
    * Starts the CLI with `args`, listening on 127.0.0.1 (a free port) and proxying to 127.0.0.1:`targetPort`
    * (default: the echo target). Whatever a failing test leaves running is stopped after the file.
    */
@@ -94,6 +101,11 @@ export function cliFixture(name: string, hooks: FileHooks = {}): CliFixture {
     get scratch() {
       return ready().scratch;
     },
+    get verifyClientArgs() {
+      const { server, pki } = ready();
+      return ['--cert', server.cert, '--key', server.key, '--verify-client', '--cafile', pki.ca.cert];
+    },
+    clientTls: (issued) => ({ ca: ready().ca, cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) }),
     proxy: (args, targetPort = ready().echoTarget.port) => pool.start([...args, '127.0.0.1:0', `127.0.0.1:${targetPort}`]),
     stop: (proxy) => pool.stop(proxy),
   };
