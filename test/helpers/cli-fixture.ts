@@ -7,8 +7,9 @@ import { ProxyPool, type RunningProxy } from './proxy.js';
 import { startEchoServer, type TestServer } from './targets.js';
 
 /**
- * What a test file of the real CLI shares between its tests: made in a `before` hook, removed in an
- * `after` hook. Read the fields inside tests and hooks only (they throw before the set-up ran).
+ * What a test file of the real CLI shares between its tests (a file that needs only an echo target and a
+ * scratch directory uses it too): made in a `before` hook, removed in an `after` hook. Read the fields
+ * inside tests and hooks only (they throw before the set-up ran).
  */
 export interface CliFixture {
   /** Throw-away authorities; tests issue more certificates from them. */
