@@ -40,6 +40,39 @@ after(async () => {
   await echo.close();
 });
 
+/** The ends of the chain {@link overChain} makes. */
+interface Chain {
+  /** The local program's connection (half-open allowed). */
+  appSocket: net.Socket;
+  /** Its accepted end, carried by `session`. */
+  accepted: net.Socket;
+  /** connectToWebSocket's session over `accepted`, through a proxy of the pool. */
+  session: ReturnType<typeof connectToWebSocket>;
+  /** The target's end of the proxy's connection. */
+  targetSide: net.Socket;
+}
+
+/**
+ * Runs `use` over a chain of its own: a local program's connection whose accepted end connectToWebSocket
+ * carries through a new proxy to a new target; the proxy and both servers are stopped after it.
+ */
+async function overChain(use: (chain: Chain) => Promise<void>): Promise<void> {
+  const server = await startServer();
+  const local = await startServer();
+  const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${server.port}`]);
+  try {
+    const appSocket = net.connect({ port: local.port, host: '127.0.0.1', allowHalfOpen: true });
+    const accepted = await local.nextConnection();
+    const session = connectToWebSocket(accepted, proxy.url);
+    const targetSide = await server.nextConnection();
+    await use({ appSocket, accepted, session, targetSide });
+  } finally {
+    await pool.stop(proxy);
+    await server.close();
+    await local.close();
+  }
+}
+
 describe('through websockify-ts', { timeout: 60_000 }, () => {
   test('16 MiB each way at once arrive byte-exact; the target then ends, and the local side gets every byte, then FIN', async () => {
     const log = captureLog();
@@ -80,15 +113,8 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
 
   test('a local side that does not read: the WebSocket is paused, memory stays bounded, and every byte arrives later', async () => {
     const data = payload(48 * MiB);
-    const server = await startServer();
-    const local = await startServer();
-    const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${server.port}`]);
-    try {
-      const appSocket = net.connect({ port: local.port, host: '127.0.0.1', allowHalfOpen: true });
+    await overChain(async ({ appSocket, accepted, session, targetSide }) => {
       appSocket.pause();
-      const accepted = await local.nextConnection();
-      const session = connectToWebSocket(accepted, proxy.url);
-      const targetSide = await server.nextConnection();
       // The chain fills (kernel buffers, the proxy's mark, ours) and then stops taking bytes.
       const { written, largest, sending } = await sendUntilHeldBack(
         'the target to be held back',
@@ -104,23 +130,12 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
       await sending;
       assert.ok(received.equals(data));
       assert.equal((await session.closed).code, 1000);
-    } finally {
-      await pool.stop(proxy);
-      await server.close();
-      await local.close();
-    }
+    });
   });
 
   test('a target that does not read: the local side is paused, and its bytes all arrive once the target reads', async () => {
     const data = payload(48 * MiB);
-    const server = await startServer();
-    const local = await startServer();
-    const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${server.port}`]);
-    try {
-      const appSocket = net.connect({ port: local.port, host: '127.0.0.1', allowHalfOpen: true });
-      const accepted = await local.nextConnection();
-      const session = connectToWebSocket(accepted, proxy.url);
-      const targetSide = await server.nextConnection();
+    await overChain(async ({ appSocket, session, targetSide }) => {
       targetSide.pause();
       const { written, largest, sending } = await sendUntilHeldBack(
         'the local program to be held back',
@@ -135,11 +150,7 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
       assert.ok((await received).equals(data));
       await sending;
       assert.equal((await session.closed).bytesToServer, data.length);
-    } finally {
-      await pool.stop(proxy);
-      await server.close();
-      await local.close();
-    }
+    });
   });
 
   test('a local connection reset while open: the server is told (close 1001), and the target gets its FIN', async () => {
