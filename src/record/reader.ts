@@ -75,12 +75,7 @@ export function parseRecordingWithInfo(text: string): Recording {
   };
   for (;;) {
     parser.skipSpace();
-    parser.expectWord('var');
-    parser.skipSpace(true);
-    const name = parser.identifier();
-    parser.skipSpace();
-    parser.expect('=');
-    parser.skipSpace();
+    const name = parser.declaration();
     if (name === 'VNC_frame_data') break;
     variable(name);
   }
@@ -111,13 +106,7 @@ export function parseRecordingWithInfo(text: string): Recording {
   parser.skipSpace();
   while (!parser.atEnd()) {
     if (!parser.startsWith('var')) parser.fail("unexpected text after the closing '];'");
-    parser.expectWord('var');
-    parser.skipSpace(true);
-    const name = parser.identifier();
-    parser.skipSpace();
-    parser.expect('=');
-    parser.skipSpace();
-    variable(name);
+    variable(parser.declaration());
     parser.skipSpace();
   }
 
@@ -221,6 +210,17 @@ class Parser {
   expectWord(word: string): void {
     if (!this.text.startsWith(word, this.pos)) this.fail(this.atEnd() ? 'the file is empty or ends early' : `expected '${word}'`);
     this.pos += word.length;
+  }
+
+  /** Reads `var <name> =` and the space after it; returns the name. */
+  declaration(): string {
+    this.expectWord('var');
+    this.skipSpace(true);
+    const name = this.identifier();
+    this.skipSpace();
+    this.expect('=');
+    this.skipSpace();
+    return name;
   }
 
   identifier(): string {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { createUpgradeHandler, type TokenPlugin, UsageError } from '../../src/index.js';
-import { type RunningProxy, runCli, startProxy } from '../helpers/proxy.js';
+import { type RunningProxy, runCli, startProxy, startTokenFileProxy } from '../helpers/proxy.js';
 import type { TestServer } from '../helpers/targets.js';
 import { attempt, type Outcome, startNamedServer, tempDir } from '../tokens/support.js';
 
@@ -86,18 +86,11 @@ describe('the token from a header or a cookie (TokenFile)', () => {
   });
 
   test('with --workers 2 each worker reads the cookie (the options reach the workers)', async () => {
-    const file = path.join(temp.dir, 'workers.cfg');
-    fs.writeFileSync(file, `alpha: 127.0.0.1:${a.port}\n`);
-    const workers = await startProxy([
+    const workers = await startTokenFileProxy(path.join(temp.dir, 'workers.cfg'), { alpha: a.port }, [
       '--workers',
       '2',
-      '--token-plugin',
-      'TokenFile',
-      '--token-source',
-      file,
       '--token-cookie',
       'token',
-      '127.0.0.1:0',
     ]);
     try {
       for (let i = 0; i < 6; i++)

@@ -6,7 +6,6 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { type ClientOptions, WebSocket } from 'ws';
 import { cliFixture } from '../helpers/cli-fixture.js';
-import type { Issued } from '../helpers/pki.js';
 import { runCli } from '../helpers/proxy.js';
 
 const cli = cliFixture('auth-cli');
@@ -87,31 +86,18 @@ test('ExpectOrigin: 403 without an Origin or with another, 101 from a listed one
 test("ClientCertCNAuth: the TLS-verified certificate's CN decides; an SSL_CLIENT_S_DN_CN header does not impersonate one", async () => {
   const allowed = cli.pki.issue('desk-allowed', cli.pki.ca, { usage: 'clientAuth' });
   const other = cli.pki.issue('desk-other', cli.pki.ca, { usage: 'clientAuth' });
-  const p = await proxy([
-    '--cert',
-    cli.server.cert,
-    '--key',
-    cli.server.key,
-    '--verify-client',
-    '--cafile',
-    cli.pki.ca.cert,
-    '--auth-plugin',
-    'ClientCertCNAuth',
-    '--auth-source',
-    'desk-allowed admin',
-  ]);
+  const p = await proxy([...cli.verifyClientArgs, '--auth-plugin', 'ClientCertCNAuth', '--auth-source', 'desk-allowed admin']);
   const wss = `wss://127.0.0.1:${p.port}/`;
-  const tlsAs = (issued: Issued): ClientOptions => ({ ca: cli.ca, cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) });
   try {
-    const good = await handshake(wss, tlsAs(allowed));
+    const good = await handshake(wss, cli.clientTls(allowed));
     assert.equal(good.status, 101);
     assert.equal(good.echoed, 'through');
-    assert.equal((await handshake(wss, tlsAs(other))).status, 403);
+    assert.equal((await handshake(wss, cli.clientTls(other))).status, 403);
     await p.waitForEvent((e) => e.event === 'refused' && e.status === 403 && String(e.reason).includes("'desk-other'"));
     // Python websockify trusts this header when no certificate came with the connection; here it is ignored.
     const forged = { headers: { SSL_CLIENT_S_DN_CN: 'desk-allowed' } };
     assert.equal((await handshake(p.url, forged)).status, 403);
-    assert.equal((await handshake(wss, { ...tlsAs(other), ...forged })).status, 403);
+    assert.equal((await handshake(wss, { ...cli.clientTls(other), ...forged })).status, 403);
   } finally {
     await stop(p);
   }

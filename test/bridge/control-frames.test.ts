@@ -2,22 +2,20 @@
 // answered (not a dropped connection), a close reason that is not UTF-8 fails the connection with 1007
 // (RFC 6455 section 8.1), and a message in more fragments than the documented limit gets 1008.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { handshakeRequest, maskedFrame, Opcode, parseFrame } from '../../bench/wire.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
 import { RawConnection } from '../helpers/raw-connection.js';
-import { startEchoServer, startServer, type TestServer } from '../helpers/targets.js';
+import { startServer } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 
-let echo: TestServer;
+/** The proxy to the fixture's echo target that the tests share. */
 let proxy: RunningProxy;
-before(async () => {
-  echo = await startEchoServer();
-  proxy = await startProxy(['127.0.0.1:0', `127.0.0.1:${echo.port}`]);
-});
-after(async () => {
-  await proxy?.stop();
-  await echo?.close();
+const cli = cliFixture('control-frames', {
+  async before() {
+    proxy = await cli.proxy([]);
+  },
 });
 
 /** A raw client past its 101, with the binary subprotocol. */

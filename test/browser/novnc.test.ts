@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { launchBrowser } from '../helpers/browser.js';
+import type { BrowserContext } from 'playwright-core';
+import { TestBrowser } from '../helpers/browser.js';
 import { createPki, type Pki } from '../helpers/pki.js';
-import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { ProxyPool, type RunningProxy } from '../helpers/proxy.js';
 import { connect, installVncPage, openPage, type PageGlobals, type Point, waitForColour } from './novnc-page.js';
 import { missingVncPrograms, startXvnc, type VncServer } from './xvnc.js';
 
@@ -26,23 +26,16 @@ const skip = missing.length > 0 && process.env.CI !== 'true' ? `missing: ${missi
 
 describe('noVNC through the proxy to Xvnc, in Chromium', { skip }, () => {
   let vncServer: VncServer | undefined;
-  let browser: Browser | undefined;
   let webRoot: string | undefined;
   let pki: Pki | undefined;
-  const proxies: RunningProxy[] = [];
-  const contexts: BrowserContext[] = [];
+  const browser = new TestBrowser();
+  const proxies = new ProxyPool();
 
   /** Starts a proxy serving `webRoot` in front of Xvnc; stopped after the tests. */
-  const proxy = async (extra: string[] = []): Promise<RunningProxy> => {
-    const started = await startProxy([...extra, '--web', webRoot!, '127.0.0.1:0', `127.0.0.1:${vncServer!.rfbPort}`]);
-    proxies.push(started);
-    return started;
-  };
-  const newContext = async (options: { ignoreHTTPSErrors?: boolean } = {}): Promise<BrowserContext> => {
-    const context = await browser!.newContext({ viewport: { width: WIDTH, height: HEIGHT + 24 }, ...options });
-    contexts.push(context);
-    return context;
-  };
+  const proxy = (extra: string[] = []): Promise<RunningProxy> =>
+    proxies.start([...extra, '--web', webRoot!, '127.0.0.1:0', `127.0.0.1:${vncServer!.rfbPort}`]);
+  const newContext = (options: { ignoreHTTPSErrors?: boolean } = {}): Promise<BrowserContext> =>
+    browser.newContext({ viewport: { width: WIDTH, height: HEIGHT + 24 }, ...options });
   const opens = (p: RunningProxy): Array<Record<string, unknown>> => p.events().filter((e) => e.event === 'open');
 
   before(async () => {
@@ -50,13 +43,12 @@ describe('noVNC through the proxy to Xvnc, in Chromium', { skip }, () => {
     webRoot = mkdtempSync(join(tmpdir(), 'websockify-novnc-'));
     installVncPage(webRoot, 'index.html', WIDTH, HEIGHT);
     vncServer = await startXvnc({ width: WIDTH, height: HEIGHT, desktop: DESKTOP });
-    browser = await launchBrowser();
+    await browser.launch();
   });
 
   after(async () => {
-    for (const context of contexts) await context.close().catch(() => undefined);
-    await browser?.close();
-    await Promise.all(proxies.map((p) => p.stop()));
+    await browser.close();
+    await proxies.stopAll();
     await vncServer?.stop();
     pki?.remove();
     if (webRoot) rmSync(webRoot, { recursive: true, force: true });

@@ -8,11 +8,11 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Terminal } from '@xterm/xterm';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { FROM_CLIENT, RECORDING_FOOTER, RECORDING_HEADER, recordLength, TO_CLIENT, writeRecord } from '../../src/record/format.js';
 import { parseRecording } from '../../src/record/reader.js';
-import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
-import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { CHROMIUM, TestBrowser } from '../helpers/browser.js';
+import { ProxyPool, type RunningProxy } from '../helpers/proxy.js';
 import {
   connect,
   installVncPage,
@@ -148,22 +148,14 @@ const skip = missing.length > 0 && process.env.CI !== 'true' ? `missing: ${missi
 
 describe('player.html in Chromium: recorded sessions played back', { skip }, () => {
   let webRoot: string;
-  let browser: Browser | undefined;
   let vncServer: VncServer | undefined;
   let telnet: Awaited<ReturnType<typeof startTelnetService>> | undefined;
-  const proxies: RunningProxy[] = [];
-  const contexts: BrowserContext[] = [];
+  const browser = new TestBrowser();
+  const proxies = new ProxyPool();
 
-  const proxy = async (target: number, record: string): Promise<RunningProxy> => {
-    const started = await startProxy(['--web', webRoot, '--record', join(webRoot, record), '127.0.0.1:0', `127.0.0.1:${target}`]);
-    proxies.push(started);
-    return started;
-  };
-  const newContext = async (width = 1100, height = 680): Promise<BrowserContext> => {
-    const context = await browser!.newContext({ viewport: { width, height } });
-    contexts.push(context);
-    return context;
-  };
+  const proxy = (target: number, record: string): Promise<RunningProxy> =>
+    proxies.start(['--web', webRoot, '--record', join(webRoot, record), '127.0.0.1:0', `127.0.0.1:${target}`]);
+  const newContext = (width = 1100, height = 680): Promise<BrowserContext> => browser.newContext({ viewport: { width, height } });
 
   before(async () => {
     if (missing.length > 0) throw new Error(`missing: ${missing.join(', ')}`);
@@ -172,13 +164,12 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
     // The built pages, noVNC for the live VNC page, and the recordings, all under one --web root.
     cpSync(BUILT_WEB, webRoot, { recursive: true });
     installVncPage(webRoot, 'vnc.html', WIDTH, HEIGHT);
-    browser = await launchBrowser();
+    await browser.launch();
   });
 
   after(async () => {
-    for (const context of contexts) await context.close().catch(() => undefined);
-    await browser?.close();
-    await Promise.all(proxies.map((p) => p.stop()));
+    await browser.close();
+    await proxies.stopAll();
     await vncServer?.stop();
     await telnet?.stop();
     if (webRoot) rmSync(webRoot, { recursive: true, force: true });
@@ -400,8 +391,7 @@ describe('player.html in Chromium: recorded sessions played back', { skip }, () 
   }, async () => {
     const { bytes, messages } = writeLargeRecording(join(webRoot, 'large.1'), 64);
     assert.ok(bytes > 256 * 1024 * 1024, `${bytes} bytes`);
-    const server = await startProxy(['--web', webRoot, '127.0.0.1:0', '127.0.0.1:9']);
-    proxies.push(server);
+    const server = await proxies.start(['--web', webRoot, '127.0.0.1:0', '127.0.0.1:9']);
     const page = await (await newContext()).newPage();
     await page.goto(`http://127.0.0.1:${server.port}/player.html?file=large.1`);
     // Asked while it loads, the page answers, with part of the messages read: it parses as the file streams in.

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WebSocket as WsClient } from 'ws';
-import { type RunningProxy, startProxy } from '../helpers/proxy.js';
-import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
+import type { RunningProxy } from '../helpers/proxy.js';
+import { startEchoServer, unusedPort } from '../helpers/targets.js';
 import { FakeChannel, openSock, Websock, websockModule } from './websock-support.js';
 
 /** A deterministic pseudo-random generator (xorshift32), so that failures reproduce. */
@@ -607,15 +608,11 @@ async function closeAndWait(sock: Websock): Promise<void> {
 }
 
 describe('Websock over real WebSockets (ws client as the channel)', () => {
-  let echo: TestServer;
   let proxy: RunningProxy;
-  before(async () => {
-    echo = await startEchoServer();
-    proxy = await startProxy(['127.0.0.1:0', `127.0.0.1:${echo.port}`]);
-  });
-  after(async () => {
-    await proxy?.stop();
-    await echo?.close();
+  const cli = cliFixture('websock', {
+    async before() {
+      proxy = await cli.proxy([]);
+    },
   });
 
   test('open() with the default protocols gets binary from this proxy; 1 MiB echoes back intact', async () => {

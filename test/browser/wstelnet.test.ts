@@ -8,10 +8,10 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Terminal } from '@xterm/xterm';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM, launchBrowser } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { CHROMIUM, TestBrowser } from '../helpers/browser.js';
 import { createPki, type Pki } from '../helpers/pki.js';
-import { type RunningProxy, startProxy } from '../helpers/proxy.js';
+import { ProxyPool, type RunningProxy } from '../helpers/proxy.js';
 import { unusedPort } from '../helpers/targets.js';
 import { PROMPT, type Started, startTelnetService, stopProcess, TELNETD, track } from './telnetd.js';
 
@@ -113,35 +113,27 @@ const skip = missing.length > 0 && process.env.CI !== 'true' ? `missing: ${missi
 
 describe('wstelnet.html in Chromium, through the proxy', { skip }, () => {
   let dir: string;
-  let browser: Browser | undefined;
   let telnet: Awaited<ReturnType<typeof startTelnetService>> | undefined;
   let irc: Started | undefined;
   let pki: Pki | undefined;
-  const proxies: RunningProxy[] = [];
-  const contexts: BrowserContext[] = [];
+  const browser = new TestBrowser();
+  const proxies = new ProxyPool();
 
-  const proxy = async (targetPort: number, extra: string[] = []): Promise<RunningProxy> => {
-    const started = await startProxy([...extra, '--web', WEB_ROOT, '127.0.0.1:0', `127.0.0.1:${targetPort}`]);
-    proxies.push(started);
-    return started;
-  };
-  const newPage = async (options: { ignoreHTTPSErrors?: boolean } = {}): Promise<Page> => {
-    const context = await browser!.newContext({ viewport: { width: 900, height: 560 }, ...options });
-    contexts.push(context);
-    return context.newPage();
-  };
+  const proxy = (targetPort: number, extra: string[] = []): Promise<RunningProxy> =>
+    proxies.start([...extra, '--web', WEB_ROOT, '127.0.0.1:0', `127.0.0.1:${targetPort}`]);
+  const newPage = async (options: { ignoreHTTPSErrors?: boolean } = {}): Promise<Page> =>
+    (await browser.newContext({ viewport: { width: 900, height: 560 }, ...options })).newPage();
 
   before(async () => {
     assert.ok(existsSync(join(WEB_ROOT, 'wstelnet.js')), `${WEB_ROOT}/wstelnet.js is missing: run npm run build`);
     dir = mkdtempSync(join(tmpdir(), 'wstelnet-'));
     telnet = await startTelnetService(dir);
-    browser = await launchBrowser();
+    await browser.launch();
   });
 
   after(async () => {
-    for (const context of contexts) await context.close().catch(() => undefined);
-    await browser?.close();
-    await Promise.all(proxies.map((p) => p.stop()));
+    await browser.close();
+    await proxies.stopAll();
     await telnet?.stop();
     if (irc) await stopProcess(irc);
     pki?.remove();

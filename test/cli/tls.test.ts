@@ -186,25 +186,15 @@ test('--ssl-only: plain ws is closed unanswered and logged, wss works', async ()
 test('--verify-client --cafile: no certificate or one from another CA is refused; one from the CA gets through', async () => {
   const good = cli.pki.issue('client-good', cli.pki.ca, { usage: 'clientAuth' });
   const stranger = cli.pki.issue('client-stranger', cli.pki.otherCa, { usage: 'clientAuth' });
-  const p = await proxy(['--cert', cli.server.cert, '--key', cli.server.key, '--verify-client', '--cafile', cli.pki.ca.cert]);
+  const p = await proxy(cli.verifyClientArgs);
   try {
     await assert.rejects(openClient(`wss://127.0.0.1:${p.port}/`, undefined, { ca: cli.ca }));
     await p.waitForEvent((e) => e.event === 'tls-failed' && e.reason === 'no client certificate');
 
-    await assert.rejects(
-      openClient(`wss://127.0.0.1:${p.port}/`, undefined, {
-        ca: cli.ca,
-        cert: fs.readFileSync(stranger.cert),
-        key: fs.readFileSync(stranger.key),
-      }),
-    );
+    await assert.rejects(openClient(`wss://127.0.0.1:${p.port}/`, undefined, cli.clientTls(stranger)));
     await p.waitForEvent((e) => e.event === 'tls-failed' && /client certificate not trusted/.test(String(e.reason)));
 
-    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, {
-      ca: cli.ca,
-      cert: fs.readFileSync(good.cert),
-      key: fs.readFileSync(good.key),
-    });
+    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, cli.clientTls(good));
     assert.equal(await echoed(ws, 'trusted client'), 'trusted client');
     ws.close();
 
@@ -222,18 +212,14 @@ test('--verify-client --cafile: no certificate or one from another CA is refused
 
 test('--verify-client with --ssl-only: no warning, plain refused, a certified client gets through', async () => {
   const good = cli.pki.issue('client-only', cli.pki.ca, { usage: 'clientAuth' });
-  const p = await proxy(['--ssl-only', '--cert', cli.server.cert, '--key', cli.server.key, '--verify-client', '--cafile', cli.pki.ca.cert]);
+  const p = await proxy(['--ssl-only', ...cli.verifyClientArgs]);
   try {
     assert.equal(
       p.events().some((e) => e.event === 'verify-client-plain'),
       false,
     );
     await assert.rejects(openClient(p.url));
-    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, {
-      ca: cli.ca,
-      cert: fs.readFileSync(good.cert),
-      key: fs.readFileSync(good.key),
-    });
+    const ws = await openClient(`wss://127.0.0.1:${p.port}/`, undefined, cli.clientTls(good));
     assert.equal(await echoed(ws, 'certified'), 'certified');
     ws.close();
   } finally {

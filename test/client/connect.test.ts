@@ -11,8 +11,17 @@ import { UsageError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log-capture.js';
 import { ProxyPool } from '../helpers/proxy.js';
 import { startEchoServer, startServer, type TestServer, unusedPort } from '../helpers/targets.js';
-import { waitUntil } from '../helpers/wait.js';
-import { closedByClient, connectLocal, exchangeWith, listenLocal, payload, readAll, readBytes, writeAll } from './support.js';
+import {
+  closedByClient,
+  connectLocal,
+  exchangeBothWays,
+  listenLocal,
+  payload,
+  readAll,
+  readBytes,
+  sendUntilHeldBack,
+  writeAll,
+} from './support.js';
 
 const MiB = 1024 * 1024;
 const pool = new ProxyPool();
@@ -31,19 +40,45 @@ after(async () => {
   await echo.close();
 });
 
+/** The ends of the chain {@link overChain} makes. */
+interface Chain {
+  /** The local program's connection (half-open allowed). */
+  appSocket: net.Socket;
+  /** Its accepted end, carried by `session`. */
+  accepted: net.Socket;
+  /** connectToWebSocket's session over `accepted`, through a proxy of the pool. */
+  session: ReturnType<typeof connectToWebSocket>;
+  /** The target's end of the proxy's connection. */
+  targetSide: net.Socket;
+}
+
+/**
+ * Runs `use` over a chain of its own: a local program's connection whose accepted end connectToWebSocket
+ * carries through a new proxy to a new target; the proxy and both servers are stopped after it.
+ */
+async function overChain(use: (chain: Chain) => Promise<void>): Promise<void> {
+  const server = await startServer();
+  const local = await startServer();
+  const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${server.port}`]);
+  try {
+    const appSocket = net.connect({ port: local.port, host: '127.0.0.1', allowHalfOpen: true });
+    const accepted = await local.nextConnection();
+    const session = connectToWebSocket(accepted, proxy.url);
+    const targetSide = await server.nextConnection();
+    await use({ appSocket, accepted, session, targetSide });
+  } finally {
+    await pool.stop(proxy);
+    await server.close();
+    await local.close();
+  }
+}
+
 describe('through websockify-ts', { timeout: 60_000 }, () => {
   test('16 MiB each way at once arrive byte-exact; the target then ends, and the local side gets every byte, then FIN', async () => {
     const log = captureLog();
     const listener = await listenLocal(`${proxyUrl}/`, { logger: log.logger });
     try {
-      const up = payload(16 * MiB);
-      const down = payload(16 * MiB);
-      const targetGot = exchangeWith(target, down, up.length);
-      const app = await connectLocal(listener);
-      const [appGot] = await Promise.all([readAll(app), writeAll(app, up)]);
-      assert.ok(up.equals(await targetGot), 'the target received the local bytes exactly');
-      assert.equal(appGot.length, down.length);
-      assert.ok(appGot.equals(down), 'the local side received the target bytes exactly, before its FIN');
+      const { app, up, down } = await exchangeBothWays(listener, target, 16 * MiB, 16 * MiB);
       app.end();
       const closed = await log.waitFor((e) => e.event === 'closed');
       assert.equal(closed.code, 1000);
@@ -78,38 +113,15 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
 
   test('a local side that does not read: the WebSocket is paused, memory stays bounded, and every byte arrives later', async () => {
     const data = payload(48 * MiB);
-    const server = await startServer();
-    const local = await startServer();
-    const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${server.port}`]);
-    try {
-      const appSocket = net.connect({ port: local.port, host: '127.0.0.1', allowHalfOpen: true });
+    await overChain(async ({ appSocket, accepted, session, targetSide }) => {
       appSocket.pause();
-      const accepted = await local.nextConnection();
-      const session = connectToWebSocket(accepted, proxy.url);
-      const targetSide = await server.nextConnection();
-      let written = 0;
-      let blocked = false;
-      const sending = (async () => {
-        for (let offset = 0; offset < data.length; offset += 65536) {
-          written = offset;
-          if (!targetSide.write(data.subarray(offset, offset + 65536))) {
-            blocked = true;
-            await once(targetSide, 'drain');
-            blocked = false;
-          }
-        }
-        targetSide.end();
-      })();
       // The chain fills (kernel buffers, the proxy's mark, ours) and then stops taking bytes.
-      let largest = 0;
-      let last = -1;
-      await waitUntil('the target to be held back', async () => {
-        largest = Math.max(largest, accepted.writableLength);
-        const stalled = blocked && written === last;
-        last = written;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return stalled;
-      });
+      const { written, largest, sending } = await sendUntilHeldBack(
+        'the target to be held back',
+        targetSide,
+        data,
+        () => accepted.writableLength,
+      );
       assert.ok(written < data.length / 2, `the target could write ${written} bytes into a local side that does not read`);
       // One message over the local socket's own mark at most: the WebSocket is paused, not buffered.
       assert.ok(largest <= accepted.writableHighWaterMark + 256 * 1024, `${largest} bytes queued towards the local side`);
@@ -118,46 +130,19 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
       await sending;
       assert.ok(received.equals(data));
       assert.equal((await session.closed).code, 1000);
-    } finally {
-      await pool.stop(proxy);
-      await server.close();
-      await local.close();
-    }
+    });
   });
 
   test('a target that does not read: the local side is paused, and its bytes all arrive once the target reads', async () => {
     const data = payload(48 * MiB);
-    const server = await startServer();
-    const local = await startServer();
-    const proxy = await pool.start(['127.0.0.1:0', `127.0.0.1:${server.port}`]);
-    try {
-      const appSocket = net.connect({ port: local.port, host: '127.0.0.1', allowHalfOpen: true });
-      const accepted = await local.nextConnection();
-      const session = connectToWebSocket(accepted, proxy.url);
-      const targetSide = await server.nextConnection();
+    await overChain(async ({ appSocket, session, targetSide }) => {
       targetSide.pause();
-      let written = 0;
-      let blocked = false;
-      const sending = (async () => {
-        for (let offset = 0; offset < data.length; offset += 65536) {
-          written = offset;
-          if (!appSocket.write(data.subarray(offset, offset + 65536))) {
-            blocked = true;
-            await once(appSocket, 'drain');
-            blocked = false;
-          }
-        }
-        appSocket.end();
-      })();
-      let largest = 0;
-      let last = -1;
-      await waitUntil('the local program to be held back', async () => {
-        largest = Math.max(largest, session.ws.bufferedAmount);
-        const stalled = blocked && written === last;
-        last = written;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return stalled;
-      });
+      const { written, largest, sending } = await sendUntilHeldBack(
+        'the local program to be held back',
+        appSocket,
+        data,
+        () => session.ws.bufferedAmount,
+      );
       assert.ok(written < data.length / 2, `the local program could write ${written} bytes towards a target that does not read`);
       assert.ok(largest <= 2 * 256 * 1024, `${largest} bytes queued towards the server`);
       const received = readAll(targetSide);
@@ -165,11 +150,7 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
       assert.ok((await received).equals(data));
       await sending;
       assert.equal((await session.closed).bytesToServer, data.length);
-    } finally {
-      await pool.stop(proxy);
-      await server.close();
-      await local.close();
-    }
+    });
   });
 
   test('a local connection reset while open: the server is told (close 1001), and the target gets its FIN', async () => {
@@ -195,13 +176,7 @@ describe('through websockify-ts', { timeout: 60_000 }, () => {
     const log = captureLog();
     const listener = await listenLocal(proxyUrl, { protocol: 'base64', logger: log.logger });
     try {
-      const up = payload(MiB + 3);
-      const down = payload(MiB + 5);
-      const targetGot = exchangeWith(target, down, up.length);
-      const app = await connectLocal(listener);
-      const [appGot] = await Promise.all([readAll(app), writeAll(app, up)]);
-      assert.ok(up.equals(await targetGot));
-      assert.ok(appGot.equals(down));
+      await exchangeBothWays(listener, target, MiB + 3, MiB + 5);
       assert.equal((await log.waitFor((e) => e.event === 'ws-open')).protocol, 'base64');
     } finally {
       listener.destroy();

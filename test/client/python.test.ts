@@ -5,7 +5,7 @@ import { captureLog } from '../helpers/log-capture.js';
 import { startServer, type TestServer } from '../helpers/targets.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
-import { connectLocal, exchangeWith, listenLocal, payload, readAll, writeAll } from './support.js';
+import { connectLocal, exchangeBothWays, listenLocal, payload, readAll, writeAll } from './support.js';
 
 const MiB = 1024 * 1024;
 const skip = skipWithout(PYTHON_WEBSOCKIFY);
@@ -27,13 +27,7 @@ describe("through Debian's Python websockify as the server", { skip, timeout: 12
     const log = captureLog();
     const listener = await listenLocal(`ws://127.0.0.1:${python.port}/`, { logger: log.logger });
     try {
-      const up = payload(16 * MiB);
-      const down = payload(16 * MiB);
-      const targetGot = exchangeWith(target, down, up.length);
-      const app = await connectLocal(listener);
-      const [appGot] = await Promise.all([readAll(app), writeAll(app, up)]);
-      assert.ok(up.equals(await targetGot), 'the target received the local bytes exactly');
-      assert.ok(appGot.equals(down), 'the local side received the target bytes exactly');
+      const { app } = await exchangeBothWays(listener, target, 16 * MiB, 16 * MiB);
       assert.equal((await log.waitFor((e) => e.event === 'ws-open')).protocol, 'binary');
       app.end();
       await log.waitFor((e) => e.event === 'closed');

@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { type ClientListener, type ClientListenOptions, listenForClients } from '../../src/client/listen.js';
 import { readAll, type TestServer } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A listener of the library on 127.0.0.1, a free port, carrying connections to `url`. */
 export function listenLocal(url: string, options: Omit<ClientListenOptions, 'listen'> = {}): Promise<ClientListener> {
@@ -69,6 +71,68 @@ export function exchangeWith(target: TestServer, outgoing: Buffer, expect: numbe
     socket.end();
     return received;
   });
+}
+
+/**
+ * Both ways at once: a new local connection to `listener` sends `upSize` random bytes while the target's
+ * next connection sends `downSize` and then ends. Asserts that each side received the other's bytes
+ * exactly (the local side all of them before the target's FIN), and resolves with the local connection,
+ * its own side still open, and what was sent.
+ */
+export async function exchangeBothWays(
+  listener: ClientListener,
+  target: TestServer,
+  upSize: number,
+  downSize: number,
+): Promise<{ app: net.Socket; up: Buffer; down: Buffer }> {
+  const up = payload(upSize);
+  const down = payload(downSize);
+  const targetGot = exchangeWith(target, down, up.length);
+  const app = await connectLocal(listener);
+  const [appGot] = await Promise.all([readAll(app), writeAll(app, up)]);
+  assert.ok(up.equals(await targetGot), 'the target received the local bytes exactly');
+  assert.equal(appGot.length, down.length);
+  assert.ok(appGot.equals(down), 'the local side received the target bytes exactly, before its FIN');
+  return { app, up, down };
+}
+
+/**
+ * Sends `data` over `socket` as {@link writeAll} does (64 KiB pieces, waiting for 'drain'; then ends it),
+ * until the peer's side holds it back: it waits until the writer is blocked on 'drain' and has made no
+ * progress for 100 ms, sampling `queued()` (a queue that should stay bounded) on the way. Fails naming
+ * `what` if that does not come.
+ * @returns how many bytes were written before the hold, the largest `queued()` seen, and the rest of the
+ * writing (it resolves once every byte is written and the socket ended).
+ */
+export async function sendUntilHeldBack(
+  what: string,
+  socket: net.Socket,
+  data: Buffer,
+  queued: () => number,
+): Promise<{ written: number; largest: number; sending: Promise<void> }> {
+  let written = 0;
+  let blocked = false;
+  const sending = (async () => {
+    for (let offset = 0; offset < data.length; offset += 65536) {
+      written = offset;
+      if (!socket.write(data.subarray(offset, offset + 65536))) {
+        blocked = true;
+        await once(socket, 'drain');
+        blocked = false;
+      }
+    }
+    socket.end();
+  })();
+  let largest = 0;
+  let last = -1;
+  await waitUntil(what, async () => {
+    largest = Math.max(largest, queued());
+    const stalled = blocked && written === last;
+    last = written;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return stalled;
+  });
+  return { written, largest, sending };
 }
 
 /** Random bytes of `size` (random, so that a lost, doubled or reordered piece cannot pass). */

@@ -54,19 +54,10 @@ describe('wss://', { timeout: 60_000 }, () => {
 
   test('a client certificate (--cert/--key) gets through --verify-client; none is refused', async () => {
     const good = cli.pki.issue('client-good', cli.pki.ca, { usage: 'clientAuth' });
-    const p = await cli.proxy([
-      '--cert',
-      cli.server.cert,
-      '--key',
-      cli.server.key,
-      '--verify-client',
-      '--cafile',
-      cli.pki.ca.cert,
-      '--ssl-only',
-    ]);
+    const p = await cli.proxy([...cli.verifyClientArgs, '--ssl-only']);
     const url = `wss://127.0.0.1:${p.port}/`;
     const log = captureLog();
-    const withCert = await listenLocal(url, { ca: cli.ca, cert: fs.readFileSync(good.cert), key: fs.readFileSync(good.key) });
+    const withCert = await listenLocal(url, cli.clientTls(good));
     const without = await listenLocal(url, { ca: cli.ca, logger: log.logger });
     try {
       await echoThrough(withCert, 2 * 1024 * 1024);

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import type tls from 'node:tls';
 import { cliFixture } from '../helpers/cli-fixture.js';
 import { replaceAtomically } from '../helpers/pki.js';
-import { runCli, startProxy } from '../helpers/proxy.js';
+import { runCli, startProxy, startTokenFileProxy, tokenFileText } from '../helpers/proxy.js';
 import { startEchoServer, unusedPort } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 import { collect, echoed, openClient } from '../helpers/ws-client.js';
@@ -220,22 +220,11 @@ describe('--workers', () => {
 
   test('TokenFile: a token added to the file works through every worker', async () => {
     const tokens = path.join(cli.scratch, 'tokens.cfg');
-    fs.writeFileSync(tokens, `old: 127.0.0.1:${cli.echoTarget.port}\n`);
-    const p = await startProxy([
-      '--log-format',
-      'json',
-      '--workers',
-      '2',
-      '--token-plugin',
-      'TokenFile',
-      '--token-source',
-      tokens,
-      '127.0.0.1:0',
-    ]);
+    const p = await startTokenFileProxy(tokens, { old: cli.echoTarget.port }, ['--log-format', 'json', '--workers', '2']);
     try {
       const before = await sessionsOnEveryWorker(p, `${p.url}/?token=old`, 2);
       for (const { ws } of before) ws.close();
-      replaceAtomically(tokens, `old: 127.0.0.1:${cli.echoTarget.port}\nnew: 127.0.0.1:${cli.echoTarget.port}\n`);
+      replaceAtomically(tokens, tokenFileText({ old: cli.echoTarget.port, new: cli.echoTarget.port }));
       const after = await sessionsOnEveryWorker(p, `${p.url}/?token=new`, 2, 4);
       for (const { ws } of after) {
         assert.equal(await echoed(ws, 'new token'), 'new token');

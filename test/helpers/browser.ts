@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium } from 'playwright-core';
 
 /** Debian's Chromium; the tests never download a browser. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -24,4 +24,34 @@ export async function launchBrowser(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/**
+ * Chromium for a block of browser tests, and the contexts its tests open: {@link TestBrowser.launch} it in
+ * a `before` hook and {@link TestBrowser.close} it in `after`, which closes every context made by
+ * {@link TestBrowser.newContext} (a failing test's too), then the browser.
+ */
+export class TestBrowser {
+  private browser: Browser | undefined;
+  private readonly contexts: BrowserContext[] = [];
+
+  /** Launches Chromium (see {@link launchBrowser}). */
+  async launch(): Promise<void> {
+    this.browser = await launchBrowser();
+  }
+
+  /** A new context with `options`, closed by {@link TestBrowser.close}. */
+  async newContext(options: BrowserContextOptions = {}): Promise<BrowserContext> {
+    if (!this.browser) throw new Error('the browser is launched in a before hook: use it inside tests');
+    const context = await this.browser.newContext(options);
+    this.contexts.push(context);
+    return context;
+  }
+
+  /** Closes every context (a failure to close one is ignored), then the browser. */
+  async close(): Promise<void> {
+    for (const context of this.contexts.splice(0)) await context.close().catch(() => undefined);
+    await this.browser?.close();
+    this.browser = undefined;
+  }
 }

@@ -7,8 +7,9 @@ import { ProxyPool, type RunningProxy } from './proxy.js';
 import { startEchoServer, type TestServer } from './targets.js';
 
 /**
- * What a test file of the real CLI shares between its tests: made in a `before` hook, removed in an
- * `after` hook. Read the fields inside tests and hooks only (they throw before the set-up ran).
+ * What a test file of the real CLI shares between its tests (a file that needs only an echo target and a
+ * scratch directory uses it too): made in a `before` hook, removed in an `after` hook. Read the fields
+ * inside tests and hooks only (they throw before the set-up ran).
  */
 export interface CliFixture {
   /** Throw-away authorities; tests issue more certificates from them. */
@@ -21,6 +22,13 @@ export interface CliFixture {
   readonly echoTarget: TestServer;
   /** An empty directory of the file's own. */
   readonly scratch: string;
+  /**
+   * `--cert`/`--key` of {@link CliFixture.server} with `--verify-client --cafile` of `pki.ca`: TLS that
+   * asks each client for a certificate from `pki.ca`.
+   */
+  readonly verifyClientArgs: readonly string[];
+  /** A TLS client's options that trust `pki.ca` and present `issued` (its certificate and key, read now). */
+  clientTls(issued: Issued): { ca: Buffer; cert: Buffer; key: Buffer };
   /**
    * Starts the CLI with `args`, listening on 127.0.0.1 (a free port) and proxying to 127.0.0.1:`targetPort`
    * (default: the echo target). Whatever a failing test leaves running is stopped after the file.
@@ -48,9 +56,9 @@ export interface FileHooks {
 
 /**
  * Registers the set-up and tear-down of a {@link CliFixture} on the calling file; call it at the top
- * level. `name` labels the scratch directory. A file's own set-up that needs the fixture goes in
- * `hooks`, not in hooks of its own: Node 20 starts top-level `before` hooks without awaiting the
- * ones registered earlier.
+ * level (or at the top of a describe block, for that block alone). `name` labels the scratch directory.
+ * A file's own set-up that needs the fixture goes in `hooks`, not in hooks of its own: Node 20 starts
+ * top-level `before` hooks without awaiting the ones registered earlier.
  */
 export function cliFixture(name: string, hooks: FileHooks = {}): CliFixture {
   const pool = new ProxyPool();
@@ -94,6 +102,11 @@ export function cliFixture(name: string, hooks: FileHooks = {}): CliFixture {
     get scratch() {
       return ready().scratch;
     },
+    get verifyClientArgs() {
+      const { server, pki } = ready();
+      return ['--cert', server.cert, '--key', server.key, '--verify-client', '--cafile', pki.ca.cert];
+    },
+    clientTls: (issued) => ({ ca: ready().ca, cert: fs.readFileSync(issued.cert), key: fs.readFileSync(issued.key) }),
     proxy: (args, targetPort = ready().echoTarget.port) => pool.start([...args, '127.0.0.1:0', `127.0.0.1:${targetPort}`]),
     stop: (proxy) => pool.stop(proxy),
   };

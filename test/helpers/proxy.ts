@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI entry point, as `npx websockify` runs it. */
@@ -113,6 +114,28 @@ export async function startProxy(args: string[], options: StartOptions = {}): Pr
       return exited;
     },
   };
+}
+
+/** TokenFile's text for `tokens`: a `token: 127.0.0.1:port` line for each. */
+export function tokenFileText(tokens: Record<string, number>): string {
+  return Object.entries(tokens)
+    .map(([token, port]) => `${token}: 127.0.0.1:${port}\n`)
+    .join('');
+}
+
+/**
+ * Writes `tokens` to `file` (see {@link tokenFileText}) and starts the CLI as {@link startProxy} does, with
+ * `--token-plugin TokenFile --token-source FILE`, the options `args`, and listening on 127.0.0.1:0 (the
+ * tokens name the targets). Every test that starts one must stop it.
+ */
+export async function startTokenFileProxy(
+  file: string,
+  tokens: Record<string, number>,
+  args: readonly string[] = [],
+  options?: StartOptions,
+): Promise<RunningProxy> {
+  fs.writeFileSync(file, tokenFileText(tokens));
+  return startProxy(['--token-plugin', 'TokenFile', '--token-source', file, ...args, '127.0.0.1:0'], options);
 }
 
 /** Runs the CLI to completion (for usage errors and start-up failures). */

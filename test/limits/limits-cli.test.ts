@@ -1,12 +1,11 @@
 // The limits as the command runs them: --max-connections, --max-connections-per-ip, --max-handshake-rate,
 // --max-session-duration, --ban-after/--ban-time, --allow-origin, and refusal lines once per address.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { handshakeRequest } from '../../bench/wire.js';
 import { cliFixture } from '../helpers/cli-fixture.js';
-import { runCli, startProxy } from '../helpers/proxy.js';
+import { runCli, startTokenFileProxy } from '../helpers/proxy.js';
 import { type HttpHead, RawConnection } from '../helpers/raw-connection.js';
 import { waitUntil } from '../helpers/wait.js';
 import { collect, echoed, openClient } from '../helpers/ws-client.js';
@@ -177,20 +176,13 @@ describe('--max-session-duration', () => {
 
 describe('--ban-after and --ban-time', () => {
   test('unknown tokens ban the address: then even a valid token gets 403 until the ban ends', async () => {
-    const file = path.join(cli.scratch, 'tokens.cfg');
-    fs.writeFileSync(file, `good: 127.0.0.1:${cli.echoTarget.port}\n`);
-    const p = await startProxy([
-      '--token-plugin',
-      'TokenFile',
-      '--token-source',
-      file,
+    const p = await startTokenFileProxy(path.join(cli.scratch, 'tokens.cfg'), { good: cli.echoTarget.port }, [
       '--ban-after',
       '3',
       '--ban-time',
       '2',
       '--refusal-log-interval',
       '0',
-      '127.0.0.1:0',
     ]);
     try {
       for (const guess of ['a', 'b', 'c']) assert.equal((await handshake(p.port!, [], `/?token=${guess}`)).head?.status, 404);

@@ -1,14 +1,13 @@
 // With --workers N the limits are the whole process group's: the primary keeps the connection counts and
 // the failures, and every worker refuses what the group's limits refuse.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { handshakeRequest } from '../../bench/wire.js';
 import { servingWorker, workerPids } from '../cluster/support.js';
 import { cliFixture } from '../helpers/cli-fixture.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startTokenFileProxy } from '../helpers/proxy.js';
 import { RawConnection } from '../helpers/raw-connection.js';
 import { waitUntil } from '../helpers/wait.js';
 import { echoed, openClient } from '../helpers/ws-client.js';
@@ -71,20 +70,13 @@ describe('limits with --workers 2', () => {
   });
 
   test('a ban decided from failures on any worker is enforced by every worker', async () => {
-    const file = path.join(cli.scratch, 'tokens.cfg');
-    fs.writeFileSync(file, `good: 127.0.0.1:${cli.echoTarget.port}\n`);
-    const p = await startProxy([
+    const p = await startTokenFileProxy(path.join(cli.scratch, 'tokens.cfg'), { good: cli.echoTarget.port }, [
       '--workers',
       '2',
-      '--token-plugin',
-      'TokenFile',
-      '--token-source',
-      file,
       '--ban-after',
       '3',
       '--ban-time',
       '60',
-      '127.0.0.1:0',
     ]);
     try {
       const good = await openClient(`${p.url}/?token=good`);

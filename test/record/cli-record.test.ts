@@ -1,31 +1,22 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import vm from 'node:vm';
 import { readRecording } from '../../src/record/reader.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
 import { type RunningProxy, startProxy } from '../helpers/proxy.js';
-import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
+import { unusedPort } from '../helpers/targets.js';
 import { collect, openClient } from '../helpers/ws-client.js';
 
-let dir: string;
-let echo: TestServer;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cli-record-'));
-  echo = await startEchoServer();
-});
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const cli = cliFixture('cli-record');
 
 test('--record writes FILE.<n> per session, complete (the player loads it) when the proxy exits after --run-once', async () => {
-  const base = join(dir, 'rec');
+  const base = join(cli.scratch, 'rec');
   let proxy: RunningProxy | undefined;
   try {
-    proxy = await startProxy(['--run-once', '--record', base, '127.0.0.1:0', `127.0.0.1:${echo.port}`]);
+    proxy = await startProxy(['--run-once', '--record', base, '127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`]);
     const ws = await openClient(proxy.url, ['binary']);
     const received = collect(ws);
     const message = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -49,7 +40,7 @@ test('--record writes FILE.<n> per session, complete (the player loads it) when 
 });
 
 test('--record: a session whose target is down still leaves a complete, empty recording', async () => {
-  const base = join(dir, 'down');
+  const base = join(cli.scratch, 'down');
   const proxy = await startProxy(['--run-once', '--record', base, '127.0.0.1:0', `127.0.0.1:${await unusedPort()}`]);
   try {
     const ws = await openClient(proxy.url, ['binary']);

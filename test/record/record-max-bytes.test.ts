@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import vm from 'node:vm';
@@ -14,9 +13,9 @@ import { UsageError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
 import { parseRecordingWithInfo } from '../../src/record/reader.js';
 import { createRecorder } from '../../src/record/recorder.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
 import { captureLog } from '../helpers/log-capture.js';
 import { runCli, startProxy } from '../helpers/proxy.js';
-import { startEchoServer, type TestServer } from '../helpers/targets.js';
 import { openClient } from '../helpers/ws-client.js';
 
 const REPLAY = fileURLToPath(new URL('../../src/cli/replay.js', import.meta.url));
@@ -24,16 +23,7 @@ const CAP = 4096;
 const MESSAGE = 1000;
 const COUNT = 20;
 
-let dir: string;
-let echo: TestServer;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'record-max-bytes-'));
-  echo = await startEchoServer();
-});
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const cli = cliFixture('record-max-bytes');
 
 /** The bytes of the file's message lines: everything from the line after `[` up to the 'EOF' line. */
 function messageLineBytes(text: string): number {
@@ -51,7 +41,7 @@ test('the cap: the lines within it are kept, the first that would pass it stops 
   const session = { id: 4, client: 'c', peer: 'p', target: 't', path: '/', protocol: 'binary', start: '2026-01-01T00:00:00.000Z' };
   // '{0{aaaa',\n is 11 bytes and '}5}bb',\n 9: 20 fit in 27; '{7{c',\n (8) would not; '{9{',\n (7) would, too late.
   const recorder = createRecorder({
-    basePath: join(dir, 'exact'),
+    basePath: join(cli.scratch, 'exact'),
     sessionNumber: 1,
     logger: captureLog().logger,
     now: () => clock,
@@ -83,7 +73,7 @@ test('the cap: the lines within it are kept, the first that would pass it stops 
 });
 
 test('--record-max-bytes: the recording stops at the cap with a note, the file stays complete, the session goes on', async () => {
-  const base = join(dir, 'capped');
+  const base = join(cli.scratch, 'capped');
   const proxy = await startProxy([
     '--run-once',
     '--record',
@@ -93,7 +83,7 @@ test('--record-max-bytes: the recording stops at the cap with a note, the file s
     '--trusted-proxy',
     '127.0.0.1/32',
     '127.0.0.1:0',
-    `127.0.0.1:${echo.port}`,
+    `127.0.0.1:${cli.echoTarget.port}`,
   ]);
   try {
     const ws = await openClient(`${proxy.url}/websockify?token=desk-7`, ['binary'], { headers: { 'X-Forwarded-For': '198.51.100.23' } });
@@ -122,7 +112,7 @@ test('--record-max-bytes: the recording stops at the cap with a note, the file s
         id: 1,
         client: recording.session!.client,
         peer: recording.session!.peer,
-        target: `127.0.0.1:${echo.port}`,
+        target: `127.0.0.1:${cli.echoTarget.port}`,
         token: 'desk-7',
         path: '/websockify?token=desk-7',
         protocol: 'binary',
@@ -167,8 +157,8 @@ test('--record-max-bytes: the recording stops at the cap with a note, the file s
 });
 
 test('without a cap every message is recorded, with the session line and the end line', async () => {
-  const base = join(dir, 'whole');
-  const proxy = await startProxy(['--run-once', '--record', base, '127.0.0.1:0', `127.0.0.1:${echo.port}`]);
+  const base = join(cli.scratch, 'whole');
+  const proxy = await startProxy(['--run-once', '--record', base, '127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`]);
   try {
     const ws = await openClient(`${proxy.url}`, ['binary']);
     for (let i = 0; i < COUNT; i++) {
@@ -191,7 +181,7 @@ test('without a cap every message is recorded, with the session line and the end
 });
 
 test('--record-max-bytes with --workers 2: the worker that serves the session caps its recording', async () => {
-  const sub = join(dir, 'workers');
+  const sub = join(cli.scratch, 'workers');
   await mkdir(sub);
   const proxy = await startProxy([
     '--workers',
@@ -201,7 +191,7 @@ test('--record-max-bytes with --workers 2: the worker that serves the session ca
     '--record-max-bytes',
     String(CAP),
     '127.0.0.1:0',
-    `127.0.0.1:${echo.port}`,
+    `127.0.0.1:${cli.echoTarget.port}`,
   ]);
   try {
     const ws = await openClient(proxy.url, ['binary']);
@@ -231,8 +221,8 @@ test('--record-max-bytes with --workers 2: the worker that serves the session ca
 test('--record-max-bytes: a usage error (exit 2) without --record or with a count that is not positive; the library throws', async () => {
   for (const [args, message] of [
     [['--record-max-bytes', '100', '127.0.0.1:0', '127.0.0.1:1'], /--record-max-bytes needs --record/],
-    [['--record', join(dir, 'x'), '--record-max-bytes', '0', '127.0.0.1:0', '127.0.0.1:1'], /positive number of bytes/],
-    [['--record', join(dir, 'x'), '--record-max-bytes', '1k', '127.0.0.1:0', '127.0.0.1:1'], /positive number of bytes/],
+    [['--record', join(cli.scratch, 'x'), '--record-max-bytes', '0', '127.0.0.1:0', '127.0.0.1:1'], /positive number of bytes/],
+    [['--record', join(cli.scratch, 'x'), '--record-max-bytes', '1k', '127.0.0.1:0', '127.0.0.1:1'], /positive number of bytes/],
   ] as const) {
     const result = await runCli([...args]);
     assert.equal(result.code, 2, result.stderr);
@@ -240,7 +230,7 @@ test('--record-max-bytes: a usage error (exit 2) without --record or with a coun
   }
   assert.throws(() => resolveOptions({ listen: '127.0.0.1:0', target: '127.0.0.1:1', recordMaxBytes: 10 }), UsageError);
   assert.throws(
-    () => resolveOptions({ listen: '127.0.0.1:0', target: '127.0.0.1:1', record: join(dir, 'y'), recordMaxBytes: 1.5 }),
+    () => resolveOptions({ listen: '127.0.0.1:0', target: '127.0.0.1:1', record: join(cli.scratch, 'y'), recordMaxBytes: 1.5 }),
     /--record-max-bytes: expected a positive number of bytes, got 1.5/,
   );
 });

@@ -3,28 +3,18 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, constants, existsSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import vm from 'node:vm';
 import type { BridgeHook, BridgeSummary } from '../../src/bridge/bridge.js';
 import { readRecording } from '../../src/record/reader.js';
 import { createRecorder, type Recorder } from '../../src/record/recorder.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
 import { captureLog } from '../helpers/log-capture.js';
-import { startEchoServer, type TestServer } from '../helpers/targets.js';
 
-let dir: string;
-let echo: TestServer;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'record-test-'));
-  echo = await startEchoServer();
-});
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const cli = cliFixture('record');
 
 type Call = { direction: 'toClient' | 'fromClient'; data: Buffer };
 
@@ -48,7 +38,7 @@ async function startRelay(hooks: BridgeHook[]): Promise<{ port: number; closed: 
   const closed = new Promise<void>((resolve) => (finish = resolve));
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    const target = net.connect({ host: '127.0.0.1', port: echo.port, allowHalfOpen: true });
+    const target = net.connect({ host: '127.0.0.1', port: cli.echoTarget.port, allowHalfOpen: true });
     for (const socket of [client, target]) {
       sockets.add(socket);
       socket.on('error', () => undefined);
@@ -178,8 +168,8 @@ test('records a real session losslessly: the reader and a JS engine both give ba
   const { logger, events: lines } = captureLog();
   const seen = observer();
   // A bound no burst reaches: this test is about the bytes, whatever the disk's speed.
-  const recorder = createRecorder({ basePath: join(dir, 'session'), sessionNumber: 3, logger, maxBufferedBytes: 1024 ** 3 });
-  assert.equal(recorder.path, join(dir, 'session.3'));
+  const recorder = createRecorder({ basePath: join(cli.scratch, 'session'), sessionNumber: 3, logger, maxBufferedBytes: 1024 ** 3 });
+  assert.equal(recorder.path, join(cli.scratch, 'session.3'));
   const relay = await startRelay([seen, recorder]);
   try {
     const messages = trickyMessages();
@@ -234,7 +224,12 @@ test('records a real session losslessly: the reader and a JS engine both give ba
 
 test('timestamps are whole milliseconds since the recorder was created, from the given clock', async () => {
   let clock = 5000.9;
-  const recorder = createRecorder({ basePath: join(dir, 'clock'), sessionNumber: 1, logger: captureLog().logger, now: () => clock });
+  const recorder = createRecorder({
+    basePath: join(cli.scratch, 'clock'),
+    sessionNumber: 1,
+    logger: captureLog().logger,
+    now: () => clock,
+  });
   clock = 5000.95;
   recorder.fromTarget(Buffer.from('a'));
   clock = 5012.2;
@@ -250,7 +245,7 @@ test('timestamps are whole milliseconds since the recorder was created, from the
 });
 
 test('an empty session still makes a complete file the player loads', async () => {
-  const recorder = createRecorder({ basePath: join(dir, 'empty'), sessionNumber: 1, logger: captureLog().logger });
+  const recorder = createRecorder({ basePath: join(cli.scratch, 'empty'), sessionNumber: 1, logger: captureLog().logger });
   recorder.closed({ bytesFromClient: 0, bytesFromTarget: 0, durationMs: 0, code: 1005, reason: '', initiator: 'client' });
   await waitFinished(recorder);
   assert.deepEqual(await readRecording(recorder.path), []);
@@ -259,7 +254,7 @@ test('an empty session still makes a complete file the player loads', async () =
 });
 
 test('binary data that starts like base64 RFB ("UkZC") is still played as binary, thanks to the encoding line', async () => {
-  const recorder = createRecorder({ basePath: join(dir, 'ukzc'), sessionNumber: 1, logger: captureLog().logger });
+  const recorder = createRecorder({ basePath: join(cli.scratch, 'ukzc'), sessionNumber: 1, logger: captureLog().logger });
   const data = Buffer.from('UkZC\x00\xff!', 'latin1');
   recorder.fromTarget(data);
   recorder.closed({ bytesFromClient: 0, bytesFromTarget: data.length, durationMs: 0, code: 1000, reason: '', initiator: 'target' });
@@ -271,7 +266,7 @@ test('binary data that starts like base64 RFB ("UkZC") is still played as binary
 
 test('a single message larger than the bound is recorded when little is waiting: only a backlog drops the recording', async () => {
   const { logger, events: lines } = captureLog();
-  const recorder = createRecorder({ basePath: join(dir, 'big'), sessionNumber: 1, logger, maxBufferedBytes: 256 * 1024 });
+  const recorder = createRecorder({ basePath: join(cli.scratch, 'big'), sessionNumber: 1, logger, maxBufferedBytes: 256 * 1024 });
   const big = randomBytes(1024 * 1024);
   recorder.fromTarget(big);
   assert.equal(recorder.dropped, false);
@@ -283,7 +278,7 @@ test('a single message larger than the bound is recorded when little is waiting:
   await waitFinished(recorder);
   assert.equal(lines.filter((line) => line.level === 40).length, 1);
 
-  const second = createRecorder({ basePath: join(dir, 'big'), sessionNumber: 2, logger, maxBufferedBytes: 256 * 1024 });
+  const second = createRecorder({ basePath: join(cli.scratch, 'big'), sessionNumber: 2, logger, maxBufferedBytes: 256 * 1024 });
   second.fromTarget(big);
   second.closed({ bytesFromClient: 0, bytesFromTarget: big.length, durationMs: 0, code: 1000, reason: '', initiator: 'client' });
   await waitFinished(second);
@@ -317,7 +312,7 @@ async function sessionWithBrokenDisk(basePath: string, sessionNumber: number, ex
 }
 
 test('a recording path that cannot be created (its parent is a file): one warning, the session goes on', async () => {
-  const notADirectory = join(dir, 'plain-file');
+  const notADirectory = join(cli.scratch, 'plain-file');
   await writeFile(notADirectory, 'x');
   await sessionWithBrokenDisk(join(notADirectory, 'rec'), 1, 'ENOTDIR');
 });
@@ -325,19 +320,19 @@ test('a recording path that cannot be created (its parent is a file): one warnin
 test('a disk that fails every write (/dev/full): one warning, the session goes on', {
   skip: !existsSync('/dev/full') && 'no /dev/full',
 }, async () => {
-  const base = join(dir, 'full');
+  const base = join(cli.scratch, 'full');
   await symlink('/dev/full', `${base}.9`);
   await sessionWithBrokenDisk(base, 9, 'ENOSPC');
 });
 
 test('a stalled disk (a FIFO nobody reads): memory stays within the bound, then one warning, and the session goes on', async () => {
-  const fifo = join(dir, 'stalled.1');
+  const fifo = join(cli.scratch, 'stalled.1');
   execFileSync('mkfifo', [fifo]);
   // A reader that never reads: the recorder's open succeeds, its writes block once the pipe is full.
   const readerFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   const { logger, events: lines } = captureLog();
   const bound = 512 * 1024;
-  const recorder = createRecorder({ basePath: join(dir, 'stalled'), sessionNumber: 1, logger, maxBufferedBytes: bound });
+  const recorder = createRecorder({ basePath: join(cli.scratch, 'stalled'), sessionNumber: 1, logger, maxBufferedBytes: bound });
   let highest = 0;
   let droppedAfterMessages = -1;
   let calls = 0;

@@ -2,37 +2,33 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { treeListensOn } from '../../bench/proc.js';
 import { parseRecording, type RecordedMessage, RecordingFormatError, readRecording } from '../../src/record/reader.js';
 import { createRecorder } from '../../src/record/recorder.js';
-import { startEchoServer, type TestServer, unusedPort } from '../helpers/targets.js';
+import { cliFixture } from '../helpers/cli-fixture.js';
+import { unusedPort } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 import { openClient } from '../helpers/ws-client.js';
 
 const REPLAY = fileURLToPath(new URL('../../src/cli/replay.js', import.meta.url));
 const CLOSED = { bytesFromClient: 0, bytesFromTarget: 0, durationMs: 0, code: 1000, reason: '', initiator: 'client' } as const;
 
-let dir: string;
-let echo: TestServer;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'replay-test-'));
-  echo = await startEchoServer();
-});
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const cli = cliFixture('replay');
 
 /** Writes `messages` with our recorder, `ms` taken from each message, and resolves with the file's path. */
 async function record(name: string, messages: RecordedMessage[]): Promise<string> {
   let clock = 0;
-  const recorder = createRecorder({ basePath: join(dir, name), sessionNumber: 1, logger: pino({ level: 'silent' }), now: () => clock });
+  const recorder = createRecorder({
+    basePath: join(cli.scratch, name),
+    sessionNumber: 1,
+    logger: pino({ level: 'silent' }),
+    now: () => clock,
+  });
   for (const message of messages) {
     clock = message.ms;
     if (message.direction === 'toClient') recorder.fromTarget(message.data);
@@ -96,7 +92,7 @@ test('the reader follows JavaScript string syntax and rejects what is not a comp
 /** Starts Python websockify (the reference) recording one session, with `--run-once` so that it exits after it. */
 async function startPythonWebsockify(recordBase: string): Promise<{ proc: ChildProcess; port: number; output(): string }> {
   const port = await unusedPort();
-  const proc = spawn('websockify', ['--run-once', '--record', recordBase, `127.0.0.1:${port}`, `127.0.0.1:${echo.port}`], {
+  const proc = spawn('websockify', ['--run-once', '--record', recordBase, `127.0.0.1:${port}`, `127.0.0.1:${cli.echoTarget.port}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -109,7 +105,7 @@ async function startPythonWebsockify(recordBase: string): Promise<{ proc: ChildP
 }
 
 test("Python websockify's recordings read back exactly, and our lines for the same messages are identical to its lines", async () => {
-  const base = join(dir, 'python');
+  const base = join(cli.scratch, 'python');
   const python = await startPythonWebsockify(base);
   try {
     const ws = await openClient(`ws://127.0.0.1:${python.port}`, ['binary']);
@@ -137,9 +133,9 @@ test("Python websockify's recordings read back exactly, and our lines for the sa
     await exited;
     clearTimeout(timeout);
 
-    const [name] = (await readdir(dir)).filter((file) => file.startsWith('python.'));
+    const [name] = (await readdir(cli.scratch)).filter((file) => file.startsWith('python.'));
     assert.ok(name, `websockify wrote a recording: ${python.output()}`);
-    const pythonPath = join(dir, name);
+    const pythonPath = join(cli.scratch, name);
     const recorded = await readRecording(pythonPath);
     const bytes = (direction: RecordedMessage['direction']): Buffer =>
       Buffer.concat(recorded.filter((message) => message.direction === direction).map((message) => message.data));
@@ -191,14 +187,14 @@ test('websockify-replay lists each message, dumps bytes with --hex, and exits 2 
       '3 messages over 1234 ms: 32 bytes to the client, 12 bytes from the client\n',
   );
 
-  const broken = join(dir, 'broken.1');
+  const broken = join(cli.scratch, 'broken.1');
   await writeFile(broken, "var VNC_frame_data = [\n'{0{abc',\n");
   const malformed = await replay([broken]);
   assert.equal(malformed.code, 2);
   assert.equal(malformed.stdout, '');
   assert.match(malformed.stderr, /^websockify-replay: .*broken\.1 is not a valid session recording: line 3: .*incomplete/);
 
-  const missing = await replay([join(dir, 'nothing-here')]);
+  const missing = await replay([join(cli.scratch, 'nothing-here')]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read .*nothing-here.*ENOENT/);
 

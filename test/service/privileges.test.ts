@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { StartupError } from '../../src/errors.js';
 import { lookupIdentity } from '../../src/service/privileges.js';
 import { cliFixture } from '../helpers/cli-fixture.js';
-import { CLI, ProxyPool, runCli } from '../helpers/proxy.js';
+import { CLI, ProxyPool, type RunningProxy, runCli } from '../helpers/proxy.js';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { echoed, openClient } from '../helpers/ws-client.js';
 import { echoSession } from '../wrap/support.js';
@@ -87,6 +87,17 @@ function rootOnlyKey(): { dir: string; cert: string; key: string } {
   return { dir, cert, key };
 }
 
+/**
+ * Starts the proxy (kept in `pool`) with `--user` the test user and a root-only copy of the server's key
+ * (see {@link rootOnlyKey}), and `args` (the rest: other options, listen address, target); returns it
+ * with the copies' paths.
+ */
+async function startAsUser(args: string[]): Promise<{ p: RunningProxy; cert: string; key: string }> {
+  const { cert, key } = rootOnlyKey();
+  const p = await pool.start(['--user', USER, '--cert', cert, '--key', key, ...args]);
+  return { p, cert, key };
+}
+
 /** The SHA-256 fingerprint of the certificate a new TLS connection gets. */
 async function servedFingerprint(port: number): Promise<string> {
   const socket = tls.connect({ host: '127.0.0.1', port, ca: cli.ca });
@@ -104,16 +115,9 @@ describe('--user and --group', { skip: notRoot }, () => {
   }, async () => {
     assertTools(SOCAT);
     const port = await privilegedPort();
-    const { cert, key } = rootOnlyKey();
-    const p = await pool.start([
-      '--user',
-      USER,
+    const { p } = await startAsUser([
       '--group',
       USER,
-      '--cert',
-      cert,
-      '--key',
-      key,
       `127.0.0.1:${port}`,
       '--',
       SOCAT,
@@ -136,8 +140,7 @@ describe('--user and --group', { skip: notRoot }, () => {
   });
 
   test('SIGHUP with a new key the user cannot read: a clear error is logged and the old certificate keeps serving', async () => {
-    const { cert, key } = rootOnlyKey();
-    const p = await pool.start(['--user', USER, '--cert', cert, '--key', key, '127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`]);
+    const { p, cert, key } = await startAsUser(['127.0.0.1:0', `127.0.0.1:${cli.echoTarget.port}`]);
     runsAsUser(p.proc.pid!, 'the proxy');
     const before = await servedFingerprint(p.port!);
     assert.equal(before, cli.server.fingerprint);
@@ -167,19 +170,7 @@ describe('--user and --group', { skip: notRoot }, () => {
 
   test('with --workers the workers run as the user (the group defaults to its login group); the primary keeps root', async () => {
     const port = await privilegedPort();
-    const { cert, key } = rootOnlyKey();
-    const p = await pool.start([
-      '--workers',
-      '2',
-      '--user',
-      USER,
-      '--cert',
-      cert,
-      '--key',
-      key,
-      `127.0.0.1:${port}`,
-      `127.0.0.1:${cli.echoTarget.port}`,
-    ]);
+    const { p } = await startAsUser(['--workers', '2', `127.0.0.1:${port}`, `127.0.0.1:${cli.echoTarget.port}`]);
     const listening = p.events().find((e) => e.event === 'listening' && e.worker === undefined);
     const pids = listening?.pids as number[];
     assert.equal(pids.length, 2);

@@ -12,23 +12,11 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
-import { ProxyPool, runCli } from '../helpers/proxy.js';
-import { type TestServer, unusedPort } from '../helpers/targets.js';
-import { attempt, eventually, type Outcome, REDIS_SERVER, RedisServer, startNamedServer, tempDir } from './support.js';
+import { runCli } from '../helpers/proxy.js';
+import { unusedPort } from '../helpers/targets.js';
+import { attempt, eventually, type Outcome, REDIS_SERVER, RedisServer, tokenFixture } from './support.js';
 
-const temp = tempDir();
-const proxies = new ProxyPool();
-let a: TestServer;
-let b: TestServer;
-
-before(async () => {
-  [a, b] = await Promise.all([startNamedServer('server A'), startNamedServer('server B')]);
-});
-after(async () => {
-  await proxies.stopAll();
-  await Promise.all([a?.close(), b?.close()]);
-  temp.remove();
-});
+const { temp, proxies, targets } = tokenFixture();
 
 const reaches = (name: string): Outcome => ({ status: 101, said: name });
 
@@ -59,8 +47,8 @@ describe('--token-cache with TokenRedis (a real redis-server)', () => {
   test('a kept target (its token in a cookie or a header) is served while Redis is stopped; a source-down error is never kept', async () => {
     await freshRedis();
     const proxy = await startCaching('--token-cache', '60', '--token-cookie', 'token', '--token-header', 'X-Token');
-    await client.set('alpha', `127.0.0.1:${a.port}`);
-    await client.set('gamma', `127.0.0.1:${b.port}`);
+    await client.set('alpha', `127.0.0.1:${targets.a.port}`);
+    await client.set('gamma', `127.0.0.1:${targets.b.port}`);
     assert.deepEqual(await attempt(`${proxy.url}/`, { Cookie: 'session=x; token=alpha' }), reaches('server A'));
     assert.deepEqual(await attempt(`${proxy.url}/`, { 'X-Token': 'gamma', Cookie: 'token=alpha' }), reaches('server B'));
     await redis.stop();
@@ -72,7 +60,7 @@ describe('--token-cache with TokenRedis (a real redis-server)', () => {
     assert.equal((await attempt(`${proxy.url}/?token=beta`)).status, 503);
     await redis.start();
     const restarted = new Redis({ host: '127.0.0.1', port: redis.port });
-    await restarted.set('beta', `127.0.0.1:${b.port}`);
+    await restarted.set('beta', `127.0.0.1:${targets.b.port}`);
     restarted.disconnect();
     // The 503 was not kept for 60 s: Redis is asked again as soon as the proxy has reconnected.
     assert.deepEqual(await eventually(`${proxy.url}/?token=beta`, (outcome) => outcome.status !== 503), reaches('server B'));
@@ -82,22 +70,22 @@ describe('--token-cache with TokenRedis (a real redis-server)', () => {
     await freshRedis();
     const proxy = await startCaching('--token-cache', '60');
     assert.equal((await attempt(`${proxy.url}/?token=ghost`)).status, 404);
-    await client.set('ghost', `127.0.0.1:${b.port}`);
+    await client.set('ghost', `127.0.0.1:${targets.b.port}`);
     assert.equal((await attempt(`${proxy.url}/?token=ghost`)).status, 404);
     await client.set('broken', '{"host": 1');
     assert.equal((await attempt(`${proxy.url}/?token=broken`)).status, 503);
-    await client.set('broken', `127.0.0.1:${a.port}`);
+    await client.set('broken', `127.0.0.1:${targets.a.port}`);
     assert.deepEqual(await attempt(`${proxy.url}/?token=broken`), reaches('server A'));
   });
 
   test('after SECONDS the source is asked again, for kept targets and unknown tokens alike', async () => {
     await freshRedis();
     const proxy = await startCaching('--token-cache', '1');
-    await client.set('alpha', `127.0.0.1:${a.port}`);
+    await client.set('alpha', `127.0.0.1:${targets.a.port}`);
     assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), reaches('server A'));
     assert.equal((await attempt(`${proxy.url}/?token=ghost`)).status, 404);
-    await client.set('alpha', `127.0.0.1:${b.port}`);
-    await client.set('ghost', `127.0.0.1:${a.port}`);
+    await client.set('alpha', `127.0.0.1:${targets.b.port}`);
+    await client.set('ghost', `127.0.0.1:${targets.a.port}`);
     await sleep(1500);
     assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), reaches('server B'));
     assert.deepEqual(await attempt(`${proxy.url}/?token=ghost`), reaches('server A'));
@@ -106,7 +94,7 @@ describe('--token-cache with TokenRedis (a real redis-server)', () => {
   test('--token-cache-entries bounds the answers kept, the least recently used dropped first', async () => {
     await freshRedis();
     const proxy = await startCaching('--token-cache', '60', '--token-cache-entries', '3');
-    for (const token of ['t1', 't2', 't3', 't4']) await client.set(token, `127.0.0.1:${a.port}`);
+    for (const token of ['t1', 't2', 't3', 't4']) await client.set(token, `127.0.0.1:${targets.a.port}`);
     for (const token of ['t1', 't2', 't3', 't1', 't4'])
       assert.deepEqual(await attempt(`${proxy.url}/?token=${token}`), reaches('server A'));
     await redis.stop();
@@ -127,13 +115,13 @@ describe('--token-cache with JSONTokenApi (a real HTTP token service)', () => {
       if (req.url === '/held') {
         held.push(res);
         const answer = (): void => {
-          for (const waiting of held.splice(0)) waiting.end(JSON.stringify({ host: '127.0.0.1', port: b.port }));
+          for (const waiting of held.splice(0)) waiting.end(JSON.stringify({ host: '127.0.0.1', port: targets.b.port }));
         };
         if (held.length === 4) answer();
         else setTimeout(answer, 1000);
         return;
       }
-      if (req.url === '/alpha') return void res.end(JSON.stringify({ host: '127.0.0.1', port: a.port }));
+      if (req.url === '/alpha') return void res.end(JSON.stringify({ host: '127.0.0.1', port: targets.a.port }));
       if (req.url === '/boom') return void res.writeHead(500).end();
       res.writeHead(404).end();
     });
@@ -178,9 +166,9 @@ describe('--token-cache with JWTTokenApi', () => {
     fs.writeFileSync(keyFile, secret.export().toString('base64url'));
     const proxy = await proxies.start(['--token-plugin', 'JWTTokenApi', '--token-source', keyFile, '--token-cache', '60', '127.0.0.1:0']);
     const exp = nowSeconds() + 2;
-    const expiring = await sign({ host: '127.0.0.1', port: a.port, exp });
+    const expiring = await sign({ host: '127.0.0.1', port: targets.a.port, exp });
     const nbf = nowSeconds() + 2;
-    const early = await sign({ host: '127.0.0.1', port: b.port, nbf });
+    const early = await sign({ host: '127.0.0.1', port: targets.b.port, nbf });
     assert.deepEqual(await attempt(`${proxy.url}/?token=${expiring}`), reaches('server A'));
     const refused = await attempt(`${proxy.url}/?token=${early}`);
     assert.equal(refused.status, 403);

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { WebSocket } from 'ws';
+import { ProxyPool } from '../helpers/proxy.js';
 import { startServer, type TestServer } from '../helpers/targets.js';
 
 /** A TCP target that sends its name and closes, so a client can tell which target it reached. */
@@ -46,6 +48,53 @@ export function attempt(url: string, headers: Record<string, string> = {}): Prom
 export function tempDir(): { dir: string; remove: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsproxy-tokens-'));
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** What {@link tokenFixture} shares with a test file. */
+export interface TokenFixture {
+  /** A temporary directory of the file's own, made at once. */
+  readonly temp: { dir: string };
+  /** The file's proxies; whatever still runs after the file is stopped. */
+  readonly proxies: ProxyPool;
+  /** The targets that say 'server A' (`a`) and 'server B' (`b`); read them inside tests and hooks only. */
+  readonly targets: { readonly a: TestServer; readonly b: TestServer };
+}
+
+/**
+ * Registers on the calling file (call it at the top level) a `before` hook that starts the targets
+ * 'server A' and 'server B', and an `after` hook that stops the file's proxies and the targets and removes
+ * the directory. The file adds no top-level `before` hook of its own: Node 20 starts top-level `before`
+ * hooks without awaiting the ones registered earlier (hooks inside a describe block wait for these).
+ */
+export function tokenFixture(): TokenFixture {
+  const temp = tempDir();
+  const proxies = new ProxyPool();
+  let started: { a: TestServer; b: TestServer } | undefined;
+  before(async () => {
+    const [a, b] = await Promise.all([startNamedServer('server A'), startNamedServer('server B')]);
+    started = { a, b };
+  });
+  after(async () => {
+    await proxies.stopAll();
+    await Promise.all([started?.a.close(), started?.b.close()]);
+    temp.remove();
+  });
+  const ready = (): { a: TestServer; b: TestServer } => {
+    if (!started) throw new Error('the targets start in a before hook: use them inside tests and hooks');
+    return started;
+  };
+  return {
+    temp,
+    proxies,
+    targets: {
+      get a() {
+        return ready().a;
+      },
+      get b() {
+        return ready().b;
+      },
+    },
+  };
 }
 
 /** A Unix socket server at `file` that sends `name` to each client and closes. */

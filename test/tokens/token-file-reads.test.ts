@@ -7,27 +7,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { ProxyPool } from '../helpers/proxy.js';
-import type { TestServer } from '../helpers/targets.js';
+import { describe, test } from 'node:test';
 import { assertTools, skipWithout } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
-import { attempt, startNamedServer, tempDir } from './support.js';
+import { attempt, tokenFixture } from './support.js';
 
 const INOTIFYWAIT = '/usr/bin/inotifywait';
-const temp = tempDir();
-const proxies = new ProxyPool();
-let a: TestServer;
-let b: TestServer;
-
-before(async () => {
-  [a, b] = await Promise.all([startNamedServer('server A'), startNamedServer('server B')]);
-});
-after(async () => {
-  await proxies.stopAll();
-  await Promise.all([a?.close(), b?.close()]);
-  temp.remove();
-});
+const { temp, proxies, targets } = tokenFixture();
 
 /** The opens of some files as inotifywait reports them, by file. */
 class OpenWatch {
@@ -87,7 +73,7 @@ describe('TokenFile re-reads only files that changed', { skip: skipWithout(INOTI
   test('a single file: lookups of an unchanged file do not open it; after an edit the new target is served', async () => {
     assertTools(INOTIFYWAIT);
     const file = path.join(temp.dir, 'tokens.cfg');
-    writeSettled(file, `alpha: 127.0.0.1:${a.port}\n`);
+    writeSettled(file, `alpha: 127.0.0.1:${targets.a.port}\n`);
     const watch = await OpenWatch.start([file]);
     try {
       const proxy = await proxies.start(['--token-plugin', 'TokenFile', '--token-source', file, '127.0.0.1:0']);
@@ -95,7 +81,7 @@ describe('TokenFile re-reads only files that changed', { skip: skipWithout(INOTI
       assert.ok(atStart >= 1, 'read at start-up');
       for (let i = 0; i < 5; i++) assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), { status: 101, said: 'server A' });
       assert.equal(await watch.settled(file), atStart, 'unchanged: not opened by the lookups');
-      writeSettled(file, `alpha: 127.0.0.1:${b.port}\n`);
+      writeSettled(file, `alpha: 127.0.0.1:${targets.b.port}\n`);
       assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), { status: 101, said: 'server B' });
       const afterEdit = await watch.settled(file);
       assert.ok(afterEdit > atStart, 'edited: read again');
@@ -112,13 +98,13 @@ describe('TokenFile re-reads only files that changed', { skip: skipWithout(INOTI
     fs.mkdirSync(dir);
     const first = path.join(dir, '10-first');
     const second = path.join(dir, '20-second');
-    writeSettled(first, `alpha: 127.0.0.1:${a.port}\n`);
-    writeSettled(second, `beta: 127.0.0.1:${a.port}\n`);
+    writeSettled(first, `alpha: 127.0.0.1:${targets.a.port}\n`);
+    writeSettled(second, `beta: 127.0.0.1:${targets.a.port}\n`);
     const watch = await OpenWatch.start([first, second]);
     try {
       const proxy = await proxies.start(['--token-plugin', 'TokenFile', '--token-source', dir, '127.0.0.1:0']);
       const [firstAtStart, secondAtStart] = [await watch.settled(first), await watch.settled(second)];
-      writeSettled(second, `beta: 127.0.0.1:${b.port}\n`);
+      writeSettled(second, `beta: 127.0.0.1:${targets.b.port}\n`);
       assert.deepEqual(await attempt(`${proxy.url}/?token=beta`), { status: 101, said: 'server B' });
       assert.deepEqual(await attempt(`${proxy.url}/?token=alpha`), { status: 101, said: 'server A' });
       assert.equal(await watch.settled(first), firstAtStart, 'the unchanged file is not opened');
