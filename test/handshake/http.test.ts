@@ -67,6 +67,15 @@ test('garbage bytes get 400', async () => {
   await proxy.waitForEvent((e) => e.event === 'refused' && e.status === 400 && String(e.reason).startsWith('malformed HTTP request'));
 });
 
+test('an HTTP/1.1 request without Host gets 400 with a reason, logged as a refusal', async () => {
+  const conn = await connect();
+  conn.write('GET /no-host HTTP/1.1\r\n\r\n');
+  assert.equal((await conn.head())?.status, 400);
+  assert.ok(await conn.waitClosed());
+  assert.match(conn.received.toString(), /\r\n\r\n[\s\S]*without Host/);
+  await proxy.waitForEvent((e) => e.event === 'refused' && e.status === 400 && String(e.reason).includes('without Host'));
+});
+
 test('a request head beyond --max-header-size (16 KiB) gets 431', async () => {
   const head = await exchange(handshakeRequest({ protocol: 'binary', extra: [`X-Filler: ${'x'.repeat(17 * 1024)}`] }));
   assert.equal(head.status, 431);

@@ -66,11 +66,15 @@ export class RawConnection {
     this.socket.write(bytes);
   }
 
-  /** Writes each chunk separately, waiting for each to be flushed and a tick between them. */
-  async writeSlowly(chunks: readonly Buffer[]): Promise<void> {
+  /**
+   * Writes each chunk separately, waiting for each to be flushed and `pauseMs` between them. With 0 the
+   * pause is one turn of the event loop: enough for a server in this process to read each chunk on its
+   * own, and some 30 times faster than a 1 ms timer (for property tests that write byte by byte).
+   */
+  async writeSlowly(chunks: readonly Buffer[], pauseMs = 1): Promise<void> {
     for (const chunk of chunks) {
       await new Promise<void>((resolve) => this.socket.write(chunk, () => resolve()));
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await new Promise((resolve) => (pauseMs > 0 ? setTimeout(resolve, pauseMs) : setImmediate(resolve)));
     }
   }
 
