@@ -4,8 +4,8 @@ import { type ClientOptions, parseHeaderLine, readPemFile, resolveClientOptions 
 import { DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { LogOptions } from '../log/logger.js';
-import { parseSyslogServer } from '../log/syslog.js';
 import { parseHostPort } from '../targets/address.js';
+import { repeatableArgument, syslogServer } from './arguments.js';
 import { type ExitRequest, parseCommandLine } from './parse-command-line.js';
 
 const USAGE = `[options] [listen_addr:]listen_port URL
@@ -16,26 +16,6 @@ const USAGE = `[options] [listen_addr:]listen_port URL
 function seconds(text: string): number {
   if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
   return Number(text);
-}
-
-/** Collects the repeatable `--header`, each line checked now so that a typo is a usage error. */
-function headerLine(text: string, previous: string[]): string[] {
-  try {
-    parseHeaderLine(text);
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-  return [...previous, text];
-}
-
-/** A syslog server as `--syslog` takes it, checked now. */
-function syslogServer(text: string): string {
-  try {
-    parseSyslogServer(text);
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-  return text;
 }
 
 /** The command line's grammar: every option, its help text and its default. */
@@ -52,7 +32,12 @@ export function buildClientProgram(): Command {
     .addOption(
       new Option('--protocol <name>', 'the only subprotocol to ask for (default: offer binary, then base64)').choices(['binary', 'base64']),
     )
-    .option("--header <'Name: value'>", 'an extra request header, such as a cookie or Authorization (repeatable)', headerLine, [])
+    .option(
+      "--header <'Name: value'>",
+      'an extra request header, such as a cookie or Authorization (repeatable)',
+      repeatableArgument(parseHeaderLine),
+      [],
+    )
     .option('--origin <origin>', 'the Origin header to send')
     .option('--cafile <file>', 'trust only the authorities in FILE for a wss:// server (default: the system trust store)')
     .option('--insecure', 'accept any wss:// server certificate (self-signed servers)')

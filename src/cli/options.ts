@@ -1,16 +1,17 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseTargetPattern } from '../admission/policy.js';
+import { allowedOrigins } from '../auth/origin.js';
 import { TrustedProxies } from '../client-address/trusted-proxies.js';
 import { type Config, DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
-import { LIMIT_DEFAULTS, resolveLimits } from '../limits/options.js';
-import { parseSyslogServer } from '../log/syslog.js';
+import { LIMIT_DEFAULTS } from '../limits/options.js';
 import { type ProxyOptions, resolveOptions } from '../options.js';
 import { socketActivated } from '../service/socket-activation.js';
 import { TLS_DEFAULTS } from '../tls/context.js';
 import { DEFAULT_TOKEN_CACHE_ENTRIES } from '../tokens/cache.js';
 import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
+import { repeatableArgument, syslogServer } from './arguments.js';
 import { type ExitRequest, parseCommandLine } from './parse-command-line.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
@@ -44,16 +45,6 @@ function count(text: string): number {
   return Number(text);
 }
 
-/** Collects the repeatable `--allow-origin`, each checked now so that a typo is a usage error. */
-function allowedOrigin(text: string, previous: string[]): string[] {
-  try {
-    resolveLimits({ allowOrigin: [text] });
-    return [...previous, text];
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message.replace(/^--allow-origin: /, '')}.`);
-  }
-}
-
 /** A number of worker processes, or `auto` (one per core); the library checks the range. */
 function workerCount(text: string): number | 'auto' {
   if (text === 'auto') return text;
@@ -65,36 +56,6 @@ function workerCount(text: string): number | 'auto' {
 function fileMode(text: string): number {
   if (!/^0?[0-7]{3}$/.test(text)) throw new InvalidArgumentError('expected an octal mode such as 0600.');
   return parseInt(text, 8);
-}
-
-/** A syslog server as `--syslog` takes it, checked now so that a typo is a usage error rather than a crash. */
-function syslogServer(text: string): string {
-  try {
-    parseSyslogServer(text);
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-  return text;
-}
-
-/** Collects the repeatable `--allow-target`, each pattern checked now so that a typo is a usage error. */
-function allowTargetPattern(text: string, previous: string[]): string[] {
-  try {
-    parseTargetPattern(text);
-    return [...previous, text];
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
-}
-
-/** Collects the repeatable `--trusted-proxy`, each range checked now so that a typo is a usage error. */
-function trustedProxyRange(text: string, previous: string[]): string[] {
-  try {
-    new TrustedProxies([text]);
-    return [...previous, text];
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
 }
 
 /** The command line's grammar: every option, its help text and its default. */
@@ -226,13 +187,13 @@ export function buildProgram(): Command {
       .option(
         '--allow-target <pattern>',
         'connect only to targets matching PATTERN (repeatable): host, *.domain, IP, CIDR, each with an optional :port or :low-high; unix:PATH',
-        allowTargetPattern,
+        repeatableArgument(parseTargetPattern),
         [],
       )
       .option(
         '--trusted-proxy <cidr>',
         'take the real client from X-Forwarded-For, Forwarded and PROXY headers of peers in CIDR (repeatable; an address alone is one host)',
-        trustedProxyRange,
+        repeatableArgument((range) => new TrustedProxies([range])),
         [],
       )
       .option(
@@ -273,7 +234,9 @@ export function buildProgram(): Command {
       .option(
         '--allow-origin <origin>',
         'accept handshakes only from pages of ORIGIN (repeatable; scheme://host[:port]), as the ExpectOrigin plugin; others 403',
-        allowedOrigin,
+        repeatableArgument((origin) =>
+          allowedOrigins([origin], () => new Error(`'${origin}' is not an origin (expected scheme://host[:port], or null)`)),
+        ),
         [],
       )
       .option(
