@@ -222,7 +222,7 @@ export function buildProgram(): Command {
       )
       .option(
         '--ban-after <n>',
-        'refuse (403) a client address for --ban-time after N failed authentications or unknown tokens within it (0: no bans)',
+        'refuse (403) a client address for --ban-time after N failed authentications, unknown or refused tokens within it (0: no bans)',
         count,
         LIMIT_DEFAULTS.banAfter,
       )

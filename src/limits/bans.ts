@@ -10,9 +10,10 @@ interface Failures {
 }
 
 /**
- * `--ban-after N --ban-time SECONDS`: an address with N failed authentications or unknown tokens within
- * SECONDS is banned for SECONDS. Both tables are bounded ({@link MAX_BAN_ADDRESSES}): expired entries go
- * first, then the oldest; an attacker with more addresses than that can only get old bans forgotten.
+ * `--ban-after N --ban-time SECONDS`: an address with N failed authentications, unknown or refused
+ * tokens within SECONDS is banned for SECONDS. Both tables are bounded ({@link MAX_BAN_ADDRESSES}):
+ * expired entries go first, then the oldest; an attacker with more addresses than that can only get old
+ * bans forgotten.
  */
 export class BanList {
   private readonly failures = new Map<string, Failures>();
@@ -93,7 +94,7 @@ function makeRoom<V>(map: Map<string, V>, cap: number, expired: (value: V) => bo
 export interface Bans {
   /** Seconds left of `address`'s ban, or 0. */
   bannedFor(address: string): number;
-  /** A failed authentication or an unknown token from `address`. */
+  /** A failed authentication, or an unknown or refused token, from `address`. */
   failed(address: string): void;
 }
 
@@ -101,7 +102,7 @@ export interface Bans {
 export function logBan(logger: Logger, address: string, list: BanList): void {
   logger.warn(
     { event: 'ban', client: address, seconds: list.seconds, failures: list.after },
-    `banned ${address} for ${list.seconds} s after ${list.after} failed authentications or unknown tokens`,
+    `banned ${address} for ${list.seconds} s after ${list.after} failed authentications or bad tokens`,
   );
 }
 

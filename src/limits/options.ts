@@ -11,7 +11,7 @@ export interface LimitOptions {
   maxHandshakeRate?: number | undefined;
   /** Seconds a session may last; then it is closed with 1008 after what is in flight. Default 0 (no limit). */
   maxSessionDuration?: number | undefined;
-  /** Ban a client address after this many failed authentications or unknown tokens within `banTime`. Default 0 (no bans). */
+  /** Ban a client address after this many failed authentications, unknown or refused tokens within `banTime`. Default 0 (no bans). */
   banAfter?: number | undefined;
   /** Seconds a ban lasts, and the window its failures are counted in. Default 600. */
   banTime?: number | undefined;
