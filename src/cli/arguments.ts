@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parseSyslogServer } from '../log/syslog.js';
 
 /**
@@ -23,5 +23,22 @@ export function repeatableArgument(check: (text: string) => unknown): (text: str
   return (text, previous) => [...previous, one(text)];
 }
 
-/** `--syslog`'s server, checked as the logger will read it. */
-export const syslogServer = checkedArgument(parseSyslogServer);
+/** A non-negative number of seconds, fractions allowed (as in Python websockify). */
+export function seconds(text: string): number {
+  // Plain decimals only: Number() would also take '0x10', '1e3' and '' (as 0).
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
+  return Number(text);
+}
+
+/** Adds the log sinks' options both commands share: `--log-file`, `--syslog`, `--legacy-syslog`, `--log-format`. */
+export function addLogOptions(program: Command): Command {
+  return program
+    .option('--log-file <file>', 'also append log lines to FILE')
+    .option(
+      '--syslog <server>',
+      'also log to syslog: a local socket such as /dev/log, or a UDP host:port',
+      checkedArgument(parseSyslogServer),
+    )
+    .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
+    .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'));
+}

@@ -1,26 +1,20 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import type { ClientListenOptions } from '../client/listen.js';
 import { type ClientOptions, parseHeaderLine, readPemFile, resolveClientOptions } from '../client/options.js';
 import { DEFAULTS } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { LogOptions } from '../log/logger.js';
 import { parseHostPort } from '../targets/address.js';
-import { repeatableArgument, syslogServer } from './arguments.js';
+import { addLogOptions, repeatableArgument, seconds } from './arguments.js';
 import { type ExitRequest, parseCommandLine } from './parse-command-line.js';
 
 const USAGE = `[options] [listen_addr:]listen_port URL
        websockify-client [options] --unix-listen FILE URL
        websockify-client [options] --stdio URL`;
 
-/** A non-negative number of seconds, fractions allowed (as the proxy's flags take them). */
-function seconds(text: string): number {
-  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
-  return Number(text);
-}
-
 /** The command line's grammar: every option, its help text and its default. */
 export function buildClientProgram(): Command {
-  return new Command('websockify-client')
+  const program = new Command('websockify-client')
     .usage(USAGE)
     .description(
       'TCP-to-WebSocket client: accepts local TCP connections (or uses stdin/stdout) and carries each over its own WebSocket to a websockify server.',
@@ -51,11 +45,8 @@ export function buildClientProgram(): Command {
       0,
     )
     .option('--run-once', 'serve a single local connection, then exit')
-    .option('-v, --verbose', 'verbose messages (debug-level events)')
-    .option('--log-file <file>', 'also append log lines to FILE')
-    .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
-    .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
-    .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
+    .option('-v, --verbose', 'verbose messages (debug-level events)');
+  return addLogOptions(program)
     .option('-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
     .showHelpAfterError(false)

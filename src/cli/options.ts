@@ -11,7 +11,7 @@ import { socketActivated } from '../service/socket-activation.js';
 import { TLS_DEFAULTS } from '../tls/context.js';
 import { DEFAULT_TOKEN_CACHE_ENTRIES } from '../tokens/cache.js';
 import { TOKEN_PLUGIN_NAMES } from '../tokens/load.js';
-import { repeatableArgument, syslogServer } from './arguments.js';
+import { addLogOptions, repeatableArgument, seconds } from './arguments.js';
 import { type ExitRequest, parseCommandLine } from './parse-command-line.js';
 
 const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
@@ -19,13 +19,6 @@ const USAGE = `[options] [source_addr:]source_port [target_addr:target_port]
        websockify [options] [source_addr:]source_port --unix-target FILE
        websockify [options] [source_addr:]source_port --token-plugin NAME [--token-source ARG]
        websockify [options] [source_addr:]source_port -- PROGRAM [ARGS...]`;
-
-/** A non-negative number of seconds (fractions allowed, as in Python websockify). */
-function seconds(text: string): number {
-  // Plain decimals only: Number() would also take '0x10', '1e3' and '' (as 0).
-  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
-  return Number(text);
-}
 
 /** A positive whole number of bytes. */
 function bytes(text: string): number {
@@ -60,40 +53,38 @@ function fileMode(text: string): number {
 
 /** The command line's grammar: every option, its help text and its default. */
 export function buildProgram(): Command {
+  // Split where the log options stand in the help, after the listen and target options.
+  const program = new Command('websockify')
+    .usage(USAGE)
+    .description('WebSocket-to-TCP proxy: accepts WebSocket connections and moves their bytes to a TCP or Unix socket target.')
+    .argument('[listen]', '[source_addr:]source_port to listen on; IPv6 literals in brackets ([::1]:6080)')
+    .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
+    .option('-v, --verbose', 'verbose messages (debug-level events)')
+    .option('--traffic', 'print a character per message moved: } from the client, { from the target')
+    .option('--record <file>', "record each session to FILE.<session number>, in the format of noVNC's playback page")
+    .option('--record-max-bytes <bytes>', 'with --record: stop recording a session past this many bytes (the session goes on)', bytes)
+    .option('--run-once', 'handle a single WebSocket session, then exit')
+    .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
+    .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
+    .option(
+      '--heartbeat <seconds>',
+      'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)',
+      seconds,
+      DEFAULTS.heartbeat,
+    )
+    .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
+    .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
+    .addOption(
+      new Option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket, in octal')
+        .argParser(fileMode)
+        .default(DEFAULTS.unixListenMode, `0${DEFAULTS.unixListenMode.toString(8)}`),
+    )
+    .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
+    .option('--user <name>', 'once the port is bound and the TLS key read, run as this user (needs root; the wrapped program too)')
+    .option('--group <name>', "with --user, run as this group (default: the user's login group)")
+    .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE');
   return (
-    new Command('websockify')
-      .usage(USAGE)
-      .description('WebSocket-to-TCP proxy: accepts WebSocket connections and moves their bytes to a TCP or Unix socket target.')
-      .argument('[listen]', '[source_addr:]source_port to listen on; IPv6 literals in brackets ([::1]:6080)')
-      .argument('[target]', 'target_addr:target_port to connect each WebSocket to')
-      .option('-v, --verbose', 'verbose messages (debug-level events)')
-      .option('--traffic', 'print a character per message moved: } from the client, { from the target')
-      .option('--record <file>', "record each session to FILE.<session number>, in the format of noVNC's playback page")
-      .option('--record-max-bytes <bytes>', 'with --record: stop recording a session past this many bytes (the session goes on)', bytes)
-      .option('--run-once', 'handle a single WebSocket session, then exit')
-      .option('--timeout <seconds>', 'after SECONDS stop accepting, and exit once no session is open (0: never)', seconds, DEFAULTS.timeout)
-      .option('--idle-timeout <seconds>', 'exit after SECONDS without any open session (0: never)', seconds, DEFAULTS.idleTimeout)
-      .option(
-        '--heartbeat <seconds>',
-        'ping each client every SECONDS; drop it when the pong is not back by the next ping (0: off)',
-        seconds,
-        DEFAULTS.heartbeat,
-      )
-      .option('-6, --prefer-ipv6', 'prefer IPv6 when resolving host names (listen and target)')
-      .option('--unix-listen <file>', 'listen on a Unix socket FILE instead of a TCP port')
-      .addOption(
-        new Option('--unix-listen-mode <mode>', 'file mode of the --unix-listen socket, in octal')
-          .argParser(fileMode)
-          .default(DEFAULTS.unixListenMode, `0${DEFAULTS.unixListenMode.toString(8)}`),
-      )
-      .option('--inetd', 'the listening socket is stdin (fd 0), as passed by inetd or systemd')
-      .option('--user <name>', 'once the port is bound and the TLS key read, run as this user (needs root; the wrapped program too)')
-      .option('--group <name>', "with --user, run as this group (default: the user's login group)")
-      .option('--unix-target <file>', 'connect each WebSocket to the Unix socket FILE')
-      .option('--log-file <file>', 'also append log lines to FILE')
-      .option('--syslog <server>', 'also log to syslog: a local socket such as /dev/log, or a UDP host:port', syslogServer)
-      .option('--legacy-syslog', 'use the old syslog format (RFC 3164) instead of RFC 5424')
-      .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
+    addLogOptions(program)
       .option(
         '--handshake-timeout <seconds>',
         'drop a connection whose handshake is not complete after SECONDS',
